@@ -21,7 +21,7 @@ pub trait Backing {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     fn set_len(&self, len: u64) -> io::Result<()>;
-    fn len(&self) -> io::Result<u64>;
+    fn backing_len(&self) -> io::Result<u64>;
 }
 
 impl Backing for File {
@@ -43,7 +43,7 @@ impl Backing for File {
     fn set_len(&self, len: u64) -> io::Result<()> {
         File::set_len(self, len)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn backing_len(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
 }
@@ -72,7 +72,7 @@ impl FileContent {
 
     /// Plaintext size, from the backing size alone.
     pub fn size(backing: &impl Backing) -> Result<u64> {
-        plaintext_size(backing.len()?)
+        plaintext_size(backing.backing_len()?)
     }
 
     /// Reads up to `len` plaintext bytes at `offset`; shorter only at end of file.
@@ -309,7 +309,7 @@ pub(crate) mod tests {
             self.0.borrow_mut().resize(len as usize, 0);
             Ok(())
         }
-        fn len(&self) -> io::Result<u64> {
+        fn backing_len(&self) -> io::Result<u64> {
             Ok(self.0.borrow().len() as u64)
         }
     }
@@ -364,7 +364,7 @@ pub(crate) mod tests {
                         prop_assert_eq!(file.read(&backing, offset, len).unwrap(), &model[start..end]);
                     }
                 }
-                prop_assert_eq!(backing.len().unwrap(), backing_size(model.len() as u64));
+                prop_assert_eq!(backing.backing_len().unwrap(), backing_size(model.len() as u64));
                 let reopened = FileContent::load(&backing, &key).unwrap();
                 prop_assert_eq!(reopened.read(&backing, 0, model.len()).unwrap(), &model[..]);
             }
@@ -380,7 +380,7 @@ pub(crate) mod tests {
         file.write(&key, &backing, 0, &[7; 5000]).unwrap();
         let first = *file.header().unwrap();
         file.truncate(&key, &backing, 0).unwrap();
-        assert_eq!(backing.len().unwrap(), 0);
+        assert_eq!(backing.backing_len().unwrap(), 0);
         file.write(&key, &backing, 0, &[7; 5000]).unwrap();
         assert_ne!(*file.header().unwrap(), first);
     }

@@ -1,0 +1,239 @@
+//! The command line: argument parsing, exit statuses, and one module per verb.
+//!
+//! To add a verb: write `cli/<verb>.rs` with an `Args` struct (clap `Args`) and
+//! `pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError>`, add a variant to [`Command`] and a line to
+//! [`run`]. Map new error kinds to an exit status in [`CliError`]'s `From<veilfs::Error>`.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::Path;
+
+use clap::{Parser, Subcommand};
+
+pub mod info;
+pub mod init;
+pub mod mount;
+pub mod passwd;
+pub mod password;
+pub mod umount;
+
+// Exit statuses. Documented in the top-level `--help` (EXIT_STATUS_HELP) and the README.
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// Any other error (I/O, a password source that failed, passwords that do not match, ...).
+pub const EXIT_FAILURE: u8 = 1;
+/// Usage error: unknown flag, bad value, missing argument (clap exits with it).
+pub const EXIT_USAGE: u8 = 2;
+/// CIPHERDIR is missing or not a directory, or not empty for `init`.
+pub const EXIT_CIPHERDIR: u8 = 3;
+/// CIPHERDIR is not a vault: it has no veilfs.conf.
+pub const EXIT_NOT_A_VAULT: u8 = 4;
+/// veilfs.conf is corrupt, was modified, or has an unsupported format version.
+pub const EXIT_CONFIG: u8 = 5;
+/// Wrong password, or a wrong or mistyped recovery key.
+pub const EXIT_BAD_KEY: u8 = 6;
+// 7 and up: mount errors (`mount`, `umount`).
+/// The mount point is missing, not a directory, not empty, already mounted, inside CIPHERDIR;
+/// or (umount) not mounted, or not a FUSE mount.
+pub const EXIT_MOUNTPOINT: u8 = 7;
+/// FUSE is not available: no /dev/fuse, or no fusermount3 for a user other than root.
+pub const EXIT_NO_FUSE: u8 = 8;
+/// The kernel or fusermount3 refused the mount, or the mount process died before it was ready.
+pub const EXIT_MOUNT_FAILED: u8 = 9;
+/// umount: the mount point is busy.
+pub const EXIT_BUSY: u8 = 10;
+
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  success
+  1  other error (I/O, password source failed, passwords do not match, ...)
+  2  usage error (unknown flag, bad value, missing argument)
+  3  CIPHERDIR is missing or not a directory, or (init) not empty
+  4  CIPHERDIR is not a vault (no veilfs.conf)
+  5  veilfs.conf is corrupt, was modified, or has an unsupported format version
+  6  wrong password, or wrong or mistyped recovery key
+  7  mount point missing, not a directory, not empty or already mounted; (umount) not mounted
+  8  FUSE not available (no /dev/fuse, or no fusermount3 when not root): install fuse3
+  9  the mount failed (refused by the kernel or fusermount3)
+  10 (umount) the mount point is busy
+
+Examples:
+  mkdir ~/Sync/vault && veilfs init ~/Sync/vault
+  veilfs info ~/Sync/vault
+  veilfs passwd ~/Sync/vault
+  veilfs mount ~/Sync/vault ~/Private && veilfs umount ~/Private
+
+Run 'veilfs <command> --help' for the options of a command.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "veilfs",
+    version,
+    about = "Encrypted filesystem for sync folders",
+    long_about = "veilfs keeps an encrypted copy of a directory tree in a backing directory \
+                  (CIPHERDIR) that can live in a sync folder (Syncthing, Nextcloud, Dropbox, \
+                  rclone, ...). File contents are encrypted with AES-256-XTS, names with \
+                  AES-256-SIV; the master key is wrapped with a key derived from your password \
+                  (Argon2id) in CIPHERDIR/veilfs.conf.",
+    after_help = EXIT_STATUS_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes, before or after its name.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// More log output on stderr (-v: info, -vv: debug, -vvv: trace)
+    #[arg(
+        short,
+        long,
+        global = true,
+        action = clap::ArgAction::Count,
+        conflicts_with = "quiet",
+        help_heading = "Global options"
+    )]
+    pub verbose: u8,
+
+    /// Print only errors and the essential output (init still prints the recovery key)
+    #[arg(short, long, global = true, help_heading = "Global options")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(init::Args),
+    Info(info::Args),
+    Passwd(passwd::Args),
+    Mount(mount::MountArgs),
+    Umount(umount::UmountArgs),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Init(args) => init::run(args, global),
+        Command::Info(args) => info::run(args, global),
+        Command::Passwd(args) => passwd::run(args, global),
+        Command::Mount(args) => mount::run(args, global),
+        Command::Umount(args) => umount::run(args, global),
+    }
+}
+
+/// Logs go to stderr: warnings by default, more with -v, errors only with -q. `RUST_LOG`, when
+/// set, overrides both.
+pub fn init_logging(global: &GlobalArgs) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// An error of a command: the one line printed as `veilfs: <message>`, and the exit status.
+#[derive(Debug)]
+pub struct CliError {
+    code: u8,
+    message: String,
+}
+
+impl CliError {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Exit status 1.
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::new(EXIT_FAILURE, message)
+    }
+
+    /// An I/O error while doing `what` ("cannot read /x: No such file or directory").
+    pub fn io(what: impl fmt::Display, err: io::Error) -> Self {
+        Self::other(format!("{what}: {err}"))
+    }
+
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+
+    /// Prefixes the message with where it happened, keeping the exit status.
+    pub fn context(self, what: impl fmt::Display) -> Self {
+        Self {
+            code: self.code,
+            message: format!("{what}: {}", self.message),
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One line, whatever a message from below contains.
+        f.write_str(&self.message.replace(['\n', '\r'], " "))
+    }
+}
+
+impl From<veilfs::Error> for CliError {
+    fn from(err: veilfs::Error) -> Self {
+        use veilfs::Error as E;
+        let code = match &err {
+            E::NotAVault(_) => EXIT_NOT_A_VAULT,
+            E::ConfigCorrupt(_) | E::ConfigTampered | E::ConfigVersion(_) => EXIT_CONFIG,
+            E::WrongPassword | E::WrongRecoveryKey | E::RecoveryKeyFormat(_) => EXIT_BAD_KEY,
+            _ => EXIT_FAILURE,
+        };
+        let message = match &err {
+            E::ConfigTampered => format!(
+                "{err} (damaged, or edited by hand; restore it from a backup or another device)"
+            ),
+            _ => err.to_string(),
+        };
+        Self::new(code, message)
+    }
+}
+
+/// Checks that CIPHERDIR exists and is a directory (exit status 3 if not).
+pub fn check_cipherdir(dir: &Path) -> Result<(), CliError> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(CliError::new(
+            EXIT_CIPHERDIR,
+            format!("{} is not a directory", dir.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(CliError::new(
+            EXIT_CIPHERDIR,
+            format!("{} does not exist", dir.display()),
+        )),
+        Err(e) => Err(CliError::new(
+            EXIT_CIPHERDIR,
+            format!("cannot access {}: {e}", dir.display()),
+        )),
+    }
+}
+
+/// Writes `text` to stdout; a closed stdout is an error, not a panic.
+pub fn print_stdout(text: &str) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::io("cannot write to standard output", e))
+}

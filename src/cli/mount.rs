@@ -1,0 +1,785 @@
+//! `veilfs mount`: unlock a vault and serve it at a mount point.
+//!
+//! Everything that can be checked without the password is checked first (CIPHERDIR, the mount
+//! point, FUSE itself), each with its own exit status, so that a script or a user learns about a
+//! typo before typing a password. Then the password is read and the vault unlocked in the
+//! foreground, where a prompt works.
+//!
+//! By default the process then forks: the child starts a new session, points its standard streams
+//! at /dev/null, mounts, and reports "ready" or the mount error through a pipe; the parent exits
+//! 0 only once the mount is live, so the next line of a script can use it. The fork happens
+//! while the process has a single thread: fuser starts its worker threads only in
+//! `Session::run`, after the fork.
+//!
+//! In both modes SIGINT, SIGTERM and SIGHUP unmount cleanly: they are blocked before any thread
+//! starts (so every thread inherits the mask) and a dedicated thread waits for them with
+//! sigwait, then unmounts, which makes `Session::run` return. A mount point that is busy is
+//! detached lazily instead (it disappears now; the process serves open files until they are
+//! closed). A second signal exits at once.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::stat::Mode;
+use nix::unistd::{ForkResult, Pid};
+
+use veilfs::config::Config;
+use veilfs::fs::MountOptions;
+use veilfs::vault::Vault;
+
+use super::password::PasswordArgs;
+use super::{
+    check_cipherdir, CliError, GlobalArgs, EXIT_FAILURE, EXIT_MOUNTPOINT, EXIT_MOUNT_FAILED,
+    EXIT_NO_FUSE, EXIT_USAGE,
+};
+
+const MOUNT_HELP: &str = "\
+Mount options (-o, comma-separated, may be repeated):
+  ro, rw             read-only or read-write (the default)
+  allow_other        let other users in (the kernel then checks permissions); for a user other
+                     than root this needs 'user_allow_other' in /etc/fuse.conf
+  nonempty           mount over a directory that is not empty (hides its contents)
+  default_permissions, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, sync, async,
+  dirsync, max_read=N
+                     passed to the kernel
+  defaults, auto, noauto, user, users, nouser, owner, group, nofail, _netdev, relatime, x-*
+                     accepted and ignored (for /etc/fstab)
+
+Exit status (besides 0-6, see 'veilfs --help'):
+  7  the mount point is missing, not a directory, not empty, already a mount point, or inside
+     CIPHERDIR
+  8  FUSE is not available: no /dev/fuse, or (when not root) no fusermount3; install fuse3
+  9  the kernel or fusermount3 refused the mount, or the mount process died before it was ready
+
+Examples:
+  veilfs mount ~/Sync/vault ~/Private
+  veilfs mount --extpass 'pass show veilfs' -o ro ~/Sync/vault ~/Private
+  veilfs mount --foreground ~/Sync/vault ~/Private     (Ctrl-C unmounts)
+  veilfs umount ~/Private";
+
+/// `veilfs mount`.
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Unlock a vault and mount it",
+    long_about = "Unlock the vault in CIPHERDIR and mount its plaintext view at MOUNTPOINT (an \
+                  empty directory). Returns once the mount is ready; the filesystem is then \
+                  served by a background process until 'veilfs umount MOUNTPOINT'.",
+    after_help = MOUNT_HELP
+)]
+pub struct MountArgs {
+    #[command(flatten)]
+    pub password: PasswordArgs,
+
+    /// Stay in the foreground and log to stderr; Ctrl-C, SIGTERM or SIGHUP unmounts
+    #[arg(short, long)]
+    pub foreground: bool,
+
+    /// Mount options, comma-separated (see below)
+    #[arg(short = 'o', value_name = "OPTIONS", action = clap::ArgAction::Append)]
+    pub options: Vec<String>,
+
+    /// Threads serving requests [default: the number of CPUs, 2 to 8]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: Option<u16>,
+
+    /// The backing directory (the vault)
+    pub cipherdir: PathBuf,
+
+    /// Where the plaintext view appears: an empty directory
+    pub mountpoint: PathBuf,
+}
+
+/// `-o` options, parsed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParsedOptions {
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub nonempty: bool,
+    /// Passed to the kernel (through `MountOptions::extra`).
+    pub extra: Vec<String>,
+}
+
+/// Options the kernel understands, handed on as they are.
+const PASSED_THROUGH: &[&str] = &[
+    "default_permissions",
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "exec",
+    "noexec",
+    "atime",
+    "noatime",
+    "sync",
+    "async",
+    "dirsync",
+];
+
+/// Options meant for mount(8) or /etc/fstab, or the kernel's defaults: accepted, ignored.
+const IGNORED: &[&str] = &[
+    "defaults", "auto", "noauto", "user", "users", "nouser", "owner", "group", "nofail", "_netdev",
+    "relatime",
+];
+
+/// Parses the `-o` arguments (each a comma-separated list). Later options override earlier ones
+/// (`-o ro -o rw` is read-write).
+pub fn parse_options<S: AsRef<str>>(lists: &[S]) -> Result<ParsedOptions, CliError> {
+    let usage = |message: String| CliError::new(EXIT_USAGE, message);
+    let mut parsed = ParsedOptions::default();
+    for option in lists
+        .iter()
+        .flat_map(|list| list.as_ref().split(','))
+        .map(str::trim)
+    {
+        let (name, value) = match option.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (option, None),
+        };
+        match (name, value) {
+            ("", None) => {}
+            ("ro", None) => parsed.read_only = true,
+            ("rw", None) => parsed.read_only = false,
+            ("allow_other", None) => parsed.allow_other = true,
+            ("nonempty", None) => parsed.nonempty = true,
+            ("max_read", Some(n)) => {
+                if n.parse::<u32>().map_or(true, |n| n == 0) {
+                    return Err(usage(format!("-o max_read={n}: expected a positive number of bytes")));
+                }
+                parsed.extra.push(option.to_owned());
+            }
+            (name, None) if PASSED_THROUGH.contains(&name) => parsed.extra.push(name.to_owned()),
+            (name, None) if IGNORED.contains(&name) => {}
+            (name, _) if name.starts_with("x-") || name == "comment" => {}
+            ("fsname" | "subtype", _) => {
+                return Err(usage(format!("-o {name}: veilfs sets the file system name and type itself")))
+            }
+            ("allow_root", None) => {
+                return Err(usage("-o allow_root is not supported; use -o allow_other".to_owned()))
+            }
+            ("auto_unmount", None) => {
+                return Err(usage(
+                    "-o auto_unmount is not supported; 'veilfs umount' or a signal to the veilfs process \
+                     unmounts"
+                        .to_owned(),
+                ))
+            }
+            _ => {
+                return Err(usage(format!(
+                    "unknown mount option '{option}' (see 'veilfs mount --help' for the options veilfs \
+                     accepts)"
+                )))
+            }
+        }
+    }
+    // Keep the kernel flags consistent: the last of a conflicting pair wins.
+    let conflicts = [
+        ("dev", "nodev"),
+        ("suid", "nosuid"),
+        ("exec", "noexec"),
+        ("atime", "noatime"),
+        ("sync", "async"),
+    ];
+    let mut kept: Vec<String> = Vec::with_capacity(parsed.extra.len());
+    for option in parsed.extra.iter().rev() {
+        let opposite = conflicts.iter().find_map(|&(a, b)| match option.as_str() {
+            o if o == a => Some(b),
+            o if o == b => Some(a),
+            _ => None,
+        });
+        if kept.contains(option)
+            || opposite.is_some_and(|opposite| kept.iter().any(|k| k == opposite))
+        {
+            continue;
+        }
+        if option.starts_with("max_read=") && kept.iter().any(|k| k.starts_with("max_read=")) {
+            continue;
+        }
+        kept.push(option.clone());
+    }
+    kept.reverse();
+    parsed.extra = kept;
+    Ok(parsed)
+}
+
+/// The default number of serving threads: the number of CPUs, at least 2, at most 8.
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8)
+}
+
+pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
+    // 1. Everything that needs no password.
+    check_cipherdir(&args.cipherdir)?;
+    let cipherdir = fs::canonicalize(&args.cipherdir)
+        .map_err(|e| CliError::io(format!("cannot resolve {}", args.cipherdir.display()), e))?;
+    let config = Config::load(&cipherdir)?;
+    let options = parse_options(&args.options)?;
+    let mountpoint = check_mountpoint(&args.mountpoint, &cipherdir, options.nonempty)?;
+    check_fuse()?;
+
+    // 2. The password, in the foreground.
+    let password = args.password.source().read("Password: ")?;
+    let master = config.unlock(&password)?;
+    drop(password);
+    let vault = Vault::new(&cipherdir, &master, config.features());
+    drop(master);
+
+    let mount_options = MountOptions {
+        read_only: options.read_only,
+        allow_other: options.allow_other,
+        extra: options.extra,
+        threads: args.threads.map_or_else(default_threads, usize::from),
+        fsname: cipherdir.to_string_lossy().into_owned(),
+    };
+
+    // 3. Mount and serve.
+    if args.foreground {
+        ensure_std_fds();
+        serve(vault, &mountpoint, &mount_options, None)
+    } else {
+        daemonize(vault, &mountpoint, &mount_options, global)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+
+/// Checks the mount point; returns its canonical path. Exit status 7 for every problem.
+pub fn check_mountpoint(
+    path: &Path,
+    cipherdir: &Path,
+    nonempty: bool,
+) -> Result<PathBuf, CliError> {
+    let err = |message: String| CliError::new(EXIT_MOUNTPOINT, message);
+    let shown = path.display();
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(err(format!(
+                "mount point {shown} does not exist (create it with 'mkdir {shown}')"
+            )))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            return Err(err(format!(
+            "mount point {shown} is a stale mount whose veilfs process is gone; unmount it with \
+                 'veilfs umount {shown}'"
+        )))
+        }
+        Err(e) => return Err(err(format!("cannot access mount point {shown}: {e}"))),
+    };
+    if !meta.is_dir() {
+        return Err(err(format!("mount point {shown} is not a directory")));
+    }
+    let canonical = fs::canonicalize(path)
+        .map_err(|e| err(format!("cannot resolve mount point {shown}: {e}")))?;
+    match find_mount(&canonical) {
+        Ok(Some(entry)) => {
+            return Err(err(format!(
+                "{shown} is already a mount point ({} from {}); unmount it first",
+                entry.fstype, entry.source
+            )))
+        }
+        Ok(None) => {}
+        // No mountinfo (no /proc): a different device than the parent's means a mount point.
+        Err(_) => {
+            let parent = canonical.parent().unwrap_or(Path::new("/"));
+            if canonical == Path::new("/")
+                || fs::metadata(parent).is_ok_and(|p| p.dev() != meta.dev())
+            {
+                return Err(err(format!(
+                    "{shown} is already a mount point; unmount it first"
+                )));
+            }
+        }
+    }
+    if canonical.starts_with(cipherdir) {
+        return Err(err(format!(
+            "mount point {shown} is inside CIPHERDIR {}; choose a directory outside it",
+            cipherdir.display()
+        )));
+    }
+    if !nonempty {
+        let mut entries = fs::read_dir(&canonical)
+            .map_err(|e| err(format!("cannot read mount point {shown}: {e}")))?;
+        if entries.next().is_some() {
+            return Err(err(format!(
+                "mount point {shown} is not empty (mounting would hide its contents; -o nonempty allows it)"
+            )));
+        }
+    }
+    Ok(canonical)
+}
+
+const FUSE_ADVICE: &str = "install fuse3 (apt-get install fuse3)";
+
+/// Checks that this process can mount a FUSE file system: /dev/fuse exists, and a user other than
+/// root has fusermount3. Exit status 8 if not.
+pub fn check_fuse() -> Result<(), CliError> {
+    match fs::metadata("/dev/fuse") {
+        Ok(meta) if meta.file_type().is_char_device() => {}
+        Ok(_) => return Err(CliError::new(EXIT_NO_FUSE, "/dev/fuse is not a character device")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(CliError::new(
+                EXIT_NO_FUSE,
+                format!(
+                    "/dev/fuse does not exist: FUSE is not available; {FUSE_ADVICE}, or load the module \
+                     with 'modprobe fuse' (in a container, pass the device in with --device /dev/fuse)"
+                ),
+            ))
+        }
+        Err(e) => return Err(CliError::new(EXIT_NO_FUSE, format!("cannot access /dev/fuse: {e}"))),
+    }
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    // fuser opens /dev/fuse itself before it tries fusermount3; most systems make it 0666.
+    if let Err(e) = nix::unistd::access(
+        "/dev/fuse",
+        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
+    ) {
+        return Err(CliError::new(
+            EXIT_NO_FUSE,
+            format!("cannot use /dev/fuse: {}; it must be readable and writable by every user (mode 0666)", e.desc()),
+        ));
+    }
+    if fusermount_bin().is_none() {
+        return Err(CliError::new(
+            EXIT_NO_FUSE,
+            format!("fusermount3 is not in PATH (a user other than root needs it to mount); {FUSE_ADVICE}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The fusermount binary fuser would run: `$FUSERMOUNT_PATH`, else fusermount3 or fusermount in
+/// PATH.
+pub(crate) fn fusermount_bin() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("FUSERMOUNT_PATH") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    ["fusermount3", "fusermount"].iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| {
+                fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+            })
+    })
+}
+
+/// One line of /proc/self/mountinfo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MountEntry {
+    pub mountpoint: PathBuf,
+    pub fstype: String,
+    pub source: String,
+}
+
+/// The topmost mount whose mount point is exactly `path` (canonical), from /proc/self/mountinfo.
+pub(crate) fn find_mount(path: &Path) -> io::Result<Option<MountEntry>> {
+    let text = fs::read("/proc/self/mountinfo")?;
+    Ok(parse_mountinfo(&text)
+        .into_iter()
+        .rev()
+        .find(|entry| entry.mountpoint == path))
+}
+
+/// Parses mountinfo(5): `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE
+/// SUPEROPTIONS`, with space, tab, newline and backslash escaped as `\ooo`.
+pub(crate) fn parse_mountinfo(text: &[u8]) -> Vec<MountEntry> {
+    let mut entries = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == b"-") else {
+            continue;
+        };
+        if fields.len() < 5 || dash < 6 || fields.len() < dash + 3 {
+            continue;
+        }
+        entries.push(MountEntry {
+            mountpoint: PathBuf::from(OsStr::from_bytes(&unescape_octal(fields[4]))),
+            fstype: String::from_utf8_lossy(&unescape_octal(fields[dash + 1])).into_owned(),
+            source: String::from_utf8_lossy(&unescape_octal(fields[dash + 2])).into_owned(),
+        });
+    }
+    entries
+}
+
+fn unescape_octal(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        if field[i] == b'\\'
+            && i + 3 < field.len()
+            && field[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let value = field[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
+            if let Ok(byte) = u8::try_from(value) {
+                out.push(byte);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(field[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Makes sure file descriptors 0, 1 and 2 are open (on /dev/null if they were closed), so that
+/// /dev/fuse or a pipe never lands on one of them.
+fn ensure_std_fds() {
+    loop {
+        match File::options().read(true).write(true).open("/dev/null") {
+            Ok(file) if file.as_raw_fd() > 2 => break,
+            // Keep it open: it now fills one of 0, 1, 2.
+            Ok(file) => std::mem::forget(file),
+            Err(_) => break,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mounting and serving
+
+/// The signals that unmount.
+fn unmount_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGHUP);
+    set
+}
+
+/// A mount error as a CLI error: exit status 8 when FUSE is missing, 9 otherwise.
+fn mount_error(mountpoint: &Path, err: io::Error) -> CliError {
+    if err.kind() == io::ErrorKind::NotFound && !Path::new("/dev/fuse").exists() {
+        return CliError::new(
+            EXIT_NO_FUSE,
+            format!("/dev/fuse does not exist; {FUSE_ADVICE}"),
+        );
+    }
+    CliError::new(
+        EXIT_MOUNT_FAILED,
+        format!("cannot mount {}: {err}", mountpoint.display()),
+    )
+}
+
+/// Mounts and serves until unmounted. `ready` (the daemon's pipe to its parent) gets the outcome
+/// of the mount: "ok", or the error.
+fn serve(
+    vault: Vault,
+    mountpoint: &Path,
+    options: &MountOptions,
+    mut ready: Option<ReadyPipe>,
+) -> Result<(), CliError> {
+    // The daemon relies on umask 0: the kernel hands it modes already masked by the caller's umask.
+    nix::sys::stat::umask(Mode::empty());
+
+    // Block the signals before any thread starts, so that every thread inherits the mask and only
+    // the signal thread below receives them.
+    let signals = unmount_signals();
+    if let Err(e) = signals.thread_block() {
+        let err = CliError::other(format!("cannot block signals: {e}"));
+        if let Some(ready) = ready.take() {
+            ready.fail(&err);
+        }
+        return Err(err);
+    }
+
+    let mut session = match veilfs::fs::mount(vault, mountpoint, options) {
+        Ok(session) => session,
+        Err(e) => {
+            let err = mount_error(mountpoint, e);
+            if let Some(ready) = ready.take() {
+                ready.fail(&err);
+            }
+            return Err(err);
+        }
+    };
+    tracing::info!("mounted {} at {}", options.fsname, mountpoint.display());
+
+    let unmounter = session.unmount_callable();
+    let signal_mountpoint = mountpoint.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("veilfs-signals".into())
+        .spawn(move || wait_for_signals(signals, unmounter, &signal_mountpoint));
+    if let Err(e) = spawned {
+        let err = CliError::other(format!("cannot start the signal thread: {e}"));
+        if let Some(ready) = ready.take() {
+            ready.fail(&err);
+        }
+        let _ = session.unmount();
+        return Err(err);
+    }
+
+    // The mount is live: `Session::new` has answered the kernel's INIT, and requests queue in the
+    // kernel until `run` serves them.
+    if let Some(ready) = ready.take() {
+        ready.succeed();
+    }
+    let result = session.run();
+    tracing::info!("unmounted {}", mountpoint.display());
+    result.map_err(|e| CliError::other(format!("serving {} failed: {e}", mountpoint.display())))
+}
+
+/// The signal thread: the first signal unmounts (lazily when the mount point is busy), which
+/// ends `Session::run`; a second one exits at once.
+fn wait_for_signals(signals: SigSet, mut unmounter: fuser::SessionUnmounter, mountpoint: &Path) {
+    let Ok(signal) = signals.wait() else { return };
+    tracing::info!("{signal}: unmounting {}", mountpoint.display());
+    let busy = match unmounter.unmount() {
+        // As a user other than root, fuser runs `fusermount3 -u` and ignores its failure.
+        Ok(()) => find_mount(mountpoint).is_ok_and(|m| m.is_some()),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => true,
+        Err(e) => {
+            tracing::error!("cannot unmount {}: {e}", mountpoint.display());
+            false
+        }
+    };
+    if busy {
+        tracing::warn!(
+            "{} is busy; detaching it now, it is served until the last open file is closed",
+            mountpoint.display()
+        );
+        if let Err(e) = lazy_unmount(mountpoint) {
+            tracing::error!("cannot detach {}: {e}", mountpoint.display());
+        }
+    }
+    if let Ok(signal) = signals.wait() {
+        tracing::warn!("{signal} again: exiting without waiting for the mount to be released");
+        std::process::exit(128 + signal as i32);
+    }
+}
+
+/// Detaches the mount now (MNT_DETACH); it goes away once nothing uses it.
+pub(crate) fn lazy_unmount(mountpoint: &Path) -> io::Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        return nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH)
+            .map_err(io::Error::from);
+    }
+    let bin = fusermount_bin().unwrap_or_else(|| PathBuf::from("fusermount3"));
+    let output = Command::new(&bin)
+        .arg("-u")
+        .arg("-z")
+        .arg("--")
+        .arg(mountpoint)
+        .output()?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Daemon mode
+
+/// The child's end of the readiness pipe. One line: `ok`, or `err CODE MESSAGE`.
+struct ReadyPipe(File);
+
+impl ReadyPipe {
+    fn succeed(mut self) {
+        // The parent may be gone (killed while waiting); the mount stays, so does this process.
+        let _ = self.0.write_all(b"ok\n");
+    }
+
+    fn fail(mut self, err: &CliError) {
+        let _ = self
+            .0
+            .write_all(format!("err {} {err}\n", err.code()).as_bytes());
+    }
+}
+
+/// Forks; the child mounts and serves, the parent waits for the child's word and returns it.
+fn daemonize(
+    vault: Vault,
+    mountpoint: &Path,
+    options: &MountOptions,
+    global: &GlobalArgs,
+) -> Result<(), CliError> {
+    let threads = fs::read_dir("/proc/self/task").map_or(1, |tasks| tasks.count());
+    if threads > 1 {
+        return Err(CliError::other(format!(
+            "internal error: cannot fork with {threads} threads running (use --foreground)"
+        )));
+    }
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| CliError::io("cannot create a pipe", e.into()))?;
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+
+    // SAFETY: the process has a single thread here (checked above: the password prompt, the KDF
+    // and the extpass command start none, and fuser starts its threads only in `Session::run`,
+    // which the child calls after the fork), so the child may run any code, not only
+    // async-signal-safe functions.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(CliError::io("cannot fork", e.into())),
+        Ok(ForkResult::Parent { child }) => {
+            drop(write_end);
+            drop(vault);
+            wait_until_ready(read_end, child, mountpoint, global)
+        }
+        Ok(ForkResult::Child) => {
+            drop(read_end);
+            let ready = ReadyPipe(File::from(write_end));
+            if let Err(err) = detach() {
+                ready.fail(&err);
+                return Err(err);
+            }
+            serve(vault, mountpoint, options, Some(ready))
+        }
+    }
+}
+
+/// The child's side of daemonizing: a new session without a terminal, / as its directory (so
+/// it holds no other mount busy), and its standard streams on /dev/null.
+fn detach() -> Result<(), CliError> {
+    nix::unistd::setsid().map_err(|e| CliError::io("setsid", e.into()))?;
+    nix::unistd::chdir("/").map_err(|e| CliError::io("cannot change directory to /", e.into()))?;
+    let null: OwnedFd = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| CliError::io("cannot open /dev/null", e))?
+        .into();
+    nix::unistd::dup2_stdin(&null)
+        .and_then(|()| nix::unistd::dup2_stdout(&null))
+        .and_then(|()| nix::unistd::dup2_stderr(&null))
+        .map_err(|e| {
+            CliError::io(
+                "cannot redirect the standard streams to /dev/null",
+                e.into(),
+            )
+        })
+}
+
+/// The parent's side: reads the child's line; `ok` means the mount is live.
+fn wait_until_ready(
+    read_end: OwnedFd,
+    child: Pid,
+    mountpoint: &Path,
+    global: &GlobalArgs,
+) -> Result<(), CliError> {
+    let mut line = Vec::new();
+    let mut pipe = File::from(read_end);
+    let mut byte = [0u8; 1];
+    loop {
+        match pipe.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => line.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CliError::io("cannot read from the mount process", e)),
+        }
+    }
+    let line = String::from_utf8_lossy(&line).into_owned();
+    if line == "ok" {
+        if global.verbose > 0 {
+            eprintln!(
+                "veilfs: mounted at {} (process {child})",
+                mountpoint.display()
+            );
+        }
+        return Ok(());
+    }
+    // The child failed: reap it.
+    let status = nix::sys::wait::waitpid(child, None);
+    if let Some(rest) = line.strip_prefix("err ") {
+        let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+        let code = code
+            .parse::<u8>()
+            .ok()
+            .filter(|&c| c != 0)
+            .unwrap_or(EXIT_FAILURE);
+        return Err(CliError::new(code, message));
+    }
+    Err(CliError::new(
+        EXIT_MOUNT_FAILED,
+        format!(
+            "the mount process exited before the mount was ready ({})",
+            describe_status(status)
+        ),
+    ))
+}
+
+fn describe_status(status: nix::Result<nix::sys::wait::WaitStatus>) -> String {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        Ok(WaitStatus::Exited(_, code)) => format!("exit status {code}"),
+        Ok(WaitStatus::Signaled(_, signal, _)) => format!("killed by {signal}"),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => format!("{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse() {
+        let p = parse_options(&["ro,allow_other", "noatime"]).unwrap();
+        assert!(p.read_only && p.allow_other && !p.nonempty);
+        assert_eq!(p.extra, ["noatime"]);
+        let p = parse_options(&["ro", "rw"]).unwrap();
+        assert!(!p.read_only);
+        let p =
+            parse_options(&["defaults,noauto,user,_netdev,x-systemd.automount,nonempty"]).unwrap();
+        assert!(p.nonempty);
+        assert!(p.extra.is_empty(), "{:?}", p.extra);
+        let p = parse_options(&["nodev,dev,max_read=65536,noexec,exec,noexec"]).unwrap();
+        assert_eq!(p.extra, ["dev", "max_read=65536", "noexec"]);
+        assert_eq!(
+            parse_options::<&str>(&[]).unwrap(),
+            ParsedOptions::default()
+        );
+    }
+
+    #[test]
+    fn bad_options_are_usage_errors() {
+        for bad in [
+            "fsname=x",
+            "subtype=y",
+            "bogus",
+            "allow_root",
+            "auto_unmount",
+            "max_read=0",
+            "ro=1",
+        ] {
+            let err = parse_options(&[bad]).unwrap_err();
+            assert_eq!(err.code(), EXIT_USAGE, "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn mountinfo_parses_escapes_and_optional_fields() {
+        let text = b"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                     90 22 0:50 / /tmp/a\\040b rw,nosuid,nodev shared:2 master:3 - fuse /srv/c\\134d rw,user_id=0\n";
+        let entries = parse_mountinfo(text);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].mountpoint, Path::new("/tmp/a b"));
+        assert_eq!(entries[1].fstype, "fuse");
+        assert_eq!(entries[1].source, "/srv/c\\d");
+        assert_eq!(entries[0].fstype, "ext4");
+    }
+
+    #[test]
+    fn the_root_is_a_mount_point() {
+        assert!(find_mount(Path::new("/")).unwrap().is_some());
+    }
+}

@@ -1,0 +1,277 @@
+//! Where passwords come from: a prompt on the terminal, a file (`--passfile`), a command
+//! (`--extpass`), or standard input when it is not a terminal (one password per line).
+//!
+//! Passwords are bytes, not text: whatever the source holds, minus the line end. They live in
+//! `Zeroizing` buffers and are wiped when dropped.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{CliError, EXIT_FAILURE};
+
+/// A password, wiped from memory when dropped.
+pub type Password = Zeroizing<Vec<u8>>;
+
+/// Longest password accepted from any source.
+pub const MAX_PASSWORD_LEN: usize = 4096;
+
+/// `--passfile` and `--extpass`, for commands that need one password.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of FILE instead of asking
+    #[arg(long, value_name = "FILE", conflicts_with = "extpass")]
+    pub passfile: Option<PathBuf>,
+
+    /// Run CMD with 'sh -c' and use the first line of its output as the password (a password
+    /// manager, for example: --extpass 'pass show veilfs')
+    #[arg(long, value_name = "CMD")]
+    pub extpass: Option<String>,
+}
+
+impl PasswordArgs {
+    pub fn source(&self) -> Source {
+        Source::pick(self.passfile.as_deref(), self.extpass.as_deref())
+    }
+}
+
+/// Where one password is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// First line of a file.
+    File(PathBuf),
+    /// First line of the output of `sh -c CMD`.
+    Extpass(String),
+    /// A prompt on the controlling terminal, without echo.
+    Terminal,
+    /// The next line of standard input (which is not a terminal).
+    Stdin,
+}
+
+impl Source {
+    /// The file or command if given, else the terminal when stdin is one, else stdin.
+    pub fn pick(passfile: Option<&Path>, extpass: Option<&str>) -> Source {
+        match (passfile, extpass) {
+            (Some(file), _) => Source::File(file.to_path_buf()),
+            (None, Some(cmd)) => Source::Extpass(cmd.to_owned()),
+            (None, None) => Source::interactive(),
+        }
+    }
+
+    /// The terminal when stdin is one, else stdin.
+    pub fn interactive() -> Source {
+        if io::stdin().is_terminal() {
+            Source::Terminal
+        } else {
+            Source::Stdin
+        }
+    }
+
+    /// Reads a password; `prompt` is shown on the terminal only. An empty password is an error.
+    pub fn read(&self, prompt: &str) -> Result<Password, CliError> {
+        let password = match self {
+            Source::File(path) => read_passfile(path)?,
+            Source::Extpass(cmd) => run_extpass(cmd)?,
+            Source::Terminal => prompt_terminal(prompt)?,
+            Source::Stdin => read_stdin_line()?,
+        };
+        if password.is_empty() {
+            return Err(CliError::other(match self {
+                Source::File(path) => format!("password file {} is empty", path.display()),
+                Source::Extpass(cmd) => format!("extpass command `{cmd}` printed no password"),
+                Source::Terminal => "the password is empty".to_owned(),
+                Source::Stdin => "no password on standard input (it is not a terminal, so each \
+                                  password is read from a line of it)"
+                    .to_owned(),
+            }));
+        }
+        Ok(password)
+    }
+
+    /// Reads a new password: on the terminal it is asked twice and must match; other sources are
+    /// read once.
+    pub fn read_new(&self, prompt: &str, repeat_prompt: &str) -> Result<Password, CliError> {
+        let password = self.read(prompt)?;
+        if *self == Source::Terminal {
+            let again = prompt_terminal(repeat_prompt)?;
+            if again != password {
+                return Err(CliError::new(EXIT_FAILURE, "the passwords do not match"));
+            }
+        }
+        Ok(password)
+    }
+}
+
+/// `bytes` up to its first line end ("\n" or "\r\n"); the rest is wiped.
+fn first_line(mut bytes: Password) -> Password {
+    if let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+        bytes[end..].zeroize();
+        bytes.truncate(end);
+    }
+    if bytes.last() == Some(&b'\r') {
+        bytes.pop();
+    }
+    bytes
+}
+
+fn too_long(what: impl std::fmt::Display) -> CliError {
+    CliError::other(format!(
+        "the password from {what} is longer than {MAX_PASSWORD_LEN} bytes"
+    ))
+}
+
+fn read_passfile(path: &Path) -> Result<Password, CliError> {
+    let what = || format!("cannot read password file {}", path.display());
+    let file = File::open(path).map_err(|e| CliError::io(what(), e))?;
+    // Only the first line counts; read a bounded prefix into a buffer that never reallocates.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_PASSWORD_LEN + 3));
+    file.take(MAX_PASSWORD_LEN as u64 + 2)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::io(what(), e))?;
+    let line = first_line(bytes);
+    if line.len() > MAX_PASSWORD_LEN {
+        return Err(too_long(format_args!("password file {}", path.display())));
+    }
+    Ok(line)
+}
+
+fn run_extpass(cmd: &str) -> Result<Password, CliError> {
+    tracing::debug!("running extpass command `{cmd}`");
+    // The command may ask the user: give it our stderr, and our stdin if it is the terminal (a
+    // pipe may hold the next password, which the command must not eat).
+    let stdin = if io::stdin().is_terminal() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(stdin)
+        .stderr(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .output()
+        .map_err(|e| CliError::io(format!("cannot run extpass command `{cmd}`"), e))?;
+    let stdout = Zeroizing::new(output.stdout);
+    if !output.status.success() {
+        return Err(CliError::other(format!(
+            "extpass command `{cmd}` failed ({})",
+            output.status
+        )));
+    }
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_PASSWORD_LEN + 1));
+    let end = stdout
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(stdout.len());
+    if end > MAX_PASSWORD_LEN + 1 {
+        return Err(too_long(format_args!("extpass command `{cmd}`")));
+    }
+    line.extend_from_slice(&stdout[..end]);
+    let line = first_line(line);
+    if line.len() > MAX_PASSWORD_LEN {
+        return Err(too_long(format_args!("extpass command `{cmd}`")));
+    }
+    Ok(line)
+}
+
+fn prompt_terminal(prompt: &str) -> Result<Password, CliError> {
+    let text = rpassword::prompt_password(prompt)
+        .map_err(|e| CliError::io("cannot read the password from the terminal", e))?;
+    let bytes = Zeroizing::new(text.into_bytes());
+    if bytes.len() > MAX_PASSWORD_LEN {
+        return Err(too_long("the terminal"));
+    }
+    Ok(bytes)
+}
+
+/// The next line of stdin, read one byte at a time straight from the file descriptor: nothing
+/// past the line is consumed, and no copy stays behind in a stdio buffer.
+fn read_stdin_line() -> Result<Password, CliError> {
+    let stdin = io::stdin();
+    let fd = stdin.as_fd();
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_PASSWORD_LEN + 2));
+    let mut byte = Zeroizing::new([0u8; 1]);
+    loop {
+        match nix::unistd::read(fd, &mut byte[..]) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) if line.len() > MAX_PASSWORD_LEN => return Err(too_long("standard input")),
+            Ok(_) => line.push(byte[0]),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                return Err(CliError::io(
+                    "cannot read the password from standard input",
+                    e.into(),
+                ))
+            }
+        }
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    if line.len() > MAX_PASSWORD_LEN {
+        return Err(too_long("standard input"));
+    }
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pw(bytes: &[u8]) -> Password {
+        Zeroizing::new(bytes.to_vec())
+    }
+
+    #[test]
+    fn first_line_strips_line_ends() {
+        assert_eq!(&first_line(pw(b"secret\n"))[..], b"secret");
+        assert_eq!(&first_line(pw(b"secret\r\nsecond\n"))[..], b"secret");
+        assert_eq!(&first_line(pw(b"secret"))[..], b"secret");
+        assert_eq!(&first_line(pw(b" spaces kept \n"))[..], b" spaces kept ");
+        assert_eq!(&first_line(pw(b"\n"))[..], b"");
+    }
+
+    #[test]
+    fn passfile_errors_are_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let err = Source::File(missing.clone()).read("").unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read password file"),
+            "{err}"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\nsecond line\n").unwrap();
+        let err = Source::File(empty).read("").unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
+        let long = dir.path().join("long");
+        std::fs::write(&long, vec![b'x'; MAX_PASSWORD_LEN + 1]).unwrap();
+        assert!(Source::File(long).read("").is_err());
+        let exact = dir.path().join("exact");
+        std::fs::write(
+            &exact,
+            [vec![b'x'; MAX_PASSWORD_LEN], b"\r\n".to_vec()].concat(),
+        )
+        .unwrap();
+        assert_eq!(
+            Source::File(exact).read("").unwrap().len(),
+            MAX_PASSWORD_LEN
+        );
+    }
+
+    #[test]
+    fn extpass_takes_the_first_line_and_reports_failures() {
+        let source = Source::Extpass("printf 'from cmd\\nsecond\\n'".into());
+        assert_eq!(&source.read("").unwrap()[..], b"from cmd");
+        let err = Source::Extpass("exit 3".into()).read("").unwrap_err();
+        assert!(err.to_string().contains("`exit 3` failed"), "{err}");
+        let err = Source::Extpass("true".into()).read("").unwrap_err();
+        assert!(err.to_string().contains("printed no password"), "{err}");
+    }
+}

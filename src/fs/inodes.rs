@@ -1,0 +1,142 @@
+//! The inode table: FUSE inode numbers are the backing files' own, so hard links and
+//! `find -inum` behave; each node remembers where it lives (parent inode and backing entry
+//! name), so renaming a directory moves its whole subtree at once.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+use crate::crypto::names::DirIv;
+
+pub const ROOT: u64 = 1;
+
+/// One place an inode is linked: (parent inode, backing entry name).
+pub type Location = (u64, OsString);
+
+#[derive(Debug)]
+struct Node {
+    /// Every name the inode is known under; more than one only for hard links.
+    locations: Vec<Location>,
+    lookups: u64,
+    /// A directory's IV, read on first use; it never changes, even across renames.
+    iv: Option<DirIv>,
+}
+
+#[derive(Debug)]
+pub struct InodeTable {
+    root_path: PathBuf,
+    /// The backing root's inode number, shown to the kernel as [`ROOT`].
+    root_backing_ino: u64,
+    nodes: HashMap<u64, Node>,
+}
+
+impl InodeTable {
+    pub fn new(root_path: PathBuf, root_backing_ino: u64, root_iv: DirIv) -> Self {
+        let root = Node { locations: Vec::new(), lookups: 1, iv: Some(root_iv) };
+        Self { root_path, root_backing_ino, nodes: HashMap::from([(ROOT, root)]) }
+    }
+
+    /// The FUSE inode number of a backing inode number.
+    pub fn fuse_ino(&self, backing_ino: u64) -> u64 {
+        if backing_ino == self.root_backing_ino {
+            ROOT
+        } else {
+            backing_ino
+        }
+    }
+
+    /// The backing path of `ino`, through the first of its known locations.
+    pub fn path(&self, ino: u64) -> Option<PathBuf> {
+        let mut names = Vec::new();
+        let mut current = ino;
+        while current != ROOT {
+            let (parent, name) = self.nodes.get(&current)?.locations.first()?;
+            names.push(name.as_os_str());
+            current = *parent;
+            if names.len() > 4096 {
+                return None; // a cycle: never produced by rename, which the kernel serializes
+            }
+        }
+        let mut path = self.root_path.clone();
+        path.extend(names.iter().rev());
+        Some(path)
+    }
+
+    pub fn iv(&self, ino: u64) -> Option<DirIv> {
+        self.nodes.get(&ino)?.iv
+    }
+
+    pub fn set_iv(&mut self, ino: u64, iv: DirIv) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.iv = Some(iv);
+        }
+    }
+
+    /// Records one kernel lookup of `ino` under `location`.
+    pub fn remember(&mut self, ino: u64, location: Location) {
+        if ino == ROOT {
+            return;
+        }
+        let node = self.nodes.entry(ino).or_insert(Node { locations: Vec::new(), lookups: 0, iv: None });
+        node.lookups += 1;
+        if let Some(pos) = node.locations.iter().position(|l| *l == location) {
+            // Most recent first: it is the name most likely still valid.
+            node.locations.swap(0, pos);
+        } else {
+            node.locations.insert(0, location);
+        }
+    }
+
+    pub fn forget(&mut self, ino: u64, count: u64) {
+        if ino == ROOT {
+            return;
+        }
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.lookups = node.lookups.saturating_sub(count);
+            if node.lookups == 0 {
+                self.nodes.remove(&ino);
+            }
+        }
+    }
+
+    /// `ino` is no longer linked at `parent`/`name`.
+    pub fn unlink(&mut self, ino: u64, parent: u64, name: &OsStr) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.locations.retain(|(p, n)| !(*p == parent && n == name));
+        }
+    }
+
+    /// `ino` moved from one location to another.
+    pub fn moved(&mut self, ino: u64, from: (u64, &OsStr), to: Location) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.locations.retain(|(p, n)| !(*p == from.0 && n == from.1));
+            node.locations.insert(0, to);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renaming_a_directory_moves_its_subtree() {
+        let mut table = InodeTable::new(PathBuf::from("/b"), 2, DirIv([0; 16]));
+        table.remember(10, (ROOT, "dir".into()));
+        table.remember(11, (10, "file".into()));
+        assert_eq!(table.path(11).unwrap(), PathBuf::from("/b/dir/file"));
+        table.moved(10, (ROOT, OsStr::new("dir")), (ROOT, "renamed".into()));
+        assert_eq!(table.path(11).unwrap(), PathBuf::from("/b/renamed/file"));
+    }
+
+    #[test]
+    fn hard_links_survive_unlinking_one_name() {
+        let mut table = InodeTable::new(PathBuf::from("/b"), 2, DirIv([0; 16]));
+        table.remember(20, (ROOT, "a".into()));
+        table.remember(20, (ROOT, "b".into()));
+        table.unlink(20, ROOT, OsStr::new("b"));
+        assert_eq!(table.path(20).unwrap(), PathBuf::from("/b/a"));
+        table.forget(20, 2);
+        assert_eq!(table.path(20), None);
+    }
+}

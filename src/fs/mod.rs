@@ -1,0 +1,991 @@
+//! The FUSE adapter: translates kernel requests into vault-core calls. Thin by design: names go
+//! through [`Vault`], contents through [`FileContent`], platform calls through [`sys`].
+//!
+//! Kernel cache times are [`TTL`] (one second, like gocryptfs): short enough that changes a
+//! sync tool makes underneath show up promptly, long enough to spare most repeated lookups.
+
+mod attr;
+mod inodes;
+pub mod sys;
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
+    SessionACL, TimeOrNow, WriteFlags,
+};
+
+use crate::crypto::content::HEADER_LEN;
+use crate::crypto::names::DirIv;
+use crate::error::{Error, Result};
+use crate::layout::file::FileContent;
+use crate::layout::longname::BackingName;
+use crate::layout::{diriv, DIRIV_NAME};
+use crate::vault::Vault;
+use inodes::{InodeTable, ROOT};
+use sys::RenameMode;
+
+/// Kernel entry and attribute cache time.
+pub const TTL: Duration = Duration::from_secs(1);
+/// Largest read and write requests asked of the kernel: fewer, larger requests amortize the
+/// per-request cost of FUSE.
+const MAX_REQUEST: u32 = 1 << 20;
+/// Undecodable backing entries are logged once each, up to this many.
+const MAX_WARNED: usize = 10_000;
+
+/// How a vault is served.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    pub read_only: bool,
+    /// Let other users in; turns on the kernel's permission checks (`default_permissions`).
+    pub allow_other: bool,
+    /// Further `-o` options handed to the kernel verbatim.
+    pub extra: Vec<String>,
+    /// Worker threads serving requests.
+    pub threads: usize,
+    /// Source shown in /proc/mounts (the backing directory).
+    pub fsname: String,
+}
+
+/// Mounts `vault` at `mountpoint`; the caller runs (or spawns) the returned session.
+pub fn mount(vault: Vault, mountpoint: &Path, options: &MountOptions) -> io::Result<fuser::Session<VeilFs>> {
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(options.fsname.clone()),
+        MountOption::Subtype("veilfs".into()),
+        if options.read_only { MountOption::RO } else { MountOption::RW },
+    ];
+    if options.allow_other {
+        config.mount_options.push(MountOption::DefaultPermissions);
+        config.acl = SessionACL::All;
+    }
+    config.mount_options.extend(options.extra.iter().map(|o| MountOption::CUSTOM(o.clone())));
+    config.n_threads = Some(options.threads.max(1));
+    config.clone_fd = true;
+    fuser::Session::new(VeilFs::new(vault)?, mountpoint, &config)
+}
+
+struct OpenFile {
+    file: File,
+    ino: u64,
+    content: Arc<RwLock<FileContent>>,
+}
+
+struct DirListing {
+    entries: Vec<(u64, FileType, OsString)>,
+}
+
+/// The filesystem served by [`mount`].
+pub struct VeilFs {
+    vault: Vault,
+    inodes: Mutex<InodeTable>,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    dirs: Mutex<HashMap<u64, Arc<DirListing>>>,
+    /// The decrypting state of each open inode, shared by all its handles: its lock makes
+    /// read-modify-write of a sector atomic with respect to every other writer.
+    contents: Mutex<HashMap<u64, Weak<RwLock<FileContent>>>>,
+    next_fh: AtomicU64,
+    warned: Mutex<HashSet<PathBuf>>,
+    /// Running as root: new entries are given to the calling user, as a local filesystem would.
+    chown_new: bool,
+}
+
+fn errno(code: i32) -> Error {
+    Error::Io(io::Error::from_raw_os_error(code))
+}
+
+fn to_errno(e: Error) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+fn time_spec(t: Option<TimeOrNow>) -> nix::sys::time::TimeSpec {
+    use nix::sys::time::TimeSpec;
+    match t {
+        None => TimeSpec::UTIME_OMIT,
+        Some(TimeOrNow::Now) => TimeSpec::UTIME_NOW,
+        Some(TimeOrNow::SpecificTime(t)) => match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => TimeSpec::from_duration(d),
+            Err(e) => TimeSpec::from_duration(Duration::ZERO) - TimeSpec::from_duration(e.duration()),
+        },
+    }
+}
+
+impl VeilFs {
+    pub fn new(vault: Vault) -> io::Result<Self> {
+        let root_ino = fs::metadata(vault.root())?.ino();
+        let inodes = InodeTable::new(vault.root().to_path_buf(), root_ino, vault.root_iv());
+        Ok(Self {
+            vault,
+            inodes: Mutex::new(inodes),
+            files: Mutex::default(),
+            dirs: Mutex::default(),
+            contents: Mutex::default(),
+            next_fh: AtomicU64::new(1),
+            warned: Mutex::default(),
+            chown_new: nix::unistd::geteuid().is_root(),
+        })
+    }
+
+    fn path(&self, ino: u64) -> Result<PathBuf> {
+        self.inodes.lock().unwrap().path(ino).ok_or_else(|| errno(libc::ENOENT))
+    }
+
+    /// Backing path and IV of directory `ino`.
+    fn dir(&self, ino: u64) -> Result<(PathBuf, DirIv)> {
+        let (path, iv) = {
+            let table = self.inodes.lock().unwrap();
+            (table.path(ino), table.iv(ino))
+        };
+        let path = path.ok_or_else(|| errno(libc::ENOENT))?;
+        let iv = match iv {
+            Some(iv) => iv,
+            None => {
+                let iv = diriv::read(&path)?;
+                self.inodes.lock().unwrap().set_iv(ino, iv);
+                iv
+            }
+        };
+        Ok((path, iv))
+    }
+
+    /// Backing directory, its IV, and the backing name of `name` in directory `parent`.
+    fn entry(&self, parent: u64, name: &OsStr) -> Result<(PathBuf, DirIv, BackingName)> {
+        let (dir, iv) = self.dir(parent)?;
+        let backing = self.vault.backing_name(&iv, name.as_bytes())?;
+        Ok((dir, iv, backing))
+    }
+
+    fn attr(&self, ino: u64, meta: &fs::Metadata, path: &Path) -> FileAttr {
+        let symlink_len = meta.file_type().is_symlink().then(|| {
+            fs::read_link(path)
+                .ok()
+                .and_then(|t| self.vault.names().decrypt_symlink(t.as_os_str().as_bytes()).ok())
+                .map(|t| t.len() as u64)
+        });
+        attr::from_metadata(ino, meta, symlink_len.flatten())
+    }
+
+    /// Attributes of a backing entry the kernel now holds a reference to.
+    fn looked_up(&self, parent: u64, dir: &Path, backing: &BackingName) -> Result<FileAttr> {
+        let path = dir.join(backing.entry());
+        let meta = fs::symlink_metadata(&path)?;
+        let mut table = self.inodes.lock().unwrap();
+        let ino = table.fuse_ino(meta.ino());
+        table.remember(ino, (parent, backing.entry().into()));
+        drop(table);
+        Ok(self.attr(ino, &meta, &path))
+    }
+
+    /// Hands a new entry to the calling user when running as root, keeping the group a setgid
+    /// directory gave it.
+    fn give_to_caller(&self, req: &Request, dir: &Path, path: &Path) -> Result<()> {
+        if !self.chown_new {
+            return Ok(());
+        }
+        let setgid = fs::metadata(dir)?.mode() & libc::S_ISGID != 0;
+        let gid = if setgid { None } else { Some(req.gid()) };
+        std::os::unix::fs::lchown(path, Some(req.uid()), gid)?;
+        Ok(())
+    }
+
+    /// Runs `create` for a new entry `name` in `parent` (after writing a long name's sidecar),
+    /// gives it to the caller, and returns its attributes.
+    fn create_entry(
+        &self,
+        req: &Request,
+        parent: u64,
+        name: &OsStr,
+        create: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<FileAttr> {
+        let (dir, _, backing) = self.entry(parent, name)?;
+        backing.write_sidecar(&dir)?;
+        let path = dir.join(backing.entry());
+        if let Err(e) = create(&path) {
+            if fs::symlink_metadata(&path).is_err() {
+                let _ = backing.remove_sidecar(&dir);
+            }
+            return Err(e);
+        }
+        self.give_to_caller(req, &dir, &path)?;
+        self.looked_up(parent, &dir, &backing)
+    }
+
+    /// The shared content state of inode `ino`, loading it through `file` if nobody has it open.
+    fn content(&self, ino: u64, file: &File) -> Result<Arc<RwLock<FileContent>>> {
+        let mut contents = self.contents.lock().unwrap();
+        if let Some(content) = contents.get(&ino).and_then(Weak::upgrade) {
+            return Ok(content);
+        }
+        let content = Arc::new(RwLock::new(FileContent::load(file, self.vault.content_key())?));
+        contents.insert(ino, Arc::downgrade(&content));
+        Ok(content)
+    }
+
+    fn handle(&self, fh: FileHandle) -> Result<Arc<OpenFile>> {
+        self.files.lock().unwrap().get(&fh.0).cloned().ok_or_else(|| errno(libc::EBADF))
+    }
+
+    fn add_handle(&self, ino: u64, file: File) -> Result<u64> {
+        let content = self.content(ino, &file)?;
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.files.lock().unwrap().insert(fh, Arc::new(OpenFile { file, ino, content }));
+        Ok(fh)
+    }
+
+    fn truncate(&self, content: &RwLock<FileContent>, file: &File, size: u64) -> Result<()> {
+        content.write().unwrap().truncate(self.vault.content_key(), file, size)
+    }
+
+    fn warn_once(&self, path: PathBuf, error: &Error) {
+        let mut warned = self.warned.lock().unwrap();
+        if warned.len() < MAX_WARNED && warned.insert(path.clone()) {
+            tracing::warn!("skipping backing entry {}: {error}", path.display());
+        }
+    }
+
+    fn do_lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr> {
+        let (dir, _, backing) = self.entry(parent, name)?;
+        self.looked_up(parent, &dir, &backing)
+    }
+
+    fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> Result<FileAttr> {
+        if let Some(fh) = fh {
+            // Through the handle: an unlinked file that is still open has attributes too.
+            if let Ok(handle) = self.handle(fh) {
+                return Ok(attr::from_metadata(ino, &handle.file.metadata()?, None));
+            }
+        }
+        let path = self.path(ino)?;
+        Ok(self.attr(ino, &fs::symlink_metadata(&path)?, &path))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn do_setattr(
+        &self,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        fh: Option<FileHandle>,
+    ) -> Result<FileAttr> {
+        let path = self.path(ino)?;
+        if let Some(size) = size {
+            match fh.map(|fh| self.handle(fh)).transpose()? {
+                Some(handle) => self.truncate(&handle.content, &handle.file, size)?,
+                None => {
+                    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+                    let content = self.content(ino, &file)?;
+                    self.truncate(&content, &file, size)?;
+                }
+            }
+        }
+        if let Some(mode) = mode {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777))?;
+        }
+        if uid.is_some() || gid.is_some() {
+            std::os::unix::fs::lchown(&path, uid, gid)?;
+        }
+        if atime.is_some() || mtime.is_some() {
+            nix::sys::stat::utimensat(
+                nix::fcntl::AT_FDCWD,
+                &path,
+                &time_spec(atime),
+                &time_spec(mtime),
+                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+            )
+            .map_err(io::Error::from)?;
+        }
+        Ok(self.attr(ino, &fs::symlink_metadata(&path)?, &path))
+    }
+
+    fn do_mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32) -> Result<FileAttr> {
+        let (dir, iv) = self.dir(parent)?;
+        let path = self.vault.create_dir(&dir, &iv, name.as_bytes(), mode & 0o7777)?;
+        self.give_to_caller(req, &dir, &path)?;
+        let backing = self.vault.backing_name(&iv, name.as_bytes())?;
+        let attr = self.looked_up(parent, &dir, &backing)?;
+        let child_iv = self.vault.new_dir_iv(&iv, name.as_bytes());
+        self.inodes.lock().unwrap().set_iv(attr.ino.0, child_iv);
+        Ok(attr)
+    }
+
+    fn do_unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let (dir, _, backing) = self.entry(parent, name)?;
+        let path = dir.join(backing.entry());
+        let meta = fs::symlink_metadata(&path)?;
+        fs::remove_file(&path)?;
+        backing.remove_sidecar(&dir)?;
+        let mut table = self.inodes.lock().unwrap();
+        let ino = table.fuse_ino(meta.ino());
+        table.unlink(ino, parent, OsStr::new(backing.entry()));
+        Ok(())
+    }
+
+    /// Removes the IV file of a backing directory that holds nothing else, so the directory can
+    /// be removed or replaced; returns the IV for [`Self::restore_diriv`] if that then fails.
+    fn empty_dir_for_removal(path: &Path) -> Result<DirIv> {
+        for entry in fs::read_dir(path)? {
+            if entry?.file_name() != DIRIV_NAME {
+                return Err(errno(libc::ENOTEMPTY));
+            }
+        }
+        let iv = diriv::read(path)?;
+        fs::remove_file(path.join(DIRIV_NAME))?;
+        Ok(iv)
+    }
+
+    fn restore_diriv(path: &Path, iv: &DirIv) {
+        if let Err(e) = diriv::write(path, iv) {
+            tracing::error!("could not restore {}/{DIRIV_NAME}: {e}", path.display());
+        }
+    }
+
+    fn do_rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let (dir, _, backing) = self.entry(parent, name)?;
+        let path = dir.join(backing.entry());
+        let meta = fs::symlink_metadata(&path)?;
+        if !meta.is_dir() {
+            return Err(errno(libc::ENOTDIR));
+        }
+        let iv = Self::empty_dir_for_removal(&path)?;
+        if let Err(e) = fs::remove_dir(&path) {
+            Self::restore_diriv(&path, &iv);
+            return Err(e.into());
+        }
+        backing.remove_sidecar(&dir)?;
+        let mut table = self.inodes.lock().unwrap();
+        let ino = table.fuse_ino(meta.ino());
+        table.unlink(ino, parent, OsStr::new(backing.entry()));
+        Ok(())
+    }
+
+    fn do_rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        new_parent: u64,
+        new_name: &OsStr,
+        flags: RenameFlags,
+    ) -> Result<()> {
+        let mode = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+            RenameMode::Exchange
+        } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            RenameMode::NoReplace
+        } else if flags.is_empty() {
+            RenameMode::Replace
+        } else {
+            return Err(errno(libc::EINVAL));
+        };
+        let (from_dir, _, from) = self.entry(parent, name)?;
+        let (to_dir, _, to) = self.entry(new_parent, new_name)?;
+        let from_path = from_dir.join(from.entry());
+        let to_path = to_dir.join(to.entry());
+        let from_meta = fs::symlink_metadata(&from_path)?;
+        let to_meta = fs::symlink_metadata(&to_path).ok();
+        if mode == RenameMode::Exchange {
+            // Names stay where they are, so their sidecars do too; only the inodes swap.
+            let to_meta = to_meta.ok_or_else(|| errno(libc::ENOENT))?;
+            sys::rename(&from_path, &to_path, mode)?;
+            let mut table = self.inodes.lock().unwrap();
+            let (a, b) = (table.fuse_ino(from_meta.ino()), table.fuse_ino(to_meta.ino()));
+            table.moved(a, (parent, OsStr::new(from.entry())), (new_parent, to.entry().into()));
+            table.moved(b, (new_parent, OsStr::new(to.entry())), (parent, from.entry().into()));
+            return Ok(());
+        }
+        if to_meta.as_ref().is_some_and(|m| m.ino() == from_meta.ino()) {
+            return Ok(()); // two names of one inode: rename(2) does nothing
+        }
+        // A directory may replace an empty one, which in the backing dir still holds its IV.
+        let replaced_iv = match &to_meta {
+            Some(m) if mode == RenameMode::Replace && m.is_dir() && from_meta.is_dir() => {
+                Some(Self::empty_dir_for_removal(&to_path)?)
+            }
+            _ => None,
+        };
+        to.write_sidecar(&to_dir)?;
+        if let Err(e) = sys::rename(&from_path, &to_path, mode) {
+            if let Some(iv) = replaced_iv {
+                Self::restore_diriv(&to_path, &iv);
+            }
+            if to_meta.is_none() {
+                let _ = to.remove_sidecar(&to_dir);
+            }
+            return Err(e.into());
+        }
+        if from.sidecar().is_some() && (from_dir != to_dir || from.entry() != to.entry()) {
+            from.remove_sidecar(&from_dir)?;
+        }
+        let mut table = self.inodes.lock().unwrap();
+        if let Some(m) = to_meta {
+            let replaced = table.fuse_ino(m.ino());
+            table.unlink(replaced, new_parent, OsStr::new(to.entry()));
+        }
+        let moved = table.fuse_ino(from_meta.ino());
+        table.moved(moved, (parent, OsStr::new(from.entry())), (new_parent, to.entry().into()));
+        Ok(())
+    }
+
+    fn do_link(&self, ino: u64, new_parent: u64, new_name: &OsStr) -> Result<FileAttr> {
+        let source = self.path(ino)?;
+        let (dir, _, backing) = self.entry(new_parent, new_name)?;
+        backing.write_sidecar(&dir)?;
+        if let Err(e) = fs::hard_link(&source, dir.join(backing.entry())) {
+            let _ = backing.remove_sidecar(&dir);
+            return Err(e.into());
+        }
+        self.looked_up(new_parent, &dir, &backing)
+    }
+
+    fn do_open(&self, ino: u64, flags: i32) -> Result<u64> {
+        let path = self.path(ino)?;
+        let file = open_backing(&path, flags)?;
+        let fh = self.add_handle(ino, file)?;
+        if flags & libc::O_TRUNC != 0 {
+            let handle = self.handle(FileHandle(fh))?;
+            self.truncate(&handle.content, &handle.file, 0)?;
+        }
+        Ok(fh)
+    }
+
+    fn do_create(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, flags: i32) -> Result<(FileAttr, u64)> {
+        let mut file = None;
+        let attr = self.create_entry(req, parent, name, |path| {
+            let mut options = OpenOptions::new();
+            options.read(true).write(true).mode(mode & 0o7777).custom_flags(backing_flags(flags));
+            if flags & libc::O_EXCL != 0 {
+                options.create_new(true);
+            } else {
+                options.create(true);
+            }
+            file = Some(options.open(path)?);
+            Ok(())
+        })?;
+        let fh = self.add_handle(attr.ino.0, file.expect("set by create_entry"))?;
+        if flags & libc::O_TRUNC != 0 {
+            let handle = self.handle(FileHandle(fh))?;
+            self.truncate(&handle.content, &handle.file, 0)?;
+        }
+        Ok((attr, fh))
+    }
+
+    fn do_read(&self, fh: FileHandle, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let handle = self.handle(fh)?;
+        let content = handle.content.read().unwrap();
+        content.read(&handle.file, offset, size as usize)
+    }
+
+    fn do_write(&self, fh: FileHandle, offset: u64, data: &[u8]) -> Result<()> {
+        let handle = self.handle(fh)?;
+        let mut content = handle.content.write().unwrap();
+        content.write(self.vault.content_key(), &handle.file, offset, data)
+    }
+
+    fn do_release(&self, fh: FileHandle) {
+        let handle = self.files.lock().unwrap().remove(&fh.0);
+        if let Some(handle) = handle {
+            let mut contents = self.contents.lock().unwrap();
+            // Ours plus the map's weak one: the last handle of this inode is going.
+            if Arc::strong_count(&handle.content) == 1 {
+                contents.remove(&handle.ino);
+            }
+        }
+    }
+
+    fn do_opendir(&self, ino: u64) -> Result<u64> {
+        let (path, iv) = self.dir(ino)?;
+        let parent_ino = if ino == ROOT {
+            ROOT
+        } else {
+            let parent = path.parent().map(fs::metadata).transpose()?;
+            parent.map_or(ROOT, |m| self.inodes.lock().unwrap().fuse_ino(m.ino()))
+        };
+        let mut entries = vec![
+            (ino, FileType::Directory, OsString::from(".")),
+            (parent_ino, FileType::Directory, OsString::from("..")),
+        ];
+        for entry in fs::read_dir(&path)? {
+            let entry = entry?;
+            let backing_name = entry.file_name();
+            let Some(backing_str) = backing_name.to_str() else {
+                self.warn_once(entry.path(), &Error::NameEncoding("UTF-8"));
+                continue;
+            };
+            match self.vault.decrypt_entry(&path, &iv, backing_str) {
+                Ok(Some(plain)) => {
+                    let kind = entry.file_type().map(attr::file_type)?;
+                    let ino = self.inodes.lock().unwrap().fuse_ino(std::os::unix::fs::DirEntryExt::ino(&entry));
+                    entries.push((ino, kind, OsString::from(sys::os_str(&plain))));
+                }
+                Ok(None) => {}
+                Err(e) => self.warn_once(entry.path(), &e),
+            }
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dirs.lock().unwrap().insert(fh, Arc::new(DirListing { entries }));
+        Ok(fh)
+    }
+
+    fn do_statfs(&self) -> Result<nix::sys::statvfs::Statvfs> {
+        nix::sys::statvfs::statvfs(self.vault.root()).map_err(|e| io::Error::from(e).into())
+    }
+
+    fn xattr_name(&self, name: &OsStr) -> Option<String> {
+        let name = name.as_bytes().strip_prefix(b"user.")?;
+        Some(format!("user.{}", self.vault.names().encrypt_xattr_name(name)))
+    }
+
+    fn do_getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
+        let backing_name = self.xattr_name(name).ok_or_else(|| errno(sys::ENOATTR))?;
+        let sealed = sys::get_xattr(&self.path(ino)?, &backing_name)?;
+        let encrypted = &backing_name["user.".len()..];
+        self.vault.names().decrypt_xattr_value(encrypted, &sealed)
+    }
+
+    fn do_setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
+        let backing_name = self.xattr_name(name).ok_or_else(|| errno(libc::EOPNOTSUPP))?;
+        let sealed = self.vault.names().encrypt_xattr_value(&backing_name["user.".len()..], value);
+        sys::set_xattr(&self.path(ino)?, &backing_name, &sealed, flags)?;
+        Ok(())
+    }
+
+    fn do_listxattr(&self, ino: u64) -> Result<Vec<u8>> {
+        let mut list = Vec::new();
+        for backing_name in sys::list_xattrs(&self.path(ino)?)? {
+            let Some(encrypted) = backing_name.to_str().and_then(|n| n.strip_prefix("user.")) else {
+                continue;
+            };
+            if let Ok(name) = self.vault.names().decrypt_xattr_name(encrypted) {
+                list.extend_from_slice(b"user.");
+                list.extend_from_slice(&name);
+                list.push(0);
+            }
+        }
+        Ok(list)
+    }
+
+    fn do_removexattr(&self, ino: u64, name: &OsStr) -> Result<()> {
+        let backing_name = self.xattr_name(name).ok_or_else(|| errno(sys::ENOATTR))?;
+        sys::remove_xattr(&self.path(ino)?, &backing_name)?;
+        Ok(())
+    }
+
+    fn do_access(&self, req: &Request, ino: u64, mask: AccessFlags) -> Result<()> {
+        let meta = fs::symlink_metadata(self.path(ino)?)?;
+        let wanted = (mask.bits() & 0o7) as u32;
+        let mode = meta.mode();
+        let granted = if req.uid() == 0 {
+            // Root may do anything, but execute only what someone may execute.
+            let any_exec = mode & 0o111 != 0 || meta.is_dir();
+            0o6 | if any_exec { 0o1 } else { 0 }
+        } else if req.uid() == meta.uid() {
+            (mode >> 6) & 0o7
+        } else if req.gid() == meta.gid() {
+            (mode >> 3) & 0o7
+        } else {
+            mode & 0o7
+        };
+        if wanted & !granted != 0 {
+            return Err(errno(libc::EACCES));
+        }
+        Ok(())
+    }
+
+    fn do_fallocate(&self, fh: FileHandle, offset: u64, length: u64, mode: i32) -> Result<()> {
+        let handle = self.handle(fh)?;
+        let keep_size = match mode {
+            0 => false,
+            libc::FALLOC_FL_KEEP_SIZE => true,
+            _ => return Err(errno(libc::EOPNOTSUPP)),
+        };
+        let mut content = handle.content.write().unwrap();
+        let end = offset.checked_add(length).ok_or_else(|| errno(libc::EFBIG))?;
+        if !keep_size && end > FileContent::size(&handle.file)? {
+            content.truncate(self.vault.content_key(), &handle.file, end)?;
+        }
+        // Allocated but unwritten backing bytes read as zero: a hole, so plaintext zeros.
+        sys::fallocate(&handle.file, HEADER_LEN + offset, length, true)?;
+        Ok(())
+    }
+}
+
+/// Flags of a backing open: always readable (partial sectors are read-modify-written), never
+/// appending or truncating (offsets and sizes differ from the plaintext's; the adapter does both).
+fn backing_flags(flags: i32) -> i32 {
+    flags & (libc::O_SYNC | libc::O_DSYNC | libc::O_NOFOLLOW)
+}
+
+fn open_backing(path: &Path, flags: i32) -> io::Result<File> {
+    let writable = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+    OpenOptions::new().read(true).write(writable).custom_flags(backing_flags(flags)).open(path)
+}
+
+const GENERATION: Generation = Generation(0);
+
+impl Filesystem for VeilFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        // The kernel lowers these to what it supports; an error just means "kept its value".
+        let _ = config.set_max_write(MAX_REQUEST);
+        let _ = config.set_max_readahead(MAX_REQUEST);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.do_lookup(parent.0, name) {
+            Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.inodes.lock().unwrap().forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.do_getattr(ino.0, fh) {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        match self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh) {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let target = self.path(ino.0).and_then(|path| {
+            let backing = fs::read_link(path)?;
+            self.vault.names().decrypt_symlink(backing.as_os_str().as_bytes())
+        });
+        match target {
+            Ok(target) => reply.data(&target),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        use nix::sys::stat::{Mode, SFlag};
+        let perm = Mode::from_bits_truncate(mode & !umask & 0o7777);
+        let kind = SFlag::from_bits_truncate(mode & libc::S_IFMT);
+        let result = self.create_entry(req, parent.0, name, |path| {
+            if kind == SFlag::S_IFREG {
+                OpenOptions::new().write(true).create_new(true).mode(perm.bits()).open(path)?;
+            } else {
+                nix::sys::stat::mknod(path, kind, perm, rdev.into()).map_err(io::Error::from)?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        match self.do_mkdir(req, parent.0, name, mode & !umask) {
+            Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.do_unlink(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.do_rmdir(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let result = self.vault.names().encrypt_symlink(target.as_os_str().as_bytes()).and_then(|backing| {
+            self.create_entry(req, parent.0, link_name, |path| Ok(std::os::unix::fs::symlink(&backing, path)?))
+        });
+        match result {
+            Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        match self.do_rename(parent.0, name, newparent.0, newname, flags) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        match self.do_link(ino.0, newparent.0, newname) {
+            Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.do_open(ino.0, flags.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.do_read(fh, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.do_write(fh, offset, data) {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.do_release(fh);
+        reply.ok();
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        let result = self.handle(fh).and_then(|h| {
+            if datasync {
+                h.file.sync_data()?;
+            } else {
+                h.file.sync_all()?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.do_opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let Some(listing) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        for (index, (ino, kind, name)) in listing.entries.iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(*ino), index as u64 + 1, *kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.dirs.lock().unwrap().remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let result = self.path(ino.0).and_then(|path| Ok(File::open(path)?.sync_all()?));
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    // fsblkcnt_t is u64 on Linux but u32 on macOS.
+    #[allow(clippy::useless_conversion)]
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.do_statfs() {
+            Ok(s) => reply.statfs(
+                u64::from(s.blocks()),
+                u64::from(s.blocks_free()),
+                u64::from(s.blocks_available()),
+                u64::from(s.files()),
+                u64::from(s.files_free()),
+                s.block_size() as u32,
+                crate::crypto::names::NAME_MAX as u32,
+                s.fragment_size() as u32,
+            ),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        match self.do_setxattr(ino.0, name, value, flags) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.do_getxattr(ino.0, name) {
+            Ok(value) => reply_sized(reply, size, &value),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.do_listxattr(ino.0) {
+            Ok(list) => reply_sized(reply, size, &list),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.do_removexattr(ino.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        match self.do_access(req, ino.0, mask) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self.do_create(req, parent.0, name, mode & !umask, flags) {
+            Ok((attr, fh)) => reply.created(&TTL, &attr, GENERATION, FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        match self.do_fallocate(fh, offset, length, mode) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
+        }
+    }
+}
+
+/// Replies to a getxattr/listxattr: the size when asked for it, ERANGE when it does not fit.
+fn reply_sized(reply: ReplyXattr, size: u32, data: &[u8]) {
+    if size == 0 {
+        reply.size(data.len() as u32);
+    } else if data.len() > size as usize {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(data);
+    }
+}

@@ -1,0 +1,765 @@
+//! The `veilfs` binary as a user or a script drives it: init, info and passwd in temporary
+//! directories, passwords through a pipe, files and commands, and every error path with its exit
+//! status and its one-line message.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use data_encoding::HEXLOWER;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+use veilfs::config::Config;
+use veilfs::crypto::recovery::parse_recovery_key;
+
+/// Cheap key derivation so that the tests run fast even in debug builds.
+const CHEAP: [&str; 4] = ["--kdf-memory", "8", "--kdf-iterations", "1"];
+
+fn veilfs(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veilfs"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the veilfs binary runs");
+    // A command that fails early may not read its stdin: ignore a broken pipe.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+#[track_caller]
+fn assert_ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "status {:?}, stderr: {}",
+        output.status,
+        stderr(output)
+    );
+}
+
+/// A failure: the given status, and exactly one line on stderr, `veilfs: ...`, containing `text`.
+#[track_caller]
+fn assert_fails(output: &Output, code: i32, text: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.lines().count(), 1, "stderr is not one line: {err:?}");
+    assert!(err.starts_with("veilfs: "), "{err}");
+    assert!(err.contains(text), "{err:?} should contain {text:?}");
+}
+
+struct Vault {
+    _tmp: TempDir,
+    dir: PathBuf,
+    /// What init printed on stdout.
+    init_output: String,
+}
+
+impl Vault {
+    fn path(&self) -> &str {
+        self.dir.to_str().unwrap()
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.join("veilfs.conf")
+    }
+
+    fn config_bytes(&self) -> Vec<u8> {
+        fs::read(self.config_path()).unwrap()
+    }
+
+    /// Replaces veilfs.conf (which is read-only) with `bytes`.
+    fn write_config(&self, bytes: &[u8]) {
+        fs::remove_file(self.config_path()).unwrap();
+        fs::write(self.config_path(), bytes).unwrap();
+    }
+
+    fn recovery_key(&self) -> String {
+        recovery_key_lines(&self.init_output)
+    }
+
+    /// Whether `password` unlocks the vault, proven through the CLI: passwd to the same password.
+    fn unlocks_with(&self, password: &str) -> bool {
+        let out = veilfs(
+            &["passwd", self.path()],
+            &format!("{password}\n{password}\n"),
+        );
+        match out.status.code() {
+            Some(0) => true,
+            Some(6) => false,
+            _ => panic!("passwd failed: {}", stderr(&out)),
+        }
+    }
+
+    fn write_file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.parent().unwrap().join(name);
+        fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+/// The lines of init's output that hold the recovery key.
+fn recovery_key_lines(output: &str) -> String {
+    output
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.contains('-')
+                && l.chars()
+                    .all(|c| c == '-' || c.is_ascii_uppercase() || ('2'..='7').contains(&c))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn new_vault_with(password: &str, extra: &[&str]) -> Vault {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("vault");
+    fs::create_dir(&dir).unwrap();
+    let mut args = vec!["init"];
+    args.extend_from_slice(&CHEAP);
+    args.extend_from_slice(extra);
+    args.push(dir.to_str().unwrap());
+    let out = veilfs(&args, &format!("{password}\n"));
+    assert_ok(&out);
+    Vault {
+        _tmp: tmp,
+        dir,
+        init_output: stdout(&out),
+    }
+}
+
+fn new_vault(password: &str) -> Vault {
+    new_vault_with(password, &[])
+}
+
+// The config format, written out independently of the library to recompute a checksum the way
+// someone editing the file by hand (or a forger) would.
+#[derive(Serialize, Deserialize)]
+struct KdfJson {
+    algorithm: String,
+    version: u32,
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+    salt: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FeaturesJson {
+    name_encoding: String,
+    longname_max: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ConfigJson {
+    format: u32,
+    creator: String,
+    kdf: KdfJson,
+    features: FeaturesJson,
+    wrapped_master_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checksum: Option<String>,
+}
+
+/// veilfs.conf after `edit`, with the checksum recomputed or not.
+fn edited_config(
+    vault: &Vault,
+    edit: impl FnOnce(&mut ConfigJson),
+    recompute_checksum: bool,
+) -> Vec<u8> {
+    let mut json: ConfigJson = serde_json::from_slice(&vault.config_bytes()).unwrap();
+    edit(&mut json);
+    if recompute_checksum {
+        json.checksum = None;
+        json.checksum = Some(HEXLOWER.encode(&Sha256::digest(serde_json::to_vec(&json).unwrap())));
+    }
+    serde_json::to_vec_pretty(&json).unwrap()
+}
+
+#[test]
+fn init_creates_a_vault_and_prints_a_working_recovery_key() {
+    let vault = new_vault("correct horse");
+    let conf = fs::metadata(vault.config_path()).unwrap();
+    assert_eq!(conf.permissions().mode() & 0o777, 0o400);
+    assert!(!vault.dir.join("veilfs.conf.tmp").exists());
+    assert_eq!(
+        fs::metadata(vault.dir.join("veilfs.diriv")).unwrap().len(),
+        16
+    );
+    let mut names: Vec<_> = fs::read_dir(&vault.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["veilfs.conf", "veilfs.diriv"]);
+
+    let out = &vault.init_output;
+    assert!(out.contains("shown only this once"), "{out}");
+    assert!(out.contains("lost for good"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "veilfs passwd --recovery-key-file FILE {}",
+            vault.path()
+        )),
+        "{out}"
+    );
+    let key = vault.recovery_key();
+    assert_eq!(key.lines().count(), 4, "{out}");
+    let from_key = parse_recovery_key(&key).unwrap();
+    let from_password = Config::load(&vault.dir)
+        .unwrap()
+        .unlock(b"correct horse")
+        .unwrap();
+    assert_eq!(from_key.as_bytes(), from_password.as_bytes());
+    // The key appears once, and nothing of it on stderr.
+    assert_eq!(out.matches(key.lines().next().unwrap()).count(), 1);
+}
+
+#[test]
+fn init_quiet_still_prints_the_key() {
+    let vault = new_vault_with("pw", &["-q"]);
+    let lines: Vec<&str> = vault.init_output.lines().collect();
+    assert_eq!(lines.len(), 1, "{:?}", vault.init_output);
+    let key = parse_recovery_key(lines[0]).unwrap();
+    assert_eq!(
+        key.as_bytes(),
+        Config::load(&vault.dir)
+            .unwrap()
+            .unlock(b"pw")
+            .unwrap()
+            .as_bytes()
+    );
+}
+
+#[test]
+fn init_takes_the_first_line_of_stdin_without_its_line_end() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("v");
+    fs::create_dir(&dir).unwrap();
+    let mut args = vec!["init"];
+    args.extend_from_slice(&CHEAP);
+    args.push(dir.to_str().unwrap());
+    assert_ok(&veilfs(&args, "  spaced pw \r\nsecond line\n"));
+    let config = Config::load(&dir).unwrap();
+    assert!(config.unlock(b"  spaced pw ").is_ok());
+}
+
+#[test]
+fn init_options_are_recorded_and_shown_by_info() {
+    let vault = new_vault_with(
+        "pw",
+        &["--name-encoding", "base32", "--longname-max", "100"],
+    );
+    let info = veilfs(&["info", vault.path()], "");
+    assert_ok(&info);
+    let text = stdout(&info);
+    assert!(text.contains("Format version:   1"), "{text}");
+    assert!(text.contains("Created by:       veilfs "), "{text}");
+    assert!(
+        text.contains("argon2id (version 19), 8 MiB, 1 iteration, parallelism 1"),
+        "{text}"
+    );
+    assert!(text.contains("Name encoding:    base32"), "{text}");
+    assert!(text.contains("over 100 bytes"), "{text}");
+
+    let json = veilfs(&["info", "--json", vault.path()], "");
+    assert_ok(&json);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["format"], 1);
+    assert_eq!(value["kdf"]["algorithm"], "argon2id");
+    assert_eq!(value["kdf"]["memory_kib"], 8192);
+    assert_eq!(value["kdf"]["memory_mib"], 8.0);
+    assert_eq!(value["kdf"]["iterations"], 1);
+    assert_eq!(value["features"]["name_encoding"], "base32");
+    assert_eq!(value["features"]["longname_max"], 100);
+
+    // No key material: neither the wrapped key, nor the checksum, nor the recovery key.
+    let conf: ConfigJson = serde_json::from_slice(&vault.config_bytes()).unwrap();
+    let key = vault.recovery_key().replace(['-', '\n'], "");
+    for out in [stdout(&info), stdout(&json)] {
+        assert!(!out.contains(&conf.wrapped_master_key), "{out}");
+        assert!(!out.contains(conf.checksum.as_deref().unwrap()), "{out}");
+        assert!(!out.contains("wrapped"), "{out}");
+        assert!(!out.replace('-', "").contains(&key[..24]), "{out}");
+    }
+    assert!(info.stderr.is_empty() && json.stderr.is_empty());
+}
+
+#[test]
+fn init_with_passfile_and_extpass() {
+    let tmp = TempDir::new().unwrap();
+    let passfile = tmp.path().join("pass");
+    fs::write(&passfile, "from file\nignored\n").unwrap();
+    for (n, source) in [
+        ["--passfile", passfile.to_str().unwrap()],
+        ["--extpass", "printf 'from cmd\\nignored\\n'"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dir = tmp.path().join(format!("v{n}"));
+        fs::create_dir(&dir).unwrap();
+        let mut args = vec!["init"];
+        args.extend_from_slice(&CHEAP);
+        args.extend_from_slice(source);
+        args.push(dir.to_str().unwrap());
+        assert_ok(&veilfs(&args, "not this\n"));
+        let expected: &[u8] = if n == 0 { b"from file" } else { b"from cmd" };
+        assert!(
+            Config::load(&dir).unwrap().unlock(expected).is_ok(),
+            "{source:?}"
+        );
+    }
+}
+
+#[test]
+fn init_refuses_missing_non_directory_and_non_empty_cipherdirs() {
+    let tmp = TempDir::new().unwrap();
+    let missing = tmp.path().join("missing");
+    assert_fails(
+        &veilfs(&["init", missing.to_str().unwrap()], "pw\n"),
+        3,
+        "does not exist",
+    );
+    assert!(!missing.exists());
+
+    let file = tmp.path().join("file");
+    fs::write(&file, "x").unwrap();
+    assert_fails(
+        &veilfs(&["init", file.to_str().unwrap()], "pw\n"),
+        3,
+        "not a directory",
+    );
+
+    let full = tmp.path().join("full");
+    fs::create_dir(&full).unwrap();
+    fs::write(full.join("photo.jpg"), "x").unwrap();
+    assert_fails(
+        &veilfs(&["init", full.to_str().unwrap()], "pw\n"),
+        3,
+        "not empty",
+    );
+    assert_eq!(fs::read_dir(&full).unwrap().count(), 1);
+
+    // A vault is not empty either: init never overwrites one.
+    let vault = new_vault("pw");
+    let before = vault.config_bytes();
+    assert_fails(&veilfs(&["init", vault.path()], "other\n"), 3, "not empty");
+    assert_eq!(vault.config_bytes(), before);
+}
+
+#[test]
+fn init_refuses_an_empty_password() {
+    let tmp = TempDir::new().unwrap();
+    let mut args = vec!["init"];
+    args.extend_from_slice(&CHEAP);
+    args.push(tmp.path().to_str().unwrap());
+    assert_fails(&veilfs(&args, "\n"), 1, "no password");
+    assert_fails(&veilfs(&args, ""), 1, "no password");
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn init_bad_flags_are_usage_errors() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    for args in [
+        vec!["init", "--kdf-memory", "0", dir],
+        vec!["init", "--kdf-iterations", "65", dir],
+        vec!["init", "--longname-max", "300", dir],
+        vec!["init", "--name-encoding", "rot13", dir],
+        vec!["init", "--passfile", "a", "--extpass", "b", dir],
+        vec!["init"],
+        vec!["frobnicate"],
+    ] {
+        let out = veilfs(&args, "pw\n");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+    }
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn passwd_changes_the_password_and_nothing_else() {
+    let vault = new_vault("old");
+    let diriv = fs::read(vault.dir.join("veilfs.diriv")).unwrap();
+    let data = vault.dir.join("SomeEncryptedName");
+    fs::write(&data, "ciphertext").unwrap();
+    let before = Config::load(&vault.dir).unwrap();
+
+    let out = veilfs(&["passwd", vault.path()], "old\nnew\n");
+    assert_ok(&out);
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    assert!(stdout(&out).contains("changed"));
+    assert!(out.stderr.is_empty());
+
+    let after = Config::load(&vault.dir).unwrap();
+    assert_ne!(after.salt(), before.salt());
+    assert_eq!(after.kdf(), before.kdf());
+    assert_eq!(after.features(), before.features());
+    assert_eq!(fs::read(vault.dir.join("veilfs.diriv")).unwrap(), diriv);
+    assert_eq!(fs::read_to_string(&data).unwrap(), "ciphertext");
+    assert_eq!(
+        fs::metadata(vault.config_path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o400
+    );
+    assert!(!vault.dir.join("veilfs.conf.tmp").exists());
+
+    assert_fails(
+        &veilfs(&["passwd", vault.path()], "old\nx\n"),
+        6,
+        "wrong password",
+    );
+    assert!(vault.unlocks_with("new"));
+    // The master key is the one the recovery key holds.
+    let key = parse_recovery_key(&vault.recovery_key()).unwrap();
+    assert_eq!(after.unlock(b"new").unwrap().as_bytes(), key.as_bytes());
+}
+
+#[test]
+fn passwd_with_passfiles_and_extpass() {
+    let vault = new_vault("one");
+    let old = vault.write_file("old", "one\n");
+    let new = vault.write_file("new", "two\r\n");
+    let out = veilfs(
+        &[
+            "passwd",
+            "--passfile",
+            old.to_str().unwrap(),
+            "--new-passfile",
+            new.to_str().unwrap(),
+            vault.path(),
+        ],
+        "",
+    );
+    assert_ok(&out);
+    assert!(!vault.unlocks_with("one"));
+
+    // --extpass for the current password, the new one from stdin's first line.
+    assert_ok(&veilfs(
+        &["passwd", "--extpass", "echo two", vault.path()],
+        "three\n",
+    ));
+    assert!(vault.unlocks_with("three"));
+
+    let out = veilfs(
+        &[
+            "passwd",
+            "--extpass",
+            "echo failing >&2; exit 7",
+            vault.path(),
+        ],
+        "x\n",
+    );
+    // The command's own stderr passes through; the last line is ours.
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        err.lines().last().unwrap(),
+        "veilfs: extpass command `echo failing >&2; exit 7` failed (exit status: 7)"
+    );
+
+    let missing = vault.dir.parent().unwrap().join("no-such-file");
+    assert_fails(
+        &veilfs(
+            &[
+                "passwd",
+                "--passfile",
+                missing.to_str().unwrap(),
+                vault.path(),
+            ],
+            "",
+        ),
+        1,
+        "no-such-file",
+    );
+    let empty = vault.write_file("empty", "");
+    assert_fails(
+        &veilfs(
+            &[
+                "passwd",
+                "--passfile",
+                empty.to_str().unwrap(),
+                vault.path(),
+            ],
+            "",
+        ),
+        1,
+        "is empty",
+    );
+    assert_fails(
+        &veilfs(&["passwd", vault.path()], "three\n"),
+        1,
+        "no password on standard input",
+    );
+    assert!(vault.unlocks_with("three"));
+}
+
+#[test]
+fn passwd_with_the_recovery_key() {
+    let vault = new_vault("forgotten");
+    // Written down by hand: lower case, spaces instead of dashes, look-alike digits.
+    let handwritten = vault
+        .recovery_key()
+        .to_lowercase()
+        .replace('-', " ")
+        .replace('o', "0")
+        .replace('i', "1");
+    let keyfile = vault.write_file("recovery.txt", &format!("{handwritten}\n"));
+    let out = veilfs(
+        &[
+            "passwd",
+            "--recovery-key-file",
+            keyfile.to_str().unwrap(),
+            vault.path(),
+        ],
+        "fresh\n",
+    );
+    assert_ok(&out);
+    assert!(stdout(&out).contains("with the recovery key"));
+    assert!(!vault.unlocks_with("forgotten"));
+    assert!(vault.unlocks_with("fresh"));
+}
+
+#[test]
+fn mistyped_or_foreign_recovery_keys_are_refused() {
+    let vault = new_vault("pw");
+    let before = vault.config_bytes();
+    let key = vault.recovery_key();
+
+    // One character changed.
+    let mut chars: Vec<char> = key.chars().collect();
+    chars[6] = if chars[6] == 'Q' { 'R' } else { 'Q' };
+    let typo = vault.write_file("typo.txt", &chars.iter().collect::<String>());
+    let out = veilfs(
+        &[
+            "passwd",
+            "--recovery-key-file",
+            typo.to_str().unwrap(),
+            vault.path(),
+        ],
+        "new\n",
+    );
+    assert_fails(&out, 6, "mistyped");
+
+    let short = vault.write_file("short.txt", &key[..key.len() - 3]);
+    let out = veilfs(
+        &[
+            "passwd",
+            "--recovery-key-file",
+            short.to_str().unwrap(),
+            vault.path(),
+        ],
+        "new\n",
+    );
+    assert_fails(&out, 6, "characters, expected 109");
+
+    // A valid key of another vault.
+    let other = new_vault("pw");
+    let foreign = vault.write_file("foreign.txt", &other.recovery_key());
+    let out = veilfs(
+        &[
+            "passwd",
+            "--recovery-key-file",
+            foreign.to_str().unwrap(),
+            vault.path(),
+        ],
+        "new\n",
+    );
+    assert_fails(&out, 6, "wrong recovery key");
+
+    let missing = vault.dir.parent().unwrap().join("nokey.txt");
+    let out = veilfs(
+        &[
+            "passwd",
+            "--recovery-key-file",
+            missing.to_str().unwrap(),
+            vault.path(),
+        ],
+        "new\n",
+    );
+    assert_fails(&out, 1, "cannot read recovery key file");
+
+    assert_eq!(vault.config_bytes(), before);
+    assert!(vault.unlocks_with("pw"));
+}
+
+#[test]
+fn wrong_password_exits_6() {
+    let vault = new_vault("right");
+    assert_fails(
+        &veilfs(&["passwd", vault.path()], "wrong\nnew\n"),
+        6,
+        "wrong password",
+    );
+    assert!(vault.unlocks_with("right"));
+}
+
+#[test]
+fn not_a_vault_exits_4_and_missing_dir_exits_3() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    assert_fails(&veilfs(&["info", dir], ""), 4, "not a veilfs vault");
+    assert_fails(&veilfs(&["passwd", dir], "a\nb\n"), 4, "not a veilfs vault");
+    let missing = tmp.path().join("gone");
+    assert_fails(
+        &veilfs(&["info", missing.to_str().unwrap()], ""),
+        3,
+        "does not exist",
+    );
+    assert_fails(
+        &veilfs(&["passwd", missing.to_str().unwrap()], "a\nb\n"),
+        3,
+        "does not exist",
+    );
+}
+
+#[test]
+fn damaged_configs_exit_5() {
+    let vault = new_vault("pw");
+    let good = vault.config_bytes();
+
+    vault.write_config(&good[..good.len() / 2]);
+    assert_fails(&veilfs(&["info", vault.path()], ""), 5, "corrupt");
+    assert_fails(
+        &veilfs(&["passwd", vault.path()], "pw\nnew\n"),
+        5,
+        "corrupt",
+    );
+
+    vault.write_config(b"");
+    assert_fails(&veilfs(&["info", vault.path()], ""), 5, "corrupt");
+
+    vault.write_config(&good);
+    vault.write_config(&edited_config(&vault, |c| c.format = 2, false));
+    assert_fails(&veilfs(&["info", vault.path()], ""), 5, "version 2");
+    vault.write_config(br#"{"format": 7, "something": "new"}"#);
+    assert_fails(
+        &veilfs(&["passwd", vault.path()], "pw\nnew\n"),
+        5,
+        "version 7",
+    );
+
+    vault.write_config(&good);
+    assert!(vault.unlocks_with("pw"));
+}
+
+#[test]
+fn edited_kdf_parameters_are_caught() {
+    let vault = new_vault("pw");
+    let good = vault.config_bytes();
+
+    // Edited by hand, checksum left alone: the file says it was modified.
+    vault.write_config(&edited_config(&vault, |c| c.kdf.iterations = 2, false));
+    assert_fails(&veilfs(&["info", vault.path()], ""), 5, "modified");
+    assert_fails(
+        &veilfs(&["passwd", vault.path()], "pw\nnew\n"),
+        5,
+        "modified",
+    );
+
+    // Edited with the checksum recomputed: loads, but the wrapping is bound to the parameters.
+    vault.write_config(&good);
+    vault.write_config(&edited_config(&vault, |c| c.kdf.iterations = 2, true));
+    assert_ok(&veilfs(&["info", vault.path()], ""));
+    assert_fails(
+        &veilfs(&["passwd", vault.path()], "pw\nnew\n"),
+        6,
+        "wrong password",
+    );
+
+    // Out-of-bounds parameters are corrupt even with a valid checksum.
+    vault.write_config(&good);
+    vault.write_config(&edited_config(&vault, |c| c.kdf.iterations = 0, true));
+    assert_fails(&veilfs(&["info", vault.path()], ""), 5, "iterations");
+
+    vault.write_config(&good);
+    assert!(vault.unlocks_with("pw"));
+}
+
+#[test]
+fn top_level_help_documents_the_exit_statuses() {
+    let out = veilfs(&["--help"], "");
+    assert_ok(&out);
+    let help = stdout(&out);
+    for line in [
+        "3  CIPHERDIR is missing",
+        "4  CIPHERDIR is not a vault",
+        "5  veilfs.conf is corrupt",
+        "6  wrong password",
+    ] {
+        assert!(help.contains(line), "{help}");
+    }
+    for verb in ["init", "info", "passwd"] {
+        let out = veilfs(&[verb, "--help"], "");
+        assert_ok(&out);
+        assert!(stdout(&out).contains("Examples:"), "{verb}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let vault = new_vault("pw");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veilfs"))
+        .args(["info", vault.path()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+#[test]
+fn init_takes_the_vault_back_when_the_recovery_key_cannot_be_shown() {
+    let tmp = TempDir::new().unwrap();
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full exists on Linux");
+    let out = Command::new(env!("CARGO_BIN_EXE_veilfs"))
+        .args([
+            "init",
+            "--kdf-memory",
+            "8",
+            "--kdf-iterations",
+            "1",
+            "--passfile",
+            "/dev/stdin",
+        ])
+        .arg(tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"pw\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_fails(
+        &out,
+        1,
+        "the vault was not created, because its recovery key could not be shown",
+    );
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
