@@ -70,10 +70,30 @@ pub fn mount(vault: Vault, mountpoint: &Path, options: &MountOptions) -> io::Res
         config.mount_options.push(MountOption::DefaultPermissions);
         config.acl = SessionACL::All;
     }
-    config.mount_options.extend(options.extra.iter().map(|o| MountOption::CUSTOM(o.clone())));
+    config.mount_options.extend(options.extra.iter().map(|o| kernel_option(o)));
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
     fuser::Session::new(VeilFs::new(vault)?, mountpoint, &config)
+}
+
+/// A `-o` option as fuser's own variant where it has one: as root, fuser turns those into mount
+/// flags, while the kernel refuses unknown words in the FUSE option string.
+fn kernel_option(option: &str) -> MountOption {
+    match option {
+        "dev" => MountOption::Dev,
+        "nodev" => MountOption::NoDev,
+        "suid" => MountOption::Suid,
+        "nosuid" => MountOption::NoSuid,
+        "exec" => MountOption::Exec,
+        "noexec" => MountOption::NoExec,
+        "atime" => MountOption::Atime,
+        "noatime" => MountOption::NoAtime,
+        "sync" => MountOption::Sync,
+        "async" => MountOption::Async,
+        "dirsync" => MountOption::DirSync,
+        "default_permissions" => MountOption::DefaultPermissions,
+        other => MountOption::CUSTOM(other.to_owned()),
+    }
 }
 
 struct OpenFile {

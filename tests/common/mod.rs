@@ -1,0 +1,379 @@
+//! Shared harness for integration tests that mount for real.
+//!
+//! [`TestVault::new`] creates a temporary directory holding a backing directory (`cipher`), a
+//! mount point (`mnt`) and a password file, runs the built `veilfs init` with a cheap key
+//! derivation, then `veilfs mount`. Dropping it unmounts (through `veilfs umount`, falling back to
+//! `umount -l`) even when the test panicked, then removes the directory.
+//!
+//! Tests that use it need FUSE: they fail loudly, not skip, when /dev/fuse is missing (CI installs
+//! fuse3; `scripts/test` sets it up).
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The password every test vault is created with.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// How long one veilfs command may take before the test fails (mount waits for readiness).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The built `veilfs` binary, with stdin closed.
+pub fn veilfs() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veilfs"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` to completion with stdout and stderr captured; panics after `COMMAND_TIMEOUT`.
+///
+/// Reading the pipes to their end also checks that a daemon does not keep them open: `veilfs
+/// mount` must hand its background process /dev/null, or this never sees EOF.
+pub fn run(cmd: &mut Command) -> Output {
+    run_with_timeout(cmd, COMMAND_TIMEOUT)
+}
+
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
+    let description = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
+    let stdout = read_in_background(child.stdout.take().unwrap());
+    let stderr = read_in_background(child.stderr.take().unwrap());
+    let deadline = Instant::now() + timeout;
+    let status = wait_until(&mut child, deadline)
+        .unwrap_or_else(|| panic!("{description} did not finish within {timeout:?}"));
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    let stdout = stdout.recv_timeout(left).unwrap_or_else(|_| {
+        panic!("{description} exited ({status}) but its stdout stayed open: a background process kept it")
+    });
+    let stderr = stderr.recv_timeout(left).unwrap_or_else(|_| {
+        panic!("{description} exited ({status}) but its stderr stayed open: a background process kept it")
+    });
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+fn read_in_background(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        let _ = tx.send(bytes);
+    });
+    rx
+}
+
+/// Waits for `child` until `deadline`; kills it and returns `None` when it is still running.
+pub fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Panics with the command's output unless it exited 0.
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Stderr of a command, as text.
+pub fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Fails loudly when FUSE cannot work on this machine.
+pub fn require_fuse() {
+    assert!(
+        Path::new("/dev/fuse").exists(),
+        "/dev/fuse is missing: these tests mount for real; install fuse3 and load the module \
+         (scripts/test does both when run as root)"
+    );
+}
+
+/// Whether `path` (absolute, canonical) is a mount point, from /proc/self/mountinfo.
+pub fn is_mounted(path: &Path) -> bool {
+    mount_options(path).is_some()
+}
+
+/// The per-mount options (`rw,nosuid,...`) of the topmost mount at `path`, if mounted.
+pub fn mount_options(path: &Path) -> Option<String> {
+    let text = fs::read("/proc/self/mountinfo").expect("reading /proc/self/mountinfo");
+    let mut found = None;
+    for line in text.split(|&b| b == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        if fields.len() > 5 && unescape(fields[4]) == path.as_os_str().as_bytes() {
+            found = Some(String::from_utf8_lossy(fields[5]).into_owned());
+        }
+    }
+    found
+}
+
+fn unescape(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        if field[i] == b'\\' && i + 3 < field.len() {
+            if let Ok(byte) =
+                u8::from_str_radix(std::str::from_utf8(&field[i + 1..i + 4]).unwrap_or("x"), 8)
+            {
+                out.push(byte);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(field[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The pids of running `veilfs` processes whose command line has `arg` as one argument.
+pub fn veilfs_processes_with_arg(arg: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_veilfs = args
+            .first()
+            .is_some_and(|a| Path::new(OsStr::from_bytes(a)).ends_with("veilfs"));
+        if is_veilfs && args.iter().any(|a| *a == arg.as_os_str().as_bytes()) && is_alive(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn is_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses, which may itself hold ')'.
+        Ok(stat) => {
+            stat.rfind(')')
+                .and_then(|i| stat[i + 1..].trim_start().chars().next())
+                != Some('Z')
+        }
+        Err(_) => false,
+    }
+}
+
+/// A vault in a temporary directory, mounted unless made with [`TestVault::unmounted`].
+pub struct TestVault {
+    // Dropped after `Drop::drop` has unmounted.
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    backing: PathBuf,
+    mountpoint: PathBuf,
+    passfile: PathBuf,
+}
+
+impl TestVault {
+    /// A new vault, mounted with default options.
+    pub fn new() -> TestVault {
+        let vault = TestVault::unmounted();
+        vault.mount_with(&[]);
+        vault
+    }
+
+    /// A new vault, initialized but not mounted.
+    pub fn unmounted() -> TestVault {
+        require_fuse();
+        let dir = tempfile::Builder::new()
+            .prefix("veilfs-test-")
+            .tempdir()
+            .expect("creating a temporary directory");
+        // Canonical, so that paths compare equal to those in /proc/self/mountinfo.
+        let root = fs::canonicalize(dir.path()).unwrap();
+        let backing = root.join("cipher");
+        let mountpoint = root.join("mnt");
+        let passfile = root.join("passfile");
+        fs::create_dir(&backing).unwrap();
+        fs::create_dir(&mountpoint).unwrap();
+        fs::write(&passfile, format!("{PASSWORD}\n")).unwrap();
+        let output = run(veilfs()
+            .args([
+                "init",
+                "--kdf-memory",
+                "1",
+                "--kdf-iterations",
+                "1",
+                "--passfile",
+            ])
+            .arg(&passfile)
+            .arg(&backing));
+        assert_success(&output, "veilfs init");
+        TestVault {
+            dir,
+            root,
+            backing,
+            mountpoint,
+            passfile,
+        }
+    }
+
+    /// Where the plaintext view is mounted.
+    pub fn mount_path(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// The backing (encrypted) directory.
+    pub fn backing_path(&self) -> &Path {
+        &self.backing
+    }
+
+    /// The file holding [`PASSWORD`].
+    pub fn passfile(&self) -> &Path {
+        &self.passfile
+    }
+
+    /// The temporary directory holding everything; free for a test's own files.
+    pub fn scratch(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn is_mounted(&self) -> bool {
+        is_mounted(&self.mountpoint)
+    }
+
+    /// `veilfs mount --passfile P EXTRA... CIPHERDIR MOUNTPOINT`, run to completion.
+    pub fn try_mount(&self, extra: &[&str]) -> Output {
+        run(veilfs()
+            .arg("mount")
+            .arg("--passfile")
+            .arg(&self.passfile)
+            .args(extra)
+            .arg(&self.backing)
+            .arg(&self.mountpoint))
+    }
+
+    /// Mounts with extra arguments (`&["-o", "ro"]`); panics unless it succeeded and the mount
+    /// is there the moment the command returned.
+    pub fn mount_with(&self, extra: &[&str]) {
+        let output = self.try_mount(extra);
+        assert_success(&output, "veilfs mount");
+        assert!(
+            self.is_mounted(),
+            "veilfs mount exited 0 but {} is not mounted",
+            self.mountpoint.display()
+        );
+    }
+
+    /// `veilfs umount MOUNTPOINT`, run to completion.
+    pub fn try_unmount(&self) -> Output {
+        run(veilfs().arg("umount").arg(&self.mountpoint))
+    }
+
+    /// Unmounts; panics unless it succeeded and the mount is gone.
+    pub fn unmount(&self) {
+        let output = self.try_unmount();
+        assert_success(&output, "veilfs umount");
+        assert!(
+            !self.is_mounted(),
+            "veilfs umount exited 0 but {} is still mounted",
+            self.mountpoint.display()
+        );
+    }
+
+    /// Unmounts and mounts again with default options.
+    pub fn remount(&self) {
+        self.unmount();
+        self.mount_with(&[]);
+    }
+
+    /// The pids of the veilfs processes serving this vault's mount point.
+    pub fn daemon_pids(&self) -> Vec<u32> {
+        veilfs_processes_with_arg(&self.mountpoint)
+    }
+}
+
+impl Drop for TestVault {
+    fn drop(&mut self) {
+        // Unmount whatever is stacked there, even when the test failed: first through veilfs,
+        // then forcibly, so that removing the directory never walks into a mount.
+        for _ in 0..4 {
+            if !self.is_mounted() {
+                break;
+            }
+            let clean = veilfs()
+                .arg("umount")
+                .arg(&self.mountpoint)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !clean {
+                let _ = Command::new("umount")
+                    .arg("-l")
+                    .arg(&self.mountpoint)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        if self.is_mounted() {
+            // Leave the directory rather than delete through a mount.
+            eprintln!(
+                "TestVault: {} is still mounted; leaving {}",
+                self.mountpoint.display(),
+                self.root.display()
+            );
+            let dir = std::mem::replace(&mut self.dir, tempfile::TempDir::new().unwrap());
+            let _ = dir.keep();
+        }
+    }
+}
