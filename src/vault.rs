@@ -79,9 +79,15 @@ impl Vault {
         let backing = self.backing_name(parent_iv, name)?;
         backing.write_sidecar(parent)?;
         let path = parent.join(backing.entry());
-        fs::DirBuilder::new().mode(mode).create(&path)?;
+        if let Err(e) = fs::DirBuilder::new().mode(mode).create(&path) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                backing.remove_sidecar(parent)?;
+            }
+            return Err(e.into());
+        }
         if let Err(e) = diriv::write(&path, &self.new_dir_iv(parent_iv, name)) {
             let _ = fs::remove_dir(&path);
+            let _ = backing.remove_sidecar(parent);
             return Err(e);
         }
         Ok(path)

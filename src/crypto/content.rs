@@ -167,15 +167,13 @@ impl FileCipher {
         }
     }
 
-    /// Decrypts `sector` in place. An all-zero ciphertext sector is a hole and reads as zeros.
+    /// Decrypts `sector` in place. An all-zero XTS sector is a hole and reads as zeros; a short
+    /// sector is never a hole (its ciphertext is zero whenever plaintext equals keystream).
     pub fn decrypt_sector(&self, sector: Sector, data: &mut [u8]) {
         debug_assert_eq!(data.len() as u64, sector.len);
-        if is_all_zero(data) {
-            return;
-        }
         if sector.len < MIN_XTS_SECTOR {
             self.apply_short_keystream(data);
-        } else {
+        } else if !is_all_zero(data) {
             self.xts.decrypt_sector(sector.index(), data);
         }
     }

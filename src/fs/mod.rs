@@ -210,7 +210,8 @@ impl VeilFs {
     /// Hands a new entry to the calling user when running as root, keeping the group a setgid
     /// directory gave it.
     fn give_to_caller(&self, req: &Request, dir: &Path, path: &Path) -> Result<()> {
-        if !self.chown_new {
+        // Root's own entries already belong to root.
+        if !self.chown_new || (req.uid() == 0 && req.gid() == 0) {
             return Ok(());
         }
         let setgid = fs::metadata(dir)?.mode() & libc::S_ISGID != 0;
@@ -416,6 +417,12 @@ impl VeilFs {
         let to_path = to_dir.join(to.entry());
         let from_meta = fs::symlink_metadata(&from_path)?;
         let to_meta = fs::symlink_metadata(&to_path).ok();
+        if from_meta.is_dir() {
+            diriv::sync(&from_path)?;
+        }
+        if mode == RenameMode::Exchange && to_meta.as_ref().is_some_and(|m| m.is_dir()) {
+            diriv::sync(&to_path)?;
+        }
         if mode == RenameMode::Exchange {
             // Names stay where they are, so their sidecars do too; only the inodes swap.
             let to_meta = to_meta.ok_or_else(|| errno(libc::ENOENT))?;

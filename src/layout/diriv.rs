@@ -27,3 +27,11 @@ pub fn write(dir: &Path, iv: &DirIv) -> Result<()> {
     file.write_all(&iv.0)?;
     Ok(())
 }
+
+/// Makes a directory's IV file durable. Needed before the directory is renamed: after that,
+/// fsck could no longer re-derive a lost IV from the directory's (new) name.
+pub fn sync(dir: &Path) -> Result<()> {
+    File::open(dir.join(DIRIV_NAME))?.sync_all()?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
