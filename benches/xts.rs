@@ -1,14 +1,15 @@
 //! Throughput of one 4096-byte sector: `veilfs::crypto::xts::Xts` against the `xts-mode` crate
 //! (same function, one AES block at a time), encrypt and decrypt, plus a 4096+15-byte sector
-//! (the last sector of a file, with ciphertext stealing).
+//! (the last sector of a file, with ciphertext stealing), and, as the ceiling, bare AES-256 over
+//! 256 blocks through `aes`'s multi-block call (no tweaks at all).
 //!
 //! Run: `cargo bench --bench xts` (add `-- --quick` for a short run). Compare with
 //! `openssl speed -evp aes-256-xts -bytes 4096 -seconds 2`.
 
 use std::hint::black_box;
 
-use aes::cipher::{Array, KeyInit};
-use aes::Aes256;
+use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
+use aes::{Aes256, Block};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use veilfs::crypto::xts::Xts;
 use xts_mode::{get_tweak_default, Xts128};
@@ -42,6 +43,11 @@ fn bench_xts(c: &mut Criterion) {
             b.iter(|| ours.decrypt_sector(black_box(7), black_box(&mut buf[..])))
         });
         if len == SECTOR {
+            let bare = Aes256::new(&Array::try_from(&key[..32]).expect("32 bytes"));
+            let mut blocks = vec![Block::default(); SECTOR / 16];
+            group.bench_function("aes-only/encrypt_blocks", |b| {
+                b.iter(|| bare.encrypt_blocks(black_box(&mut blocks[..])))
+            });
             group.bench_function("xts-mode/encrypt", |b| {
                 b.iter(|| theirs.encrypt_sector(black_box(&mut buf[..]), get_tweak_default(7)))
             });
