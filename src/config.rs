@@ -16,11 +16,17 @@
 //!   "creator": "veilfs 0.1.0",
 //!   "kdf": { "algorithm": "argon2id", "version": 19, "memory_kib": 262144, "iterations": 3,
 //!            "parallelism": 1, "salt": "<base64url, unpadded, 32 bytes>" },
-//!   "features": { "name_encoding": "base64url", "longname_max": 200 },
+//!   "features": { "name_encoding": "base64url", "longname_max": 200, "keyfile": true },
 //!   "wrapped_master_key": "<base64url, unpadded, 80 bytes>",
 //!   "checksum": "<lowercase hex SHA-256>"
 //! }
 //! ```
+//!
+//! `"keyfile": true` is present only in vaults created with a key file as a second factor
+//! ([`Config::create_with_keyfile`]); it is never written as `false`, so the associated data and
+//! checksum of every config without a key file are what they were before the flag existed. With
+//! it, the Argon2id secret input (RFC 9106 "K") is SHA-256 of the key file's bytes
+//! ([`KeyfileSecret`]), and the password alone derives a different key.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -118,7 +124,7 @@ impl KdfParams {
         Ok(())
     }
 
-    fn argon2(&self) -> Result<argon2::Argon2<'static>> {
+    fn argon2<'k>(&self, keyfile: Option<&'k KeyfileSecret>) -> Result<argon2::Argon2<'k>> {
         let params = argon2::Params::new(
             self.memory_kib,
             self.iterations,
@@ -126,11 +132,14 @@ impl KdfParams {
             Some(KEK_LEN),
         )
         .map_err(|e| Error::ConfigCorrupt(format!("Argon2 parameters rejected: {e}")))?;
-        Ok(argon2::Argon2::new(
-            argon2::Algorithm::Argon2id,
-            argon2::Version::V0x13,
-            params,
-        ))
+        let (algorithm, version) = (argon2::Algorithm::Argon2id, argon2::Version::V0x13);
+        match keyfile {
+            None => Ok(argon2::Argon2::new(algorithm, version, params)),
+            Some(secret) => {
+                argon2::Argon2::new_with_secret(secret.as_bytes(), algorithm, version, params)
+                    .map_err(|e| Error::ConfigCorrupt(format!("key derivation failed: {e}")))
+            }
+        }
     }
 }
 
@@ -200,7 +209,64 @@ pub struct Config {
     kdf: KdfParams,
     salt: [u8; SALT_LEN],
     features: Features,
+    /// `features.keyfile` on disk: unlocking needs the key file as well as the password.
+    keyfile: bool,
     wrapped_master_key: [u8; WRAPPED_LEN],
+}
+
+/// The second factor of a vault created with a key file: SHA-256 of the key file's bytes, used as
+/// the Argon2id secret input. Wiped from memory when dropped.
+pub struct KeyfileSecret(Zeroizing<[u8; 32]>);
+
+impl KeyfileSecret {
+    /// The secret of a key file whose whole contents are `bytes`.
+    pub fn from_contents(bytes: &[u8]) -> KeyfileSecret {
+        let mut hasher = Sha256::new();
+        hasher.update(bytes);
+        KeyfileSecret::finish(hasher)
+    }
+
+    /// Reads a key file to its end (any size, any bytes). An empty key file is an error: it would
+    /// add nothing.
+    pub fn read(path: &Path) -> io::Result<KeyfileSecret> {
+        let mut file = File::open(path)?;
+        let mut hasher = Sha256::new();
+        let mut buf = Zeroizing::new([0u8; 64 * 1024]);
+        let mut total = 0u64;
+        loop {
+            let n = match io::Read::read(&mut file, &mut buf[..]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            total += n as u64;
+        }
+        if total == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the key file is empty",
+            ));
+        }
+        Ok(KeyfileSecret::finish(hasher))
+    }
+
+    fn finish(hasher: Sha256) -> KeyfileSecret {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        secret.copy_from_slice(hasher.finalize().as_slice());
+        KeyfileSecret(secret)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for KeyfileSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyfileSecret(..)")
+    }
 }
 
 // The JSON shapes. The field order of these structs is the order on disk and in the compact JSON
@@ -217,13 +283,34 @@ struct KdfJson {
     salt: String,
 }
 
+/// `features` on disk: [`Features`] plus the key-file flag, which is written only when set (so
+/// configs without it serialize, and are authenticated, exactly as before it existed).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeaturesJson {
+    name_encoding: NameEncoding,
+    longname_max: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    keyfile: Option<bool>,
+}
+
+impl FeaturesJson {
+    fn new(features: &Features, keyfile: bool) -> FeaturesJson {
+        FeaturesJson {
+            name_encoding: features.name_encoding,
+            longname_max: features.longname_max,
+            keyfile: keyfile.then_some(true),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigJson {
     format: u32,
     creator: String,
     kdf: KdfJson,
-    features: Features,
+    features: FeaturesJson,
     wrapped_master_key: String,
     checksum: String,
 }
@@ -234,7 +321,7 @@ struct Header<'a> {
     format: u32,
     creator: &'a str,
     kdf: &'a KdfJson,
-    features: &'a Features,
+    features: &'a FeaturesJson,
 }
 
 /// What the checksum covers: every field before it.
@@ -243,7 +330,7 @@ struct Checksummed<'a> {
     format: u32,
     creator: &'a str,
     kdf: &'a KdfJson,
-    features: &'a Features,
+    features: &'a FeaturesJson,
     wrapped_master_key: &'a str,
 }
 
@@ -251,7 +338,7 @@ fn compact_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("config JSON has only strings, integers and string-keyed maps")
 }
 
-fn header_bytes(format: u32, creator: &str, kdf: &KdfJson, features: &Features) -> Vec<u8> {
+fn header_bytes(format: u32, creator: &str, kdf: &KdfJson, features: &FeaturesJson) -> Vec<u8> {
     compact_json(&Header {
         format,
         creator,
@@ -280,14 +367,16 @@ fn decode_fixed<const N: usize>(text: &str, field: &str) -> Result<[u8; N]> {
     })
 }
 
-/// The key-encryption key: Argon2id of the password, used as an AES-256-SIV key.
+/// The key-encryption key: Argon2id of the password (with the key file's secret as Argon2's
+/// secret input when there is one), used as an AES-256-SIV key.
 fn derive_kek(
     kdf: &KdfParams,
     salt: &[u8; SALT_LEN],
     password: &[u8],
+    keyfile: Option<&KeyfileSecret>,
 ) -> Result<Zeroizing<[u8; KEK_LEN]>> {
     let mut kek = Zeroizing::new([0u8; KEK_LEN]);
-    kdf.argon2()?
+    kdf.argon2(keyfile)?
         .hash_password_into(password, salt, &mut kek[..])
         .map_err(|e| match e {
             argon2::Error::OutOfMemory => Error::Io(io::Error::new(
@@ -329,13 +418,59 @@ impl Config {
         features: Features,
         salt: [u8; SALT_LEN],
     ) -> Config {
-        Config::wrap(CREATOR.to_owned(), master, password, kdf, features, salt)
+        Config::wrap(
+            CREATOR.to_owned(),
+            master,
+            password,
+            None,
+            kdf,
+            features,
+            salt,
+        )
+    }
+
+    /// [`Config::create`] for a vault that needs a key file as well as the password, ever after:
+    /// the config records `"keyfile": true`, and the key derivation takes `keyfile` as its secret
+    /// input.
+    pub fn create_with_keyfile(
+        master: &MasterKey,
+        password: &[u8],
+        keyfile: &KeyfileSecret,
+        kdf: KdfParams,
+        features: Features,
+    ) -> Config {
+        let mut salt = [0u8; SALT_LEN];
+        random_bytes(&mut salt);
+        Config::create_with_salt_and_keyfile(master, password, Some(keyfile), kdf, features, salt)
+    }
+
+    /// [`Config::create_with_keyfile`] (or, without a key file, [`Config::create`]) with a given
+    /// salt: deterministic, for test vectors only.
+    #[doc(hidden)]
+    pub fn create_with_salt_and_keyfile(
+        master: &MasterKey,
+        password: &[u8],
+        keyfile: Option<&KeyfileSecret>,
+        kdf: KdfParams,
+        features: Features,
+        salt: [u8; SALT_LEN],
+    ) -> Config {
+        Config::wrap(
+            CREATOR.to_owned(),
+            master,
+            password,
+            keyfile,
+            kdf,
+            features,
+            salt,
+        )
     }
 
     fn wrap(
         creator: String,
         master: &MasterKey,
         password: &[u8],
+        keyfile: Option<&KeyfileSecret>,
         kdf: KdfParams,
         features: Features,
         salt: [u8; SALT_LEN],
@@ -349,9 +484,10 @@ impl Config {
             kdf,
             salt,
             features,
+            keyfile: keyfile.is_some(),
             wrapped_master_key: [0; WRAPPED_LEN],
         };
-        let kek = derive_kek(&config.kdf, &config.salt, password)
+        let kek = derive_kek(&config.kdf, &config.salt, password, keyfile)
             .expect("parameters within the checked bounds are accepted by Argon2");
         let mut buffer = Zeroizing::new(Vec::with_capacity(WRAPPED_LEN));
         buffer.extend_from_slice(master.as_bytes());
@@ -363,9 +499,23 @@ impl Config {
     }
 
     /// The master key, if `password` is the one the config was created or last rewrapped with.
-    /// Takes as long as the key derivation (0.6-0.8 s with the default parameters).
+    /// Takes as long as the key derivation (0.6-0.8 s with the default parameters). A vault that
+    /// [needs a key file](Config::requires_keyfile) never unlocks with the password alone
+    /// ([`Error::WrongPassword`]): see [`Config::unlock_with_keyfile`].
     pub fn unlock(&self, password: &[u8]) -> Result<MasterKey> {
-        let kek = derive_kek(&self.kdf, &self.salt, password)?;
+        self.unlock_with_keyfile(password, None)
+    }
+
+    /// The master key, if `password` and `keyfile` are the credentials the config was created or
+    /// last rewrapped with: the key file's secret when it [requires one](Config::requires_keyfile),
+    /// `None` otherwise. Any other combination is [`Error::WrongPassword`], indistinguishable from
+    /// a wrong password (the key derivation simply yields another key).
+    pub fn unlock_with_keyfile(
+        &self,
+        password: &[u8],
+        keyfile: Option<&KeyfileSecret>,
+    ) -> Result<MasterKey> {
+        let kek = derive_kek(&self.kdf, &self.salt, password, keyfile)?;
         let mut buffer = Zeroizing::new(Vec::with_capacity(WRAPPED_LEN));
         buffer.extend_from_slice(&self.wrapped_master_key);
         Aes256Siv::new((&*kek).into())
@@ -377,8 +527,21 @@ impl Config {
     }
 
     /// A config for the same vault (same master key, features and KDF cost) under a new password,
-    /// with a new salt. The caller proves it knows the key by passing it.
+    /// with a new salt. The caller proves it knows the key by passing it. The new config needs
+    /// the password alone: for a vault that should keep needing its key file, use
+    /// [`Config::rewrap_with_keyfile`].
     pub fn rewrap(&self, master: &MasterKey, new_password: &[u8]) -> Config {
+        self.rewrap_with_keyfile(master, new_password, None)
+    }
+
+    /// [`Config::rewrap`], with `keyfile` needed as well as the new password from now on (when
+    /// `Some`; `None` makes the password alone enough).
+    pub fn rewrap_with_keyfile(
+        &self,
+        master: &MasterKey,
+        new_password: &[u8],
+        keyfile: Option<&KeyfileSecret>,
+    ) -> Config {
         let mut salt = [0u8; SALT_LEN];
         random_bytes(&mut salt);
         // Keeps `creator`: `info` shows who created the vault, and the new wrapping rebinds it.
@@ -386,6 +549,7 @@ impl Config {
             self.creator.clone(),
             master,
             new_password,
+            keyfile,
             self.kdf,
             self.features.clone(),
             salt,
@@ -438,6 +602,12 @@ impl Config {
         let json: ConfigJson =
             serde_json::from_value(loose).map_err(|e| Error::ConfigCorrupt(e.to_string()))?;
 
+        // One way only to write each config: the flag is absent unless it is set.
+        if json.features.keyfile == Some(false) {
+            return Err(Error::ConfigCorrupt(
+                "features.keyfile is written only when true (omit it instead of false)".into(),
+            ));
+        }
         let salt = decode_fixed::<SALT_LEN>(&json.kdf.salt, "kdf.salt")?;
         let wrapped_master_key =
             decode_fixed::<WRAPPED_LEN>(&json.wrapped_master_key, "wrapped_master_key")?;
@@ -474,14 +644,19 @@ impl Config {
             parallelism: json.kdf.parallelism,
         };
         kdf.check().map_err(Error::ConfigCorrupt)?;
-        json.features.check().map_err(Error::ConfigCorrupt)?;
+        let features = Features {
+            name_encoding: json.features.name_encoding,
+            longname_max: json.features.longname_max,
+        };
+        features.check().map_err(Error::ConfigCorrupt)?;
 
         Ok(Config {
             format,
             creator: json.creator,
             kdf,
             salt,
-            features: json.features,
+            features,
+            keyfile: json.features.keyfile == Some(true),
             wrapped_master_key,
         })
     }
@@ -492,7 +667,7 @@ impl Config {
             format: self.format,
             creator: self.creator.clone(),
             kdf: self.kdf_json(),
-            features: self.features.clone(),
+            features: self.features_json(),
             wrapped_master_key: BASE64URL_NOPAD.encode(&self.wrapped_master_key),
             checksum: String::new(),
         };
@@ -558,6 +733,16 @@ impl Config {
         &self.features
     }
 
+    /// Whether unlocking needs a key file as well as the password (`"keyfile": true` in
+    /// `features`).
+    pub fn requires_keyfile(&self) -> bool {
+        self.keyfile
+    }
+
+    fn features_json(&self) -> FeaturesJson {
+        FeaturesJson::new(&self.features, self.keyfile)
+    }
+
     fn kdf_json(&self) -> KdfJson {
         KdfJson {
             algorithm: KDF_ALGORITHM.to_owned(),
@@ -570,7 +755,12 @@ impl Config {
     }
 
     fn header(&self) -> Vec<u8> {
-        header_bytes(self.format, &self.creator, &self.kdf_json(), &self.features)
+        header_bytes(
+            self.format,
+            &self.creator,
+            &self.kdf_json(),
+            &self.features_json(),
+        )
     }
 }
 
@@ -707,6 +897,7 @@ mod tests {
             "veilfs 0.1.0".into(),
             &master(),
             b"password",
+            None,
             CHEAP,
             Features {
                 name_encoding: NameEncoding::Base64Url,
@@ -737,6 +928,161 @@ mod tests {
     const KAT_WRAPPED: &str =
         "tKm6mPczBCDO7icT54h61Ua68eRmOQkcXWP3ask_jU3gx42cTkgGQ4RR2i507Eo6mrGDuAlXv0YQP894ekXgi1FVwEBIGccC7LgmqWSSFPI";
     const KAT_CHECKSUM: &str = "4a8da2772a5054f0e1001f05718c39007ca8e383bf21aea5f315a604cc9da0c6";
+
+    const KAT_KEYFILE_CONTENTS: &[u8] = b"veilfs test key file\n";
+    const KAT_KEYFILE_SECRET: &str =
+        "4856d26f430ad4bd1991d86dac1ec8a24a1df0ac469d7b177c1335448eb784d2";
+    const KAT_KEYFILE_WRAPPED: &str =
+        "i4eVfcT-4MeXMQaBBgzjwO6tcR0nh1b6o-x-qS4FqRiSpmE_syorOvg8GrCnC717mNk27R77xMXun2LHb-UNAynynhucODFSyipeDZpDaZI";
+    const KAT_KEYFILE_CHECKSUM: &str =
+        "7fb7c5c560d04bce81c42d0b3ce23413ea4a2c9aead52e0f20fb509931f0e269";
+
+    fn keyfile() -> KeyfileSecret {
+        KeyfileSecret::from_contents(KAT_KEYFILE_CONTENTS)
+    }
+
+    fn keyfile_config() -> Config {
+        Config::create_with_salt_and_keyfile(
+            &master(),
+            b"password",
+            Some(&keyfile()),
+            CHEAP,
+            Features::default(),
+            [2; SALT_LEN],
+        )
+    }
+
+    #[test]
+    fn known_answer_vector_with_a_keyfile() {
+        // Cross-checked with Python cryptography 48 (Argon2id with `secret=`, AESSIV, hashlib).
+        assert_eq!(HEXLOWER.encode(keyfile().as_bytes()), KAT_KEYFILE_SECRET);
+        let config = Config::wrap(
+            "veilfs 0.1.0".into(),
+            &master(),
+            b"password",
+            Some(&keyfile()),
+            CHEAP,
+            Features {
+                name_encoding: NameEncoding::Base64Url,
+                longname_max: 220,
+            },
+            [2; 32],
+        );
+        let value = json_value(&config);
+        assert_eq!(value["features"]["keyfile"], true);
+        assert_eq!(value["wrapped_master_key"], KAT_KEYFILE_WRAPPED);
+        assert_eq!(value["checksum"], KAT_KEYFILE_CHECKSUM);
+        let header = String::from_utf8(config.header()).unwrap();
+        assert!(
+            header.ends_with(
+                "\"features\":{\"name_encoding\":\"base64url\",\"longname_max\":220,\"keyfile\":true}}"
+            ),
+            "{header}"
+        );
+    }
+
+    #[test]
+    fn configs_without_a_keyfile_do_not_mention_it() {
+        let text = String::from_utf8(config().to_json()).unwrap();
+        assert!(!text.contains("keyfile"), "{text}");
+        assert!(!config().requires_keyfile());
+    }
+
+    #[test]
+    fn keyfile_vault_needs_both_factors() {
+        let dir = tempfile::tempdir().unwrap();
+        keyfile_config().save(dir.path()).unwrap();
+        let loaded = Config::load(dir.path()).unwrap();
+        assert!(loaded.requires_keyfile());
+        assert_eq!(loaded, keyfile_config());
+        let key = loaded
+            .unlock_with_keyfile(b"password", Some(&keyfile()))
+            .unwrap();
+        assert_eq!(key.as_bytes(), master().as_bytes());
+        // The password alone, the key file with a wrong password, and another key file fail.
+        assert!(matches!(
+            loaded.unlock(b"password"),
+            Err(Error::WrongPassword)
+        ));
+        assert!(matches!(
+            loaded.unlock_with_keyfile(b"wrong", Some(&keyfile())),
+            Err(Error::WrongPassword)
+        ));
+        let other = KeyfileSecret::from_contents(b"veilfs test key file");
+        assert!(matches!(
+            loaded.unlock_with_keyfile(b"password", Some(&other)),
+            Err(Error::WrongPassword)
+        ));
+        // A key file given for a vault without one changes the key too.
+        assert!(matches!(
+            config().unlock_with_keyfile(b"password", Some(&keyfile())),
+            Err(Error::WrongPassword)
+        ));
+    }
+
+    #[test]
+    fn removing_the_keyfile_flag_does_not_unlock() {
+        let mut value = json_value(&keyfile_config());
+        value["features"].as_object_mut().unwrap().remove("keyfile");
+        // Without recomputing the checksum: tampering.
+        let bytes = serde_json::to_vec_pretty(&value).unwrap();
+        assert!(matches!(
+            Config::from_json(&bytes),
+            Err(Error::ConfigTampered)
+        ));
+        // With it: loads, but the flag is in the associated data, so nothing unlocks.
+        let mut json: ConfigJson = serde_json::from_value(value).unwrap();
+        json.checksum = checksum_hex(&json);
+        let forged = Config::from_json(&serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+        assert!(!forged.requires_keyfile());
+        assert!(matches!(
+            forged.unlock(b"password"),
+            Err(Error::WrongPassword)
+        ));
+        assert!(matches!(
+            forged.unlock_with_keyfile(b"password", Some(&keyfile())),
+            Err(Error::WrongPassword)
+        ));
+    }
+
+    #[test]
+    fn keyfile_false_is_not_a_valid_spelling() {
+        let bytes = edited(|v| v["features"]["keyfile"] = Value::from(false), false);
+        assert!(corrupt_reason(Config::from_json(&bytes)).contains("keyfile"));
+        let bytes = edited(|v| v["features"]["keyfile"] = Value::from("yes"), false);
+        corrupt_reason(Config::from_json(&bytes));
+    }
+
+    #[test]
+    fn rewrap_with_keyfile_keeps_or_drops_the_factor() {
+        let old = keyfile_config();
+        let kept = old.rewrap_with_keyfile(&master(), b"new", Some(&keyfile()));
+        assert!(kept.requires_keyfile());
+        assert!(kept.unlock(b"new").is_err());
+        assert!(kept.unlock_with_keyfile(b"new", Some(&keyfile())).is_ok());
+        let dropped = old.rewrap(&master(), b"new");
+        assert!(!dropped.requires_keyfile());
+        assert!(dropped.unlock(b"new").is_ok());
+    }
+
+    #[test]
+    fn keyfile_secret_reads_whole_files_and_refuses_empty_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        let contents: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&path, &contents).unwrap();
+        assert_eq!(
+            KeyfileSecret::read(&path).unwrap().as_bytes(),
+            KeyfileSecret::from_contents(&contents).as_bytes()
+        );
+        fs::write(&path, b"").unwrap();
+        assert_eq!(
+            KeyfileSecret::read(&path).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        assert!(KeyfileSecret::read(&dir.path().join("missing")).is_err());
+        assert_eq!(format!("{:?}", keyfile()), "KeyfileSecret(..)");
+    }
 
     #[test]
     fn rewrap_changes_password_and_salt_only() {

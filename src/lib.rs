@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod fs;
+pub mod fsck;
 pub mod layout;
 pub mod vault;
 

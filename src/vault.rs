@@ -4,12 +4,55 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::collections::HashSet;
+
 use crate::config::Features;
 use crate::crypto::keys::{ContentKey, MasterKey, VaultKeys};
-use crate::crypto::names::{DirIv, NameCipher};
-use crate::error::Result;
-use crate::layout::longname::{self, BackingName};
-use crate::layout::{diriv, EntryName};
+use crate::crypto::names::{DirIv, NameCipher, NameEncoding};
+use crate::error::{Error, Result};
+use crate::layout::conflict::{self, Candidate};
+use crate::layout::longname::{self, BackingName, LONGNAME_PREFIX, SIDECAR_SUFFIX};
+use crate::layout::{diriv, strip_prefix_ignore_case, EntryName, DIRIV_NAME};
+
+/// What one backing directory entry is: see [`Vault::classify_entry`].
+#[derive(Debug)]
+pub enum BackingEntry {
+    /// An entry of the plaintext tree, with its plaintext name.
+    Name(Vec<u8>),
+    /// A sync tool's copy of an entry: `name` is the original's plaintext name, `of` the
+    /// original's backing name (which may or may not still exist).
+    ConflictCopy { name: Vec<u8>, of: String },
+    /// `veilfs.conf`, `veilfs.diriv`, a sidecar, or another name veilfs reserves.
+    Reserved,
+    /// A sync tool's copy of a file veilfs reserves.
+    ReservedCopy(ReservedCopy),
+    /// A sync tool's own file (`.stfolder`, `.dropbox`, a transfer's temporary file).
+    SyncTool,
+    /// Neither an entry nor a copy of one that authenticates: hidden, reported by fsck.
+    Undecodable(Error),
+}
+
+/// A sync tool's copy of a file veilfs reserves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReservedCopy {
+    /// Of the sidecar of long-name entry `of`; `valid` when it holds that entry's encoded name.
+    Sidecar { of: String, valid: bool },
+    /// Of `veilfs.diriv`.
+    DirIv,
+    /// Of `veilfs.conf`.
+    Conf,
+}
+
+/// A conflict copy as a directory listing shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConflictCopy {
+    /// Its backing name, as the sync tool left it.
+    pub backing: String,
+    /// The plaintext name of the entry it is a copy of.
+    pub original: Vec<u8>,
+    /// The name veilfs shows it under: `stem (conflict N).ext`.
+    pub shown: Vec<u8>,
+}
 
 #[derive(Debug)]
 pub struct Vault {
@@ -66,11 +109,247 @@ impl Vault {
     /// reserves. Long names are checked against their sidecar.
     pub fn decrypt_entry(&self, dir: &Path, iv: &DirIv, entry: &str) -> Result<Option<Vec<u8>>> {
         let encoded = match EntryName::classify(entry) {
+            // A sync tool's copy of a long-name entry may look reserved
+            // (`veilfs.longname (conflicted copy ...).<hash>`): it is not a name, but callers
+            // should look at it as a conflict copy rather than skip it.
+            EntryName::Reserved if !is_canonical_reserved(entry) && may_be_long_entry_copy(entry) => {
+                return Err(Error::NameAuth)
+            }
             EntryName::Reserved => return Ok(None),
             EntryName::Short(encoded) => encoded.to_owned(),
-            EntryName::Long(hashed) => longname::read_sidecar(dir, hashed)?,
+            EntryName::Long(hashed) => self.read_sidecar(dir, hashed)?,
         };
         self.names.decrypt_name(iv, &encoded).map(Some)
+    }
+
+    /// Whether backing names may have had their case changed (a base32 vault, meant for
+    /// case-insensitive sync targets): such names are matched ignoring case.
+    pub fn ignores_case(&self) -> bool {
+        self.names.encoding() == NameEncoding::Base32
+    }
+
+    /// The encoded name of long-name entry `hashed` in `dir`, from its sidecar; when that is
+    /// missing or wrong, from a sync tool's copy of it that holds the right contents.
+    pub fn read_sidecar(&self, dir: &Path, hashed: &str) -> Result<String> {
+        let first = if self.ignores_case() {
+            longname::read_sidecar_ignoring_case(dir, hashed)
+        } else {
+            longname::read_sidecar(dir, hashed)
+        };
+        let error = match first {
+            Ok(encoded) => return Ok(encoded),
+            Err(e) => e,
+        };
+        for (copy, of) in self.sidecar_copies(dir)? {
+            if self.same_entry_name(&of, hashed) {
+                if let Ok(encoded) = longname::read_sidecar_file(&dir.join(&copy), hashed, self.ignores_case()) {
+                    return Ok(encoded);
+                }
+            }
+        }
+        Err(error)
+    }
+
+    /// Names in `dir` that look like a sync tool's copy of a sidecar, with the entry each is of.
+    fn sidecar_copies(&self, dir: &Path) -> Result<Vec<(String, String)>> {
+        let mut copies = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if strip_prefix_ignore_case(&name, LONGNAME_PREFIX.trim_end_matches('.')).is_none()
+                || is_canonical_sidecar(&name)
+            {
+                continue;
+            }
+            for candidate in conflict::candidates(&name, self.names.encoding()) {
+                if let Candidate::Sidecar(of) = candidate {
+                    copies.push((name.clone(), of));
+                }
+            }
+        }
+        Ok(copies)
+    }
+
+    fn same_entry_name(&self, a: &str, b: &str) -> bool {
+        a == b || self.ignores_case() && a.eq_ignore_ascii_case(b)
+    }
+
+    /// What backing entry `entry` of `dir` (IV `iv`) is. A name that does not decrypt is tried
+    /// as a sync tool's conflict copy ([`conflict::candidates`]); a candidate counts only if it
+    /// authenticates, so the provider's text never makes an entry appear.
+    pub fn classify_entry(&self, dir: &Path, iv: &DirIv, entry: &str) -> BackingEntry {
+        let error = match self.decrypt_entry(dir, iv, entry) {
+            Ok(Some(name)) => return BackingEntry::Name(name),
+            Ok(None) if is_canonical_reserved(entry) => return BackingEntry::Reserved,
+            Ok(None) => None,
+            Err(e) => Some(e),
+        };
+        if conflict::is_sync_tool_file(entry) {
+            return BackingEntry::SyncTool;
+        }
+        let mut invalid_sidecar = None;
+        for candidate in conflict::candidates(entry, self.names.encoding()) {
+            match candidate {
+                Candidate::Short(core) => {
+                    if let Ok(name) = self.names.decrypt_name(iv, &core) {
+                        return self.conflict_copy(iv, name);
+                    }
+                }
+                Candidate::Long(hashed) => {
+                    if self.same_entry_name(&hashed, entry) {
+                        continue;
+                    }
+                    let decrypted =
+                        self.read_sidecar(dir, &hashed).and_then(|encoded| self.names.decrypt_name(iv, &encoded));
+                    if let Ok(name) = decrypted {
+                        return self.conflict_copy(iv, name);
+                    }
+                }
+                Candidate::Sidecar(of) => {
+                    if longname::read_sidecar_file(&dir.join(entry), &of, self.ignores_case()).is_ok() {
+                        return BackingEntry::ReservedCopy(ReservedCopy::Sidecar { of, valid: true });
+                    }
+                    invalid_sidecar.get_or_insert(of);
+                }
+                Candidate::DirIv => return BackingEntry::ReservedCopy(ReservedCopy::DirIv),
+                Candidate::Conf => return BackingEntry::ReservedCopy(ReservedCopy::Conf),
+            }
+        }
+        if let Some(of) = invalid_sidecar {
+            return BackingEntry::ReservedCopy(ReservedCopy::Sidecar { of, valid: false });
+        }
+        match error {
+            Some(e) => BackingEntry::Undecodable(e),
+            None => BackingEntry::Reserved,
+        }
+    }
+
+    fn conflict_copy(&self, iv: &DirIv, name: Vec<u8>) -> BackingEntry {
+        match self.backing_name(iv, &name) {
+            Ok(of) => BackingEntry::ConflictCopy { of: of.entry().to_owned(), name },
+            Err(e) => BackingEntry::Undecodable(e),
+        }
+    }
+
+    /// The conflict copies among `undecoded` (backing names in `dir` that did not decrypt),
+    /// each with the name to show it under next to the plaintext names `taken` of the directory
+    /// ([`conflict::name_copies`]: deterministic, so every device picks the same names).
+    pub fn conflict_copies<'a>(
+        &self,
+        dir: &Path,
+        iv: &DirIv,
+        taken: &HashSet<Vec<u8>>,
+        undecoded: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<ConflictCopy> {
+        let copies = undecoded
+            .into_iter()
+            .filter_map(|backing| match self.classify_entry(dir, iv, backing) {
+                BackingEntry::ConflictCopy { name, .. } => Some((backing.to_owned(), name)),
+                _ => None,
+            })
+            .collect();
+        conflict::name_copies(taken, copies)
+            .into_iter()
+            .map(|(backing, original, shown)| ConflictCopy { backing, original, shown })
+            .collect()
+    }
+
+    /// Renames backing entry `from` of `dir` (IV `iv`) to the backing name of plaintext `to`,
+    /// never replacing an existing entry; writes the new name's sidecar first when it is long.
+    /// Cleans up a conflict copy or a re-cased name so the vault holds only canonical names.
+    pub fn rename_entry(&self, dir: &Path, iv: &DirIv, from: &str, to: &[u8]) -> Result<BackingName> {
+        let backing = self.backing_name(iv, to)?;
+        let from_path = dir.join(from);
+        let to_path = dir.join(backing.entry());
+        let meta = fs::symlink_metadata(&from_path)?;
+        if meta.is_dir() && diriv::read(&from_path).is_ok() {
+            // A directory's IV must be durable before it is renamed (format.md, Directory IVs).
+            diriv::sync(&from_path)?;
+        }
+        backing.write_sidecar(dir)?;
+        if let Err(e) = rename_no_replace(&from_path, &to_path) {
+            if fs::symlink_metadata(&to_path).is_err() {
+                let _ = backing.remove_sidecar(dir);
+            }
+            return Err(e.into());
+        }
+        Ok(backing)
+    }
+
+    /// Renames an entry whose backing name had its case changed (`entry`, plaintext `name`) back
+    /// to its canonical name, and removes its sidecar's re-cased name.
+    pub fn normalize_case(&self, dir: &Path, iv: &DirIv, entry: &str, name: &[u8]) -> Result<BackingName> {
+        let backing = self.backing_name(iv, name)?;
+        if backing.entry() == entry {
+            return Ok(backing);
+        }
+        let old_sidecars = match EntryName::classify(entry) {
+            EntryName::Long(hashed) => vec![
+                format!("{hashed}{SIDECAR_SUFFIX}"),
+                format!("{hashed}{}", SIDECAR_SUFFIX.to_ascii_uppercase()),
+            ],
+            _ => Vec::new(),
+        };
+        let from = dir.join(entry);
+        let to = dir.join(backing.entry());
+        backing.write_sidecar(dir)?;
+        match rename_no_replace(&from, &to) {
+            Ok(()) => {}
+            // A case-insensitive file system: the target "exists" and is the entry itself.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && same_file(&from, &to) => {
+                fs::rename(&from, &to)?
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // On a case-sensitive disk the old-cased sidecar is a file of its own; on a
+        // case-insensitive one it is the canonical sidecar itself, which stays.
+        if let Some(canonical) = backing.sidecar() {
+            for old in old_sidecars {
+                if old != canonical && !same_file(&dir.join(&old), &dir.join(&canonical)) {
+                    let _ = fs::remove_file(dir.join(old));
+                }
+            }
+        }
+        Ok(backing)
+    }
+
+    /// In a vault whose names may have been re-cased ([`Vault::ignores_case`]): every entry of
+    /// `dir` (IV `iv`) whose backing name is not its canonical one, as (plaintext name, backing
+    /// name). Empty in other vaults.
+    pub fn recased_entries(&self, dir: &Path, iv: &DirIv) -> Result<Vec<(Vec<u8>, String)>> {
+        let mut found = Vec::new();
+        if !self.ignores_case() {
+            return Ok(found);
+        }
+        for entry in fs::read_dir(dir)? {
+            let Ok(name) = entry?.file_name().into_string() else { continue };
+            if name.bytes().all(|b| !b.is_ascii_uppercase()) && !name.starts_with(LONGNAME_PREFIX) {
+                continue; // a lowercase short name is canonical
+            }
+            if let Ok(Some(plain)) = self.decrypt_entry(dir, iv, &name) {
+                if self.backing_name(iv, &plain).is_ok_and(|b| b.entry() != name) {
+                    found.push((plain, name));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// In a vault whose names may have been re-cased ([`Vault::ignores_case`]): the name under
+    /// which `backing` actually exists in `dir`, when it is not its canonical one.
+    pub fn find_recased(&self, dir: &Path, backing: &BackingName) -> Result<Option<String>> {
+        if !self.ignores_case() {
+            return Ok(None);
+        }
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            if let Some(name) = name.to_str() {
+                if name != backing.entry() && name.eq_ignore_ascii_case(backing.entry()) {
+                    return Ok(Some(name.to_owned()));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Creates backing directory `name` in `parent` (IV `parent_iv`) with its IV file.
@@ -93,7 +372,31 @@ impl Vault {
         Ok(path)
     }
 
-    /// The backing path of a plaintext path relative to the mount root.
+    /// Creates regular file `name` in `parent` (IV `parent_iv`) holding `contents`: what the
+    /// mount does for `create` and `write`, for tools and tests that fill a vault without one.
+    pub fn create_file(&self, parent: &Path, parent_iv: &DirIv, name: &[u8], contents: &[u8]) -> Result<PathBuf> {
+        let backing = self.backing_name(parent_iv, name)?;
+        backing.write_sidecar(parent)?;
+        let path = parent.join(backing.entry());
+        let file = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        let mut content = crate::layout::file::FileContent::default();
+        content.write(self.content_key(), &file, 0, contents)?;
+        Ok(path)
+    }
+
+    /// Creates symlink `name` to `target` in `parent` (IV `parent_iv`).
+    pub fn create_symlink(&self, parent: &Path, parent_iv: &DirIv, name: &[u8], target: &[u8]) -> Result<PathBuf> {
+        let backing = self.backing_name(parent_iv, name)?;
+        let encrypted = self.names.encrypt_symlink(target)?;
+        backing.write_sidecar(parent)?;
+        let path = parent.join(backing.entry());
+        std::os::unix::fs::symlink(encrypted, &path)?;
+        Ok(path)
+    }
+
+    /// The backing path of a plaintext path relative to the mount root. The directories on the
+    /// way must exist (their IVs are read); the last component need not. In a vault whose names
+    /// a sync target may have re-cased, an existing entry is given under the name it has.
     pub fn encrypt_path(&self, plain: &Path) -> Result<PathBuf> {
         let mut backing = self.root.clone();
         let mut iv = self.root_iv();
@@ -103,12 +406,146 @@ impl Vault {
             if matches!(component, std::path::Component::RootDir | std::path::Component::CurDir) {
                 continue;
             }
-            backing.push(self.backing_name(&iv, name)?.entry());
+            let entry = self.backing_name(&iv, name)?;
+            match self.find_recased(&backing, &entry) {
+                Ok(Some(recased)) if fs::symlink_metadata(backing.join(entry.entry())).is_err() => {
+                    backing.push(recased)
+                }
+                _ => backing.push(entry.entry()),
+            }
             if components.peek().is_some() {
                 iv = diriv::read(&backing)?;
             }
         }
         Ok(backing)
     }
+
+    /// The plaintext path (relative to the mount root) of a backing path, given relative to the
+    /// vault root or as an absolute path inside it. The entries must exist. A conflict copy is
+    /// given under the name the mount shows it under.
+    pub fn decrypt_path(&self, backing: &Path) -> Result<PathBuf> {
+        use std::path::Component;
+        let relative = if backing.is_absolute() {
+            let root = fs::canonicalize(&self.root)?;
+            let parent = backing.parent().map(fs::canonicalize).transpose()?;
+            let absolute = match (parent, backing.file_name()) {
+                (Some(parent), Some(name)) => parent.join(name),
+                _ => backing.to_path_buf(),
+            };
+            absolute.strip_prefix(&root).map(Path::to_path_buf).map_err(|_| {
+                Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{} is not inside the vault {}", backing.display(), self.root.display()),
+                ))
+            })?
+        } else {
+            backing.to_path_buf()
+        };
+        let mut dir = self.root.clone();
+        let mut iv = self.root_iv();
+        let mut plain = PathBuf::new();
+        let mut components = relative.components().peekable();
+        while let Some(component) = components.next() {
+            let entry = match component {
+                Component::CurDir => continue,
+                Component::Normal(entry) => entry.to_str().ok_or(Error::NameEncoding("UTF-8"))?,
+                _ => return Err(Error::InvalidName),
+            };
+            fs::symlink_metadata(dir.join(entry))?;
+            let not_an_entry = |what: &str| {
+                Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{entry} is {what}, not an entry of the plaintext tree"),
+                ))
+            };
+            let name = match self.classify_entry(&dir, &iv, entry) {
+                BackingEntry::Name(name) => name,
+                BackingEntry::ConflictCopy { .. } => self.shown_name(&dir, &iv, entry)?,
+                BackingEntry::Reserved | BackingEntry::ReservedCopy(_) => return Err(not_an_entry("a file veilfs keeps")),
+                BackingEntry::SyncTool => return Err(not_an_entry("a sync tool's file")),
+                BackingEntry::Undecodable(e) => return Err(e),
+            };
+            plain.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&name));
+            dir.push(entry);
+            if components.peek().is_some() {
+                iv = diriv::read(&dir)?;
+            }
+        }
+        Ok(plain)
+    }
+
+    /// The name the conflict copy `entry` of `dir` is shown under.
+    fn shown_name(&self, dir: &Path, iv: &DirIv, entry: &str) -> Result<Vec<u8>> {
+        let copies = self.scan_conflict_copies(dir, iv)?;
+        copies.into_iter().find(|c| c.backing == entry).map(|c| c.shown).ok_or(Error::NameAuth)
+    }
+
+    /// Every conflict copy in `dir` (IV `iv`), named as a listing names them: reads and
+    /// decrypts the whole directory.
+    pub fn scan_conflict_copies(&self, dir: &Path, iv: &DirIv) -> Result<Vec<ConflictCopy>> {
+        let mut taken = HashSet::new();
+        let mut undecoded = Vec::new();
+        for item in fs::read_dir(dir)? {
+            let Ok(name) = item?.file_name().into_string() else { continue };
+            match self.decrypt_entry(dir, iv, &name) {
+                Ok(Some(plain)) => {
+                    taken.insert(plain);
+                }
+                Ok(None) => {}
+                Err(_) => undecoded.push(name),
+            }
+        }
+        Ok(self.conflict_copies(dir, iv, &taken, undecoded.iter().map(String::as_str)))
+    }
 }
 
+
+/// Whether `name` is one of the names veilfs itself writes (in any case): the config, a
+/// directory IV, or a sidecar.
+pub fn is_canonical_reserved(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower == crate::config::CONFIG_NAME
+        || lower == crate::config::CONFIG_TMP_NAME
+        || lower == DIRIV_NAME
+        || is_canonical_sidecar(name)
+}
+
+fn may_be_long_entry_copy(name: &str) -> bool {
+    // The encoding does not matter for names starting with "veilfs".
+    conflict::candidates(name, NameEncoding::Base64Url).iter().any(|c| matches!(c, Candidate::Long(_)))
+}
+
+/// `veilfs.longname.<43 hash characters>.name`, in any case.
+pub fn is_canonical_sidecar(name: &str) -> bool {
+    let Some(rest) = strip_prefix_ignore_case(name, LONGNAME_PREFIX) else { return false };
+    if !crate::layout::ends_with_ignore_case(rest, SIDECAR_SUFFIX) {
+        return false;
+    }
+    let hash = &rest[..rest.len() - SIDECAR_SUFFIX.len()];
+    hash.len() == conflict::HASH_LEN && hash.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// rename(2) that fails with EEXIST instead of replacing `to`.
+pub fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+        renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE).map_err(std::io::Error::from)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // Not atomic: good enough where renameat2 does not exist (macOS has renamex_np).
+        if fs::symlink_metadata(to).is_ok() {
+            return Err(std::io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        fs::rename(from, to)
+    }
+}

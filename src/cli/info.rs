@@ -55,6 +55,8 @@ struct KdfJson<'a> {
 struct FeaturesJson {
     name_encoding: &'static str,
     longname_max: usize,
+    /// Whether unlocking needs a key file as well as the password.
+    keyfile: bool,
 }
 
 fn encoding_name(encoding: NameEncoding) -> &'static str {
@@ -72,6 +74,8 @@ fn plural(n: u32, word: &str) -> String {
     }
 }
 
+// `u32::is_multiple_of` needs Rust 1.87; the crate supports 1.85.
+#[allow(clippy::manual_is_multiple_of)]
 fn mib(kib: u32) -> String {
     if kib % 1024 == 0 {
         format!("{}", kib / 1024)
@@ -105,6 +109,7 @@ pub fn run(args: Args, _global: &GlobalArgs) -> Result<(), CliError> {
             features: FeaturesJson {
                 name_encoding: encoding_name(features.name_encoding),
                 longname_max: features.longname_max,
+                keyfile: config.requires_keyfile(),
             },
         };
         let mut text = serde_json::to_string_pretty(&value).expect("info JSON always serializes");
@@ -119,6 +124,7 @@ Key derivation:   {KDF_ALGORITHM} (version {KDF_VERSION}), {memory} MiB, {iterat
 Salt:             {salt}
 Name encoding:    {encoding}
 Long names:       encrypted names over {longname_max} bytes are stored in a separate file
+Keyfile:          {keyfile}
 ",
             dir = dir.display(),
             format = config.format(),
@@ -128,6 +134,11 @@ Long names:       encrypted names over {longname_max} bytes are stored in a sepa
             parallelism = kdf.parallelism,
             encoding = encoding_name(features.name_encoding),
             longname_max = features.longname_max,
+            keyfile = if config.requires_keyfile() {
+                "required (unlocking needs the key file as well as the password)"
+            } else {
+                "not used"
+            },
         )
     };
     print_stdout(&text)

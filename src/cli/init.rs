@@ -4,6 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use veilfs::config::{Config, Features, KdfParams, CONFIG_NAME};
+
 use veilfs::crypto::keys::MasterKey;
 use veilfs::crypto::names::NameEncoding;
 use veilfs::crypto::recovery::format_recovery_key;
@@ -11,7 +12,7 @@ use veilfs::layout::DIRIV_NAME;
 use veilfs::vault::Vault;
 use zeroize::Zeroizing;
 
-use super::password::PasswordArgs;
+use super::password::{self, PasswordArgs};
 use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_CIPHERDIR, EXIT_USAGE};
 
 const DEFAULT_KDF_MEMORY_MIB: u32 = KdfParams::DEFAULT_MEMORY_KIB / 1024;
@@ -26,6 +27,7 @@ const DEFAULT_KDF_MEMORY_MIB: u32 = KdfParams::DEFAULT_MEMORY_KIB / 1024;
     after_help = "Examples:
   mkdir ~/Sync/vault && veilfs init ~/Sync/vault
   veilfs init --name-encoding base32 --passfile ~/.vault-pass ~/Sync/vault
+  head -c 64 /dev/urandom > ~/vault.key && veilfs init --keyfile ~/vault.key ~/Sync/vault
 
 Write the recovery key down: with it, 'veilfs passwd --recovery-key-file FILE CIPHERDIR' sets a \
 new password when the old one is lost. Losing both loses the data for good."
@@ -33,6 +35,12 @@ new password when the old one is lost. Losing both loses the data for good."
 pub struct Args {
     #[command(flatten)]
     pub password: PasswordArgs,
+
+    /// Require FILE as well as the password to unlock, ever after (a second factor). Any file
+    /// that never changes will do, since all of its bytes count: keep it off the sync folder,
+    /// and keep a copy
+    #[arg(long, value_name = "FILE")]
+    pub keyfile: Option<PathBuf>,
 
     /// How encrypted file names are written in CIPHERDIR: base64 gives the shortest names;
     /// base32 is for sync targets or file systems that ignore case (Windows, macOS)
@@ -89,6 +97,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     kdf.check()
         .and_then(|()| features.check())
         .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
+    let keyfile = args
+        .keyfile
+        .as_deref()
+        .map(password::read_keyfile)
+        .transpose()?;
 
     let password = args
         .password
@@ -101,8 +114,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
         kdf.iterations
     );
     let master = MasterKey::generate();
-    let config = Config::create(&master, &password, kdf, features);
+    let config = match &keyfile {
+        Some(keyfile) => Config::create_with_keyfile(&master, &password, keyfile, kdf, features),
+        None => Config::create(&master, &password, kdf, features),
+    };
     drop(password);
+    drop(keyfile);
     // Check again: the key derivation took a while, and this must not overwrite anything.
     check_empty_dir(dir)?;
     config.save(dir).map_err(|e| {
@@ -118,7 +135,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     // The recovery key is shown only now: if it cannot be, nobody has it, so take the new (and
     // still empty) vault back rather than leave one whose key may be lost for good.
     let key = Zeroizing::new(format_recovery_key(&master));
-    let shown = Zeroizing::new(banner(dir, &key, global.quiet));
+    let mut shown = Zeroizing::new(banner(dir, &key, global.quiet));
+    if let (Some(keyfile), false) = (&args.keyfile, global.quiet) {
+        shown.push_str(&keyfile_note(dir, keyfile));
+    }
     if let Err(e) = print_stdout(&shown) {
         let _ = fs::remove_file(dir.join(DIRIV_NAME));
         let _ = fs::remove_file(dir.join(CONFIG_NAME));
@@ -184,6 +204,20 @@ To set a new password with the recovery key (save it to a file first):
     veilfs passwd --recovery-key-file FILE {dir}
 ",
         lines = key_lines(key)
+    )
+}
+
+/// Printed after the banner for a vault made with --keyfile.
+fn keyfile_note(dir: &Path, keyfile: &Path) -> String {
+    format!(
+        "
+The vault also needs its key file, {keyfile}, every time it is unlocked, with the
+password. Keep it, and a copy, safe and out of the synced folder, and never change it. If
+it is lost, the recovery key sets a new one:
+    veilfs passwd --recovery-key-file FILE --new-keyfile NEW_KEY_FILE {dir}
+",
+        keyfile = keyfile.display(),
+        dir = dir.display()
     )
 }
 

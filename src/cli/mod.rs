@@ -10,11 +10,18 @@ use std::path::Path;
 
 use clap::{Parser, Subcommand};
 
+pub mod docs;
+pub mod fsck;
+pub mod helper;
+pub mod idle;
 pub mod info;
 pub mod init;
+pub mod log;
 pub mod mount;
 pub mod passwd;
 pub mod password;
+pub mod paths;
+pub mod platform;
 pub mod umount;
 
 // Exit statuses. Documented in the top-level `--help` (EXIT_STATUS_HELP) and the README.
@@ -31,7 +38,8 @@ pub const EXIT_CIPHERDIR: u8 = 3;
 pub const EXIT_NOT_A_VAULT: u8 = 4;
 /// veilfs.conf is corrupt, was modified, or has an unsupported format version.
 pub const EXIT_CONFIG: u8 = 5;
-/// Wrong password, or a wrong or mistyped recovery key.
+/// Wrong password, key file or recovery key, a mistyped recovery key, or a vault's key file not
+/// given.
 pub const EXIT_BAD_KEY: u8 = 6;
 // 7 and up: mount errors (`mount`, `umount`).
 /// The mount point is missing, not a directory, not empty, already mounted, inside CIPHERDIR;
@@ -44,19 +52,31 @@ pub const EXIT_MOUNT_FAILED: u8 = 9;
 /// umount: the mount point is busy.
 pub const EXIT_BUSY: u8 = 10;
 
-const EXIT_STATUS_HELP: &str = "\
-Exit status:
-  0  success
-  1  other error (I/O, password source failed, passwords do not match, ...)
-  2  usage error (unknown flag, bad value, missing argument)
+/// The exit statuses, as `--help` and the man page show them.
+macro_rules! exit_status_table {
+    () => {
+        "  0  success
+  1  other error (I/O, password or key file source failed, passwords do not match, ...)
+  2  usage error (unknown flag, bad value, missing argument; --keyfile for a vault without one)
   3  CIPHERDIR is missing or not a directory, or (init) not empty
   4  CIPHERDIR is not a vault (no veilfs.conf)
   5  veilfs.conf is corrupt, was modified, or has an unsupported format version
-  6  wrong password, or wrong or mistyped recovery key
+  6  wrong password, key file or recovery key, mistyped recovery key, or the vault's key file
+     not given (--keyfile)
   7  mount point missing, not a directory, not empty or already mounted; (umount) not mounted
   8  FUSE not available (no /dev/fuse, or no fusermount3 when not root): install fuse3
   9  the mount failed (refused by the kernel or fusermount3)
-  10 (umount) the mount point is busy
+  10 (umount) the mount point is busy"
+    };
+}
+
+/// The exit statuses (the man page's EXIT STATUS section).
+pub const EXIT_STATUS_HELP: &str = exit_status_table!();
+
+const MAIN_HELP: &str = concat!(
+    "Exit status:\n",
+    exit_status_table!(),
+    "
 
 Examples:
   mkdir ~/Sync/vault && veilfs init ~/Sync/vault
@@ -64,7 +84,9 @@ Examples:
   veilfs passwd ~/Sync/vault
   veilfs mount ~/Sync/vault ~/Private && veilfs umount ~/Private
 
-Run 'veilfs <command> --help' for the options of a command.";
+Run 'veilfs <command> --help' for the options of a command, and see 'man veilfs' for mount(8),
+/etc/fstab and systemd."
+);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,7 +98,8 @@ Run 'veilfs <command> --help' for the options of a command.";
                   rclone, ...). File contents are encrypted with AES-256-XTS, names with \
                   AES-256-SIV; the master key is wrapped with a key derived from your password \
                   (Argon2id) in CIPHERDIR/veilfs.conf.",
-    after_help = EXIT_STATUS_HELP,
+    after_help = MAIN_HELP,
+    subcommand_help_heading = "Commands",
     propagate_version = true
 )]
 pub struct Cli {
@@ -113,6 +136,13 @@ pub enum Command {
     Passwd(passwd::Args),
     Mount(mount::MountArgs),
     Umount(umount::UmountArgs),
+    Fsck(fsck::Args),
+    EncryptPath(paths::EncryptArgs),
+    DecryptPath(paths::DecryptArgs),
+    #[command(hide = true)]
+    Man(docs::ManArgs),
+    #[command(hide = true)]
+    Completions(docs::CompletionsArgs),
 }
 
 /// Runs the parsed command line.
@@ -124,27 +154,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Passwd(args) => passwd::run(args, global),
         Command::Mount(args) => mount::run(args, global),
         Command::Umount(args) => umount::run(args, global),
+        Command::Fsck(args) => fsck::run(args, global),
+        Command::EncryptPath(args) => paths::run_encrypt(args, global),
+        Command::DecryptPath(args) => paths::run_decrypt(args, global),
+        Command::Man(args) => docs::run_man(args),
+        Command::Completions(args) => docs::run_completions(args),
     }
 }
 
-/// Logs go to stderr: warnings by default, more with -v, errors only with -q. `RUST_LOG`, when
-/// set, overrides both.
+/// Logs go to stderr (to syslog once a mount has detached): warnings by default, more with -v,
+/// errors only with -q. `RUST_LOG`, when set, overrides both. See [`log`].
 pub fn init_logging(global: &GlobalArgs) {
-    use tracing_subscriber::EnvFilter;
-    let level = match (global.quiet, global.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        (false, _) => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_target(false)
-        .without_time()
-        .try_init();
+    log::init(global.verbose, global.quiet);
 }
 
 /// An error of a command: the one line printed as `veilfs: <message>`, and the exit status.

@@ -16,6 +16,11 @@
 //! sigwait, then unmounts, which makes `Session::run` return. A mount point that is busy is
 //! detached lazily instead (it disappears now; the process serves open files until they are
 //! closed). A second signal exits at once.
+//!
+//! With `--idle`, a third thread unmounts once no request has come for that long (see
+//! [`super::idle`]). In the foreground under systemd (`$NOTIFY_SOCKET` set), readiness and
+//! stopping are reported with sd_notify, so that `Type=notify` units work. Once detached, the
+//! daemon logs to syslog.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -24,17 +29,21 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, Pid};
 
 use veilfs::config::Config;
-use veilfs::fs::MountOptions;
+use veilfs::fs::{MountOptions, VeilFs};
 use veilfs::vault::Vault;
 
-use super::password::PasswordArgs;
+use super::idle::{self, Tracked};
+use super::password::{self, PasswordArgs};
+use super::platform::{self, fusermount_bin, lazy_unmount};
 use super::{
     check_cipherdir, CliError, GlobalArgs, EXIT_FAILURE, EXIT_MOUNTPOINT, EXIT_MOUNT_FAILED,
     EXIT_NO_FUSE, EXIT_USAGE,
@@ -49,8 +58,13 @@ Mount options (-o, comma-separated, may be repeated):
   default_permissions, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, sync, async,
   dirsync, max_read=N
                      passed to the kernel
-  defaults, auto, noauto, user, users, nouser, owner, group, nofail, _netdev, relatime, x-*
-                     accepted and ignored (for /etc/fstab)
+  passfile=FILE, extpass=CMD, keyfile=FILE, idle=DURATION, threads=N
+                     the same as --passfile, --extpass, --keyfile, --idle and --threads (for
+                     /etc/fstab and systemd mount units: see 'man veilfs'); CMD cannot contain
+                     a comma, and in /etc/fstab a space in it is written \\040
+  defaults, auto, noauto, user, users, nouser, owner, group, nofail, _netdev, relatime, x-*,
+  comment=, user=NAME
+                     accepted and ignored (for mount(8), /etc/fstab, systemd and desktops)
 
 Exit status (besides 0-6, see 'veilfs --help'):
   7  the mount point is missing, not a directory, not empty, already a mount point, or inside
@@ -62,6 +76,8 @@ Examples:
   veilfs mount ~/Sync/vault ~/Private
   veilfs mount --extpass 'pass show veilfs' -o ro ~/Sync/vault ~/Private
   veilfs mount --foreground ~/Sync/vault ~/Private     (Ctrl-C unmounts)
+  veilfs mount --idle 10m --keyfile ~/vault.key ~/Sync/vault ~/Private
+  mount -t fuse.veilfs -o passfile=/etc/veilfs/pass /srv/vault /mnt/private
   veilfs umount ~/Private";
 
 /// `veilfs mount`.
@@ -77,9 +93,19 @@ pub struct MountArgs {
     #[command(flatten)]
     pub password: PasswordArgs,
 
-    /// Stay in the foreground and log to stderr; Ctrl-C, SIGTERM or SIGHUP unmounts
+    /// The vault's key file, for a vault created with 'init --keyfile'
+    #[arg(long, value_name = "FILE")]
+    pub keyfile: Option<PathBuf>,
+
+    /// Stay in the foreground and log to stderr; Ctrl-C, SIGTERM or SIGHUP unmounts. Under
+    /// systemd ($NOTIFY_SOCKET set) readiness is reported, for Type=notify units
     #[arg(short, long)]
     pub foreground: bool,
+
+    /// Unmount after DURATION without any use (30s, 10m, 1h30m); never while a file is open
+    /// in the mount or a process has its working directory there
+    #[arg(long, value_name = "DURATION", value_parser = idle::parse_duration)]
+    pub idle: Option<Duration>,
 
     /// Mount options, comma-separated (see below)
     #[arg(short = 'o', value_name = "OPTIONS", action = clap::ArgAction::Append)]
@@ -94,6 +120,14 @@ pub struct MountArgs {
 
     /// Where the plaintext view appears: an empty directory
     pub mountpoint: PathBuf,
+
+    /// Called as mount(8)'s helper with -s: unknown -o options are ignored, with a warning.
+    #[arg(skip)]
+    pub sloppy: bool,
+
+    /// Called as mount(8)'s helper with -f: check everything, mount nothing.
+    #[arg(skip)]
+    pub fake: bool,
 }
 
 /// `-o` options, parsed.
@@ -104,6 +138,12 @@ pub struct ParsedOptions {
     pub nonempty: bool,
     /// Passed to the kernel (through `MountOptions::extra`).
     pub extra: Vec<String>,
+    /// `passfile=`, `extpass=`, `keyfile=`, `idle=`, `threads=`: the flags, as options.
+    pub passfile: Option<PathBuf>,
+    pub extpass: Option<String>,
+    pub keyfile: Option<PathBuf>,
+    pub idle: Option<Duration>,
+    pub threads: Option<u16>,
 }
 
 /// Options the kernel understands, handed on as they are.
@@ -122,15 +162,19 @@ const PASSED_THROUGH: &[&str] = &[
     "dirsync",
 ];
 
-/// Options meant for mount(8) or /etc/fstab, or the kernel's defaults: accepted, ignored.
-const IGNORED: &[&str] = &[
-    "defaults", "auto", "noauto", "user", "users", "nouser", "owner", "group", "nofail", "_netdev",
-    "relatime",
-];
-
 /// Parses the `-o` arguments (each a comma-separated list). Later options override earlier ones
 /// (`-o ro -o rw` is read-write).
+#[cfg(test)]
 pub fn parse_options<S: AsRef<str>>(lists: &[S]) -> Result<ParsedOptions, CliError> {
+    parse_options_with(lists, false)
+}
+
+/// [`parse_options`]; `sloppy` (mount(8)'s `-s`) ignores unknown options with a warning instead
+/// of refusing them.
+pub fn parse_options_with<S: AsRef<str>>(
+    lists: &[S],
+    sloppy: bool,
+) -> Result<ParsedOptions, CliError> {
     let usage = |message: String| CliError::new(EXIT_USAGE, message);
     let mut parsed = ParsedOptions::default();
     for option in lists
@@ -142,12 +186,28 @@ pub fn parse_options<S: AsRef<str>>(lists: &[S]) -> Result<ParsedOptions, CliErr
             Some((name, value)) => (name, Some(value)),
             None => (option, None),
         };
+        let empty = |what: &str| usage(format!("-o {name}=: expected {what} after '='"));
         match (name, value) {
             ("", None) => {}
             ("ro", None) => parsed.read_only = true,
             ("rw", None) => parsed.read_only = false,
             ("allow_other", None) => parsed.allow_other = true,
             ("nonempty", None) => parsed.nonempty = true,
+            ("passfile", Some("")) => return Err(empty("a file")),
+            ("passfile", Some(file)) => parsed.passfile = Some(PathBuf::from(file)),
+            ("extpass", Some("")) => return Err(empty("a command")),
+            ("extpass", Some(cmd)) => parsed.extpass = Some(cmd.to_owned()),
+            ("keyfile", Some("")) => return Err(empty("a file")),
+            ("keyfile", Some(file)) => parsed.keyfile = Some(PathBuf::from(file)),
+            ("idle", Some(duration)) => {
+                parsed.idle = Some(
+                    idle::parse_duration(duration).map_err(|e| usage(format!("-o idle: {e}")))?,
+                )
+            }
+            ("threads", Some(n)) => match n.parse::<u16>() {
+                Ok(n @ 1..=64) => parsed.threads = Some(n),
+                _ => return Err(usage(format!("-o threads={n}: expected a number from 1 to 64"))),
+            },
             ("max_read", Some(n)) => {
                 if n.parse::<u32>().map_or(true, |n| n == 0) {
                     return Err(usage(format!("-o max_read={n}: expected a positive number of bytes")));
@@ -155,8 +215,11 @@ pub fn parse_options<S: AsRef<str>>(lists: &[S]) -> Result<ParsedOptions, CliErr
                 parsed.extra.push(option.to_owned());
             }
             (name, None) if PASSED_THROUGH.contains(&name) => parsed.extra.push(name.to_owned()),
-            (name, None) if IGNORED.contains(&name) => {}
-            (name, _) if name.starts_with("x-") || name == "comment" => {}
+            (name, None) if platform::TABLE_ONLY_OPTIONS.contains(&name) => {}
+            (name, Some(_)) if platform::TABLE_ONLY_VALUE_OPTIONS.contains(&name) => {}
+            (name, _) if name.starts_with("x-") => {}
+            // What mount.fuse3 and libfuse would pass for this file system: harmless.
+            ("subtype", Some("veilfs")) => {}
             ("fsname" | "subtype", _) => {
                 return Err(usage(format!("-o {name}: veilfs sets the file system name and type itself")))
             }
@@ -170,11 +233,14 @@ pub fn parse_options<S: AsRef<str>>(lists: &[S]) -> Result<ParsedOptions, CliErr
                         .to_owned(),
                 ))
             }
+            // Only the name is repeated: a mistyped option's value might be a secret command.
+            _ if sloppy => tracing::warn!("ignoring unknown mount option '{name}'"),
             _ => {
+                let shown = if value.is_some() { format!("{name}=...") } else { name.to_owned() };
                 return Err(usage(format!(
-                    "unknown mount option '{option}' (see 'veilfs mount --help' for the options veilfs \
+                    "unknown mount option '{shown}' (see 'veilfs mount --help' for the options veilfs \
                      accepts)"
-                )))
+                )));
             }
         }
     }
@@ -215,20 +281,81 @@ fn default_threads() -> usize {
         .clamp(2, 8)
 }
 
+/// A setting given as a flag, as a `-o` option, or both (then they must agree).
+fn either<T: PartialEq>(
+    flag: Option<T>,
+    option: Option<T>,
+    name: &str,
+) -> Result<Option<T>, CliError> {
+    match (flag, option) {
+        (Some(flag), Some(option)) if flag != option => Err(CliError::new(
+            EXIT_USAGE,
+            format!("--{name} and -o {name}= disagree; give one of them"),
+        )),
+        (flag, option) => Ok(flag.or(option)),
+    }
+}
+
+/// What to serve and how, once the flags and `-o` options are merged.
+struct Settings {
+    password: PasswordArgs,
+    keyfile: Option<PathBuf>,
+    idle: Option<Duration>,
+    threads: usize,
+    options: ParsedOptions,
+}
+
+fn settings(args: &MountArgs) -> Result<Settings, CliError> {
+    let mut options = parse_options_with(&args.options, args.sloppy)?;
+    let password = PasswordArgs {
+        passfile: either(
+            args.password.passfile.clone(),
+            options.passfile.take(),
+            "passfile",
+        )?,
+        extpass: either(
+            args.password.extpass.clone(),
+            options.extpass.take(),
+            "extpass",
+        )?,
+    };
+    if password.passfile.is_some() && password.extpass.is_some() {
+        return Err(CliError::new(
+            EXIT_USAGE,
+            "give the password with passfile or with extpass, not both",
+        ));
+    }
+    Ok(Settings {
+        password,
+        keyfile: either(args.keyfile.clone(), options.keyfile.take(), "keyfile")?,
+        idle: either(args.idle, options.idle.take(), "idle")?,
+        threads: either(args.threads, options.threads.take(), "threads")?
+            .map_or_else(default_threads, usize::from),
+        options,
+    })
+}
+
 pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     // 1. Everything that needs no password.
+    let settings = settings(&args)?;
     check_cipherdir(&args.cipherdir)?;
     let cipherdir = fs::canonicalize(&args.cipherdir)
         .map_err(|e| CliError::io(format!("cannot resolve {}", args.cipherdir.display()), e))?;
     let config = Config::load(&cipherdir)?;
-    let options = parse_options(&args.options)?;
+    let keyfile = password::keyfile_for(&config, &cipherdir, settings.keyfile.as_deref())?;
+    let options = settings.options;
     let mountpoint = check_mountpoint(&args.mountpoint, &cipherdir, options.nonempty)?;
     check_fuse()?;
+    if args.fake {
+        // mount(8) -f: everything but the mount itself.
+        return Ok(());
+    }
 
     // 2. The password, in the foreground.
-    let password = args.password.source().read("Password: ")?;
-    let master = config.unlock(&password)?;
+    let password = settings.password.source().read("Password: ")?;
+    let master = password::unlock(&config, &password, keyfile.as_ref())?;
     drop(password);
+    drop(keyfile);
     let vault = Vault::new(&cipherdir, &master, config.features());
     drop(master);
 
@@ -236,16 +363,16 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
         read_only: options.read_only,
         allow_other: options.allow_other,
         extra: options.extra,
-        threads: args.threads.map_or_else(default_threads, usize::from),
+        threads: settings.threads,
         fsname: cipherdir.to_string_lossy().into_owned(),
     };
 
     // 3. Mount and serve.
     if args.foreground {
         ensure_std_fds();
-        serve(vault, &mountpoint, &mount_options, None)
+        serve(vault, &mountpoint, &mount_options, settings.idle, None)
     } else {
-        daemonize(vault, &mountpoint, &mount_options, global)
+        daemonize(vault, &mountpoint, &mount_options, settings.idle, global)
     }
 }
 
@@ -323,6 +450,11 @@ const FUSE_ADVICE: &str = "install fuse3 (apt-get install fuse3)";
 /// Checks that this process can mount a FUSE file system: /dev/fuse exists, and a user other than
 /// root has fusermount3. Exit status 8 if not.
 pub fn check_fuse() -> Result<(), CliError> {
+    // macFUSE has device nodes of its own and loads its kernel extension when mounting: nothing
+    // to check beforehand (the other platform differences are in platform.rs).
+    if !cfg!(target_os = "linux") {
+        return Ok(());
+    }
     match fs::metadata("/dev/fuse") {
         Ok(meta) if meta.file_type().is_char_device() => {}
         Ok(_) => return Err(CliError::new(EXIT_NO_FUSE, "/dev/fuse is not a character device")),
@@ -357,22 +489,6 @@ pub fn check_fuse() -> Result<(), CliError> {
         ));
     }
     Ok(())
-}
-
-/// The fusermount binary fuser would run: `$FUSERMOUNT_PATH`, else fusermount3 or fusermount in
-/// PATH.
-pub(crate) fn fusermount_bin() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("FUSERMOUNT_PATH") {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    ["fusermount3", "fusermount"].iter().find_map(|name| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| {
-                fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
-            })
-    })
 }
 
 /// One line of /proc/self/mountinfo.
@@ -483,8 +599,11 @@ fn serve(
     vault: Vault,
     mountpoint: &Path,
     options: &MountOptions,
+    idle: Option<Duration>,
     mut ready: Option<ReadyPipe>,
 ) -> Result<(), CliError> {
+    // In the foreground, the process systemd started is this one: it may report readiness.
+    let foreground = ready.is_none();
     // The daemon relies on umask 0: the kernel hands it modes already masked by the caller's umask.
     nix::sys::stat::umask(Mode::empty());
 
@@ -499,7 +618,12 @@ fn serve(
         return Err(err);
     }
 
-    let mut session = match veilfs::fs::mount(vault, mountpoint, options) {
+    let requests = Arc::new(AtomicU64::new(0));
+    let mounted = VeilFs::new(vault).and_then(|fs| {
+        let fs = fs.tidy_backing(!options.read_only);
+        veilfs::fs::mount_filesystem(Tracked::new(fs, requests.clone()), mountpoint, options)
+    });
+    let mut session = match mounted {
         Ok(session) => session,
         Err(e) => {
             let err = mount_error(mountpoint, e);
@@ -513,11 +637,22 @@ fn serve(
 
     let unmounter = session.unmount_callable();
     let signal_mountpoint = mountpoint.to_path_buf();
+    let source = options.fsname.clone();
     let spawned = std::thread::Builder::new()
         .name("veilfs-signals".into())
-        .spawn(move || wait_for_signals(signals, unmounter, &signal_mountpoint));
+        .spawn(move || wait_for_signals(signals, unmounter, &signal_mountpoint, &source))
+        .and_then(|_| match idle {
+            None => Ok(()),
+            Some(idle) => {
+                let (mountpoint, source) = (mountpoint.to_path_buf(), options.fsname.clone());
+                std::thread::Builder::new()
+                    .name("veilfs-idle".into())
+                    .spawn(move || idle::watch(requests, idle, mountpoint, source))
+                    .map(drop)
+            }
+        });
     if let Err(e) = spawned {
-        let err = CliError::other(format!("cannot start the signal thread: {e}"));
+        let err = CliError::other(format!("cannot start a thread: {e}"));
         if let Some(ready) = ready.take() {
             ready.fail(&err);
         }
@@ -530,6 +665,9 @@ fn serve(
     if let Some(ready) = ready.take() {
         ready.succeed();
     }
+    if foreground {
+        sd_notify(&format!("READY=1\nSTATUS=Serving {}", mountpoint.display()));
+    }
     let result = session.run();
     tracing::info!("unmounted {}", mountpoint.display());
     result.map_err(|e| CliError::other(format!("serving {} failed: {e}", mountpoint.display())))
@@ -537,12 +675,20 @@ fn serve(
 
 /// The signal thread: the first signal unmounts (lazily when the mount point is busy), which
 /// ends `Session::run`; a second one exits at once.
-fn wait_for_signals(signals: SigSet, mut unmounter: fuser::SessionUnmounter, mountpoint: &Path) {
+fn wait_for_signals(
+    signals: SigSet,
+    mut unmounter: fuser::SessionUnmounter,
+    mountpoint: &Path,
+    source: &str,
+) {
     let Ok(signal) = signals.wait() else { return };
     tracing::info!("{signal}: unmounting {}", mountpoint.display());
+    sd_notify("STOPPING=1");
     let busy = match unmounter.unmount() {
-        // As a user other than root, fuser runs `fusermount3 -u` and ignores its failure.
-        Ok(()) => find_mount(mountpoint).is_ok_and(|m| m.is_some()),
+        // As a user other than root, fuser runs `fusermount3 -u` and ignores its failure. Only
+        // this mount counts: under a systemd automount, an autofs mount stays below it.
+        Ok(()) => find_mount(mountpoint)
+            .is_ok_and(|m| m.is_some_and(|m| m.fstype.starts_with("fuse") && m.source == source)),
         Err(e) if e.raw_os_error() == Some(libc::EBUSY) => true,
         Err(e) => {
             tracing::error!("cannot unmount {}: {e}", mountpoint.display());
@@ -564,25 +710,17 @@ fn wait_for_signals(signals: SigSet, mut unmounter: fuser::SessionUnmounter, mou
     }
 }
 
-/// Detaches the mount now (MNT_DETACH); it goes away once nothing uses it.
-pub(crate) fn lazy_unmount(mountpoint: &Path) -> io::Result<()> {
-    if nix::unistd::geteuid().is_root() {
-        return nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH)
-            .map_err(io::Error::from);
-    }
-    let bin = fusermount_bin().unwrap_or_else(|| PathBuf::from("fusermount3"));
-    let output = Command::new(&bin)
-        .arg("-u")
-        .arg("-z")
-        .arg("--")
-        .arg(mountpoint)
-        .output()?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(
-            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        ))
+/// Tells systemd about the service's state (sd_notify(3)), when it asked for it by setting
+/// `$NOTIFY_SOCKET`. Failures are logged and otherwise ignored.
+fn sd_notify(state: &str) {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Err(e) = platform::send_notify(&socket, state.as_bytes()) {
+        tracing::warn!(
+            "cannot notify systemd through {}: {e}",
+            Path::new(&socket).display()
+        );
     }
 }
 
@@ -610,6 +748,7 @@ fn daemonize(
     vault: Vault,
     mountpoint: &Path,
     options: &MountOptions,
+    idle: Option<Duration>,
     global: &GlobalArgs,
 ) -> Result<(), CliError> {
     let threads = fs::read_dir("/proc/self/task").map_or(1, |tasks| tasks.count());
@@ -641,7 +780,7 @@ fn daemonize(
                 ready.fail(&err);
                 return Err(err);
             }
-            serve(vault, mountpoint, options, Some(ready))
+            serve(vault, mountpoint, options, idle, Some(ready))
         }
     }
 }
@@ -665,7 +804,12 @@ fn detach() -> Result<(), CliError> {
                 "cannot redirect the standard streams to /dev/null",
                 e.into(),
             )
-        })
+        })?;
+    // Only the process systemd started may report to it; the daemon is another one. (Safe here:
+    // the child has a single thread until it mounts.)
+    std::env::remove_var("NOTIFY_SOCKET");
+    super::log::to_syslog();
+    Ok(())
 }
 
 /// The parent's side: reads the child's line; `ok` means the mount is live.

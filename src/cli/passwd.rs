@@ -13,8 +13,8 @@ use veilfs::layout::DIRIV_NAME;
 use veilfs::vault::Vault;
 use zeroize::Zeroizing;
 
-use super::password::{Password, Source};
-use super::{check_cipherdir, print_stdout, CliError, GlobalArgs};
+use super::password::{self, Password, Source};
+use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -29,8 +29,12 @@ use super::{check_cipherdir, print_stdout, CliError, GlobalArgs};
   veilfs passwd ~/Sync/vault
   veilfs passwd --recovery-key-file ~/recovery.txt ~/Sync/vault
   printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | veilfs passwd ~/Sync/vault
+  veilfs passwd --keyfile ~/vault.key ~/Sync/vault
+  veilfs passwd --recovery-key-file ~/recovery.txt --new-keyfile ~/new.key ~/Sync/vault
 
-The other devices that sync CIPHERDIR get the new veilfs.conf, and with it the new password."
+The other devices that sync CIPHERDIR get the new veilfs.conf, and with it the new password.
+A vault created with --keyfile keeps needing its key file (give it with --keyfile); after
+losing the key file, the recovery key and --new-keyfile set a new one."
 )]
 pub struct Args {
     /// Read the current password from the first line of FILE
@@ -50,6 +54,15 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub new_passfile: Option<PathBuf>,
 
+    /// The vault's key file (for a vault created with 'init --keyfile'): needed to unlock with
+    /// the password, and needed with the new password too
+    #[arg(long, value_name = "FILE")]
+    pub keyfile: Option<PathBuf>,
+
+    /// Require FILE instead of the current key file (if any) with the new password, from now on
+    #[arg(long, value_name = "FILE")]
+    pub new_keyfile: Option<PathBuf>,
+
     /// The vault's backing directory
     #[arg(value_name = "CIPHERDIR")]
     pub cipherdir: PathBuf,
@@ -60,6 +73,35 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     check_cipherdir(dir)?;
     let config = Config::load(dir)?;
 
+    // The key files, before any password is asked for.
+    let keyfile = match &args.recovery_key_file {
+        // The recovery key unlocks alone; a key file given is the one to keep.
+        Some(_) if args.keyfile.is_some() && !config.requires_keyfile() => {
+            password::keyfile_for(&config, dir, args.keyfile.as_deref())?
+        }
+        Some(_) => args
+            .keyfile
+            .as_deref()
+            .map(password::read_keyfile)
+            .transpose()?,
+        None => password::keyfile_for(&config, dir, args.keyfile.as_deref())?,
+    };
+    let new_keyfile = match (&args.new_keyfile, &keyfile) {
+        (Some(file), _) => Some(password::read_keyfile(file)?),
+        (None, Some(_)) => None,
+        (None, None) if config.requires_keyfile() => {
+            return Err(CliError::new(
+                EXIT_BAD_KEY,
+                format!(
+                    "{} needs a key file with the new password too: give the current one with \
+                     --keyfile FILE, or a new one with --new-keyfile FILE",
+                    dir.display()
+                ),
+            ))
+        }
+        (None, None) => None,
+    };
+
     let master = match &args.recovery_key_file {
         Some(file) => {
             let master = read_recovery_key(file)?;
@@ -69,7 +111,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
         None => {
             let old = Source::pick(args.passfile.as_deref(), args.extpass.as_deref())
                 .read("Current password: ")?;
-            config.unlock(&old)?
+            password::unlock(&config, &old, keyfile.as_ref())?
         }
     };
 
@@ -77,7 +119,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
         Some(file) => Source::File(file.clone()).read("")?,
         None => Source::interactive().read_new("New password: ", "Repeat new password: ")?,
     };
-    config.rewrap(&master, &new).save(dir)?;
+    // The new wrapping needs the new key file if one was given, else the current one (if any).
+    let wrap_keyfile = new_keyfile.as_ref().or(keyfile.as_ref());
+    config
+        .rewrap_with_keyfile(&master, &new, wrap_keyfile)
+        .save(dir)?;
 
     if !global.quiet {
         let how = if args.recovery_key_file.is_some() {
@@ -85,8 +131,15 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
         } else {
             ""
         };
+        let keyfile_note = match &args.new_keyfile {
+            Some(file) => format!(
+                "; from now on it also needs the key file {}",
+                file.display()
+            ),
+            None => String::new(),
+        };
         print_stdout(&format!(
-            "Password of {} changed{how}; the files are unchanged.\n",
+            "Password of {} changed{how}{keyfile_note}; the files are unchanged.\n",
             dir.display()
         ))?;
     }

@@ -3,6 +3,8 @@
 //!
 //! Passwords are bytes, not text: whatever the source holds, minus the line end. They live in
 //! `Zeroizing` buffers and are wiped when dropped.
+//!
+//! A vault created with `init --keyfile` also needs its key file ([`keyfile_for`], [`unlock`]).
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
@@ -10,9 +12,11 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use veilfs::config::{Config, KeyfileSecret};
+use veilfs::crypto::keys::MasterKey;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{CliError, EXIT_FAILURE};
+use super::{CliError, EXIT_BAD_KEY, EXIT_FAILURE, EXIT_USAGE};
 
 /// A password, wiped from memory when dropped.
 pub type Password = Zeroizing<Vec<u8>>;
@@ -106,6 +110,59 @@ impl Source {
     }
 }
 
+/// The key file's secret for a vault that needs one; checks, before any password is read, that
+/// a key file is given exactly when the vault needs one. Exit status 6 when it is missing, 2
+/// when the vault has none, 1 when it cannot be read.
+pub fn keyfile_for(
+    config: &Config,
+    cipherdir: &Path,
+    keyfile: Option<&Path>,
+) -> Result<Option<KeyfileSecret>, CliError> {
+    match (config.requires_keyfile(), keyfile) {
+        (false, None) => Ok(None),
+        (true, None) => Err(CliError::new(
+            EXIT_BAD_KEY,
+            format!(
+                "{} needs its key file as well as the password: give it with --keyfile FILE \
+                 (-o keyfile=FILE for mount(8))",
+                cipherdir.display()
+            ),
+        )),
+        (false, Some(_)) => Err(CliError::new(
+            EXIT_USAGE,
+            format!(
+                "{} was created without a key file; leave out --keyfile",
+                cipherdir.display()
+            ),
+        )),
+        (true, Some(path)) => read_keyfile(path).map(Some),
+    }
+}
+
+/// Reads a key file (its whole contents count). Exit status 1 when it cannot be read.
+pub fn read_keyfile(path: &Path) -> Result<KeyfileSecret, CliError> {
+    KeyfileSecret::read(path)
+        .map_err(|e| CliError::io(format!("cannot read key file {}", path.display()), e))
+}
+
+/// Unlocks the vault with the password and, when it needs one, its key file. A wrong password
+/// or key file is exit status 6.
+pub fn unlock(
+    config: &Config,
+    password: &[u8],
+    keyfile: Option<&KeyfileSecret>,
+) -> Result<MasterKey, CliError> {
+    config
+        .unlock_with_keyfile(password, keyfile)
+        .map_err(|e| match e {
+            veilfs::Error::WrongPassword if config.requires_keyfile() => CliError::new(
+                EXIT_BAD_KEY,
+                "wrong password or key file (or the config's parameters were altered)",
+            ),
+            e => e.into(),
+        })
+}
+
 /// `bytes` up to its first line end ("\n" or "\r\n"); the rest is wiped.
 fn first_line(mut bytes: Password) -> Password {
     if let Some(end) = bytes.iter().position(|&b| b == b'\n') {
@@ -140,7 +197,8 @@ fn read_passfile(path: &Path) -> Result<Password, CliError> {
 }
 
 fn run_extpass(cmd: &str) -> Result<Password, CliError> {
-    tracing::debug!("running extpass command `{cmd}`");
+    // Not the command itself: it may hold a secret of its own.
+    tracing::debug!("running the extpass command");
     // The command may ask the user: give it our stderr, and our stdin if it is the terminal (a
     // pipe may hold the next password, which the command must not eat).
     let stdin = if io::stdin().is_terminal() {

@@ -8,9 +8,9 @@ use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use super::mount::{find_mount, fusermount_bin, lazy_unmount, MountEntry};
+use super::mount::{find_mount, MountEntry};
+use super::platform::{lazy_unmount, unmount};
 use super::{CliError, GlobalArgs, EXIT_BUSY, EXIT_MOUNTPOINT, EXIT_NO_FUSE};
 
 const UMOUNT_HELP: &str = "\
@@ -70,11 +70,7 @@ pub fn run(args: UmountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     if args.lazy {
         return lazy_unmount(&path).map_err(|e| unmount_error(&args.mountpoint, &path, e));
     }
-    if nix::unistd::geteuid().is_root() {
-        nix::mount::umount(&path).map_err(|e| unmount_error(&args.mountpoint, &path, e.into()))?;
-    } else {
-        fusermount_unmount(&path).map_err(|e| unmount_error(&args.mountpoint, &path, e))?;
-    }
+    unmount(&path).map_err(|e| unmount_error(&args.mountpoint, &path, e))?;
     if global.verbose > 0 {
         eprintln!("veilfs: unmounted {shown}");
     }
@@ -99,24 +95,6 @@ fn absolute(path: &Path) -> io::Result<PathBuf> {
         (Some(parent), Some(name)) => Ok(fs::canonicalize(parent)?.join(name)),
         _ => fs::canonicalize(&absolute),
     }
-}
-
-fn fusermount_unmount(path: &Path) -> io::Result<()> {
-    let Some(bin) = fusermount_bin() else {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "fusermount3 not found",
-        ));
-    };
-    let output = Command::new(&bin).arg("-u").arg("--").arg(path).output()?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-    if stderr.contains("busy") {
-        return Err(io::Error::from_raw_os_error(libc::EBUSY));
-    }
-    Err(io::Error::other(format!("{}: {stderr}", bin.display())))
 }
 
 fn unmount_error(shown: &Path, path: &Path, err: io::Error) -> CliError {

@@ -60,12 +60,27 @@ pub struct MountOptions {
 
 /// Mounts `vault` at `mountpoint`; the caller runs (or spawns) the returned session.
 pub fn mount(vault: Vault, mountpoint: &Path, options: &MountOptions) -> io::Result<fuser::Session<VeilFs>> {
+    mount_filesystem(VeilFs::new(vault)?.tidy_backing(!options.read_only), mountpoint, options)
+}
+
+/// [`mount`] for a [`VeilFs`] the caller made, possibly inside a wrapper of its own (the CLI
+/// counts requests for `--idle` that way).
+pub fn mount_filesystem<F: Filesystem>(
+    fs: F,
+    mountpoint: &Path,
+    options: &MountOptions,
+) -> io::Result<fuser::Session<F>> {
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         MountOption::FSName(options.fsname.clone()),
         MountOption::Subtype("veilfs".into()),
         if options.read_only { MountOption::RO } else { MountOption::RW },
     ];
+    // fuser hands the subtype to fusermount3 only; as root it calls mount(2) itself, and the
+    // kernel takes the subtype as an option: /proc/mounts then shows `fuse.veilfs` too.
+    if nix::unistd::geteuid().is_root() {
+        config.mount_options.push(MountOption::CUSTOM("subtype=veilfs".into()));
+    }
     if options.allow_other {
         config.mount_options.push(MountOption::DefaultPermissions);
         config.acl = SessionACL::All;
@@ -73,7 +88,7 @@ pub fn mount(vault: Vault, mountpoint: &Path, options: &MountOptions) -> io::Res
     config.mount_options.extend(options.extra.iter().map(|o| kernel_option(o)));
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
-    fuser::Session::new(VeilFs::new(vault)?, mountpoint, &config)
+    fuser::Session::new(fs, mountpoint, &config)
 }
 
 /// A `-o` option as fuser's own variant where it has one: as root, fuser turns those into mount
@@ -119,6 +134,9 @@ pub struct VeilFs {
     warned: Mutex<HashSet<PathBuf>>,
     /// Running as root: new entries are given to the calling user, as a local filesystem would.
     chown_new: bool,
+    /// Sync-conflict copies and re-cased names: see [`VeilFs::tidy_backing`].
+    tidy: bool,
+    aliases: Mutex<HashMap<u64, DirAliases>>,
 }
 
 fn errno(code: i32) -> Error {
@@ -154,6 +172,8 @@ impl VeilFs {
             next_fh: AtomicU64::new(1),
             warned: Mutex::default(),
             chown_new: nix::unistd::geteuid().is_root(),
+            tidy: false,
+            aliases: Mutex::default(),
         })
     }
 
@@ -276,8 +296,11 @@ impl VeilFs {
     }
 
     fn do_lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr> {
-        let (dir, _, backing) = self.entry(parent, name)?;
-        self.looked_up(parent, &dir, &backing)
+        let (dir, iv, backing) = self.entry(parent, name)?;
+        match self.looked_up(parent, &dir, &backing) {
+            Err(e) if e.errno() == libc::ENOENT => self.lookup_alias(parent, &dir, &iv, name).unwrap_or(Err(e)),
+            result => result,
+        }
     }
 
     fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> Result<FileAttr> {
@@ -544,6 +567,7 @@ impl VeilFs {
             (ino, FileType::Directory, OsString::from(".")),
             (parent_ino, FileType::Directory, OsString::from("..")),
         ];
+        let mut undecoded = Vec::new();
         for entry in fs::read_dir(&path)? {
             let entry = entry?;
             let backing_name = entry.file_name();
@@ -558,9 +582,10 @@ impl VeilFs {
                     entries.push((ino, kind, OsString::from(sys::os_str(&plain))));
                 }
                 Ok(None) => {}
-                Err(e) => self.warn_once(entry.path(), &e),
+                Err(e) => undecoded.push((entry, e)),
             }
         }
+        self.list_conflict_copies(ino, &path, &iv, undecoded, &mut entries)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dirs.lock().unwrap().insert(fh, Arc::new(DirListing { entries }));
         Ok(fh)
@@ -646,6 +671,145 @@ impl VeilFs {
         // Allocated but unwritten backing bytes read as zero: a hole, so plaintext zeros.
         sys::fallocate(&handle.file, HEADER_LEN + offset, length, true)?;
         Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sync-conflict copies and re-cased names. The core recognises them (`Vault::conflict_copies`,
+// `Vault::find_recased`); the adapter only lists them, and finds them again on lookup.
+
+/// Names of one directory the kernel may look up that are not the canonical encryption of the
+/// name: conflict copies shown under `stem (conflict N).ext` when they could not be renamed, and
+/// entries whose backing names a case-insensitive sync target re-cased.
+#[derive(Debug, Default)]
+struct DirAliases {
+    /// Shown plaintext name -> backing entry name.
+    names: HashMap<OsString, String>,
+    /// The directory was searched for re-cased names since it was last listed.
+    recased_searched: bool,
+}
+
+impl VeilFs {
+    /// Whether the adapter may rename backing entries on its own: a conflict copy to the proper
+    /// encryption of the name it is shown under, a re-cased name to its canonical case, so that
+    /// the vault is clean afterwards (and, names being deterministic, two devices doing this
+    /// rename produce the same result). Only for a read-write mount; off by default.
+    pub fn tidy_backing(mut self, tidy: bool) -> Self {
+        self.tidy = tidy;
+        self
+    }
+
+    /// Called by `do_opendir` with the entries whose names did not decrypt: lists those that are
+    /// conflict copies (renamed to their clean names when tidying, else remembered as aliases),
+    /// and logs the others once.
+    fn list_conflict_copies(
+        &self,
+        ino: u64,
+        dir: &Path,
+        iv: &DirIv,
+        undecoded: Vec<(fs::DirEntry, Error)>,
+        entries: &mut Vec<(u64, FileType, OsString)>,
+    ) -> Result<()> {
+        let mut aliases = DirAliases::default();
+        if !undecoded.is_empty() {
+            let taken: HashSet<Vec<u8>> = entries[2..].iter().map(|(_, _, n)| n.as_bytes().to_vec()).collect();
+            let names = undecoded.iter().filter_map(|(e, _)| e.file_name().into_string().ok()).collect::<Vec<_>>();
+            let copies = self.vault.conflict_copies(dir, iv, &taken, names.iter().map(String::as_str));
+            for (entry, error) in &undecoded {
+                let name = entry.file_name();
+                let Some(copy) = copies.iter().find(|c| name.to_str() == Some(c.backing.as_str())) else {
+                    self.warn_once(entry.path(), error);
+                    continue;
+                };
+                let backing_ino = std::os::unix::fs::DirEntryExt::ino(entry);
+                let fuse_ino = self.inodes.lock().unwrap().fuse_ino(backing_ino);
+                let renamed = self.tidy && {
+                    match self.vault.rename_entry(dir, iv, &copy.backing, &copy.shown) {
+                        Ok(to) => {
+                            let mut table = self.inodes.lock().unwrap();
+                            table.moved(fuse_ino, (ino, OsStr::new(&copy.backing)), (ino, to.entry().into()));
+                            tracing::info!("renamed conflict copy {} to {}", entry.path().display(), to.entry());
+                            true
+                        }
+                        Err(e) => {
+                            tracing::warn!("cannot rename conflict copy {}: {e}", entry.path().display());
+                            false
+                        }
+                    }
+                };
+                let shown = OsString::from(sys::os_str(&copy.shown));
+                if !renamed {
+                    aliases.names.insert(shown.clone(), copy.backing.clone());
+                }
+                entries.push((fuse_ino, entry.file_type().map(attr::file_type)?, shown));
+            }
+        }
+        self.aliases.lock().unwrap().insert(ino, aliases);
+        Ok(())
+    }
+
+    /// `do_lookup` of a name whose canonical backing entry does not exist: a conflict copy shown
+    /// under that name, or (base32 vaults) the entry under a re-cased name. `None`: not found.
+    fn lookup_alias(
+        &self,
+        parent: u64,
+        dir: &Path,
+        iv: &DirIv,
+        name: &OsStr,
+    ) -> Option<Result<FileAttr>> {
+        let (known, searched) = {
+            let aliases = self.aliases.lock().unwrap();
+            let dir_aliases = aliases.get(&parent);
+            (dir_aliases.and_then(|a| a.names.get(name)).cloned(), dir_aliases.is_some_and(|a| a.recased_searched))
+        };
+        let entry = match known {
+            Some(entry) => entry,
+            // A conflict copy's name looked up before any listing of its directory showed it.
+            None if crate::layout::conflict::is_conflict_name(name.as_bytes()) => {
+                let copies = match self.vault.scan_conflict_copies(dir, iv) {
+                    Ok(copies) => copies,
+                    Err(e) => return Some(Err(e)),
+                };
+                let mut aliases = self.aliases.lock().unwrap();
+                let dir_aliases = aliases.entry(parent).or_default();
+                for copy in copies {
+                    dir_aliases.names.insert(OsString::from(sys::os_str(&copy.shown)), copy.backing);
+                }
+                dir_aliases.names.get(name)?.clone()
+            }
+            None if self.vault.ignores_case() && !searched => {
+                // Searched once per listing of the directory: creating many files in a directory
+                // must not read it whole for every new name.
+                let found = match self.vault.recased_entries(dir, iv) {
+                    Ok(found) => found,
+                    Err(e) => return Some(Err(e)),
+                };
+                let mut aliases = self.aliases.lock().unwrap();
+                let dir_aliases = aliases.entry(parent).or_default();
+                dir_aliases.recased_searched = true;
+                for (plain, entry) in found {
+                    dir_aliases.names.insert(OsString::from(sys::os_str(&plain)), entry);
+                }
+                dir_aliases.names.get(name)?.clone()
+            }
+            None => return None,
+        };
+        if self.tidy {
+            let renamed = match self.vault.classify_entry(dir, iv, &entry) {
+                crate::vault::BackingEntry::Name(plain) => self.vault.normalize_case(dir, iv, &entry, &plain),
+                _ => self.vault.rename_entry(dir, iv, &entry, name.as_bytes()),
+            };
+            match renamed {
+                Ok(to) => {
+                    if let Some(a) = self.aliases.lock().unwrap().get_mut(&parent) {
+                        a.names.remove(name);
+                    }
+                    return Some(self.looked_up(parent, dir, &to));
+                }
+                Err(e) => tracing::warn!("cannot rename {}/{entry}: {e}", dir.display()),
+            }
+        }
+        Some(self.looked_up(parent, dir, &BackingName::Short(entry)))
     }
 }
 

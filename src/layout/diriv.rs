@@ -12,7 +12,10 @@ use crate::error::{Error, Result};
 pub fn read(dir: &Path) -> Result<DirIv> {
     let path = dir.join(DIRIV_NAME);
     let mut iv = [0; DIR_IV_LEN];
-    let mut file = File::open(&path).map_err(|_| Error::DirIv(path.clone()))?;
+    // Upper-cased by a case-insensitive sync target and brought back to a case-sensitive disk.
+    let mut file = File::open(&path)
+        .or_else(|_| File::open(dir.join(DIRIV_NAME.to_ascii_uppercase())))
+        .map_err(|_| Error::DirIv(path.clone()))?;
     let mut extra = [0; 1];
     if file.read_exact(&mut iv).is_err() || file.read(&mut extra).map_or(true, |n| n != 0) {
         return Err(Error::DirIv(path));

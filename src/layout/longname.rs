@@ -87,13 +87,53 @@ pub fn sidecar_name(hashed: &str) -> String {
 
 /// Reads the encoded name of long-name entry `hashed` in `dir`, checking it matches the hash.
 pub fn read_sidecar(dir: &Path, hashed: &str) -> Result<String> {
+    read_sidecar_file(&dir.join(sidecar_name(hashed)), hashed, false)
+}
+
+/// [`read_sidecar`] for a vault on a case-insensitive target (base32): the entry's and the
+/// sidecar's names may have had their case changed, so the sidecar is also looked for as
+/// `<ENTRY>.NAME`, `<entry>.name` and `<ENTRY>.NAME`, and the hash compared ignoring case. A
+/// base64url SHA-256 folded to one case keeps more than 220 bits, so this matches nothing else.
+pub fn read_sidecar_ignoring_case(dir: &Path, hashed: &str) -> Result<String> {
+    let mut names = vec![
+        sidecar_name(hashed),
+        format!("{hashed}{}", SIDECAR_SUFFIX.to_ascii_uppercase()),
+        sidecar_name(&hashed.to_ascii_lowercase()),
+        sidecar_name(hashed).to_ascii_uppercase(),
+    ];
+    names.dedup();
+    let mut last = Error::Sidecar(sidecar_name(hashed));
+    for name in names {
+        match read_sidecar_file(&dir.join(name), hashed, true) {
+            Ok(encoded) => return Ok(encoded),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Reads a sidecar (or a sync tool's copy of one) at `path` and checks it belongs to `hashed`.
+pub fn read_sidecar_file(path: &Path, hashed: &str, ignore_case: bool) -> Result<String> {
     let bad = || Error::Sidecar(sidecar_name(hashed));
-    let bytes = fs::read(dir.join(sidecar_name(hashed))).map_err(|_| bad())?;
+    // Sidecars are at most a few hundred bytes; refuse to read something huge.
+    let file = fs::File::open(path).map_err(|_| bad())?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, 4096), &mut bytes).map_err(|_| bad())?;
     let encoded = String::from_utf8(bytes).map_err(|_| bad())?;
-    if hashed_name(&encoded) != hashed {
+    if !hash_matches(hashed, &encoded, ignore_case) {
         return Err(bad());
     }
     Ok(encoded)
+}
+
+/// Whether long-name entry `hashed` is the hash of `encoded`.
+pub fn hash_matches(hashed: &str, encoded: &str, ignore_case: bool) -> bool {
+    let expected = hashed_name(encoded);
+    if ignore_case {
+        expected.eq_ignore_ascii_case(hashed)
+    } else {
+        expected == hashed
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The backing directory's layout ("Backing directory" in format.md): which entry names are
 //! reserved, where directory IVs live, how long names are stored, and file contents.
 
+pub mod conflict;
 pub mod diriv;
 pub mod file;
 pub mod longname;
@@ -23,13 +24,29 @@ pub enum EntryName<'a> {
 }
 
 impl<'a> EntryName<'a> {
+    /// Prefixes are matched in any case: no encoded name contains a '.', so a name like
+    /// `VEILFS.LONGNAME.<hash>` (what a case-insensitive sync target may turn a long name into)
+    /// is still a long name, never an encoded one.
     pub fn classify(name: &'a str) -> Self {
-        match name.strip_prefix(longname::LONGNAME_PREFIX) {
-            Some(hash) if !hash.ends_with(longname::SIDECAR_SUFFIX) => EntryName::Long(name),
-            _ if name.starts_with(RESERVED_PREFIX) => EntryName::Reserved,
+        match strip_prefix_ignore_case(name, longname::LONGNAME_PREFIX) {
+            Some(hash) if !ends_with_ignore_case(hash, longname::SIDECAR_SUFFIX) => EntryName::Long(name),
+            _ if strip_prefix_ignore_case(name, RESERVED_PREFIX).is_some() => EntryName::Reserved,
             _ => EntryName::Short(name),
         }
     }
+}
+
+/// `name` without `prefix`, compared ignoring ASCII case.
+pub fn strip_prefix_ignore_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &name[prefix.len()..])
+}
+
+/// Whether `name` ends with `suffix`, ignoring ASCII case.
+pub fn ends_with_ignore_case(name: &str, suffix: &str) -> bool {
+    name.len() >= suffix.len()
+        && name.is_char_boundary(name.len() - suffix.len())
+        && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }
 
 #[cfg(test)]
@@ -43,5 +60,9 @@ mod tests {
         assert_eq!(EntryName::classify("veilfs.longname.abc.name"), EntryName::Reserved);
         assert_eq!(EntryName::classify("veilfs.longname.abc"), EntryName::Long("veilfs.longname.abc"));
         assert_eq!(EntryName::classify("AbC-_9"), EntryName::Short("AbC-_9"));
+        // What a case-insensitive round trip may leave.
+        assert_eq!(EntryName::classify("VEILFS.DIRIV"), EntryName::Reserved);
+        assert_eq!(EntryName::classify("VEILFS.LONGNAME.ABC.NAME"), EntryName::Reserved);
+        assert_eq!(EntryName::classify("VEILFS.LONGNAME.ABC"), EntryName::Long("VEILFS.LONGNAME.ABC"));
     }
 }

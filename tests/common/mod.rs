@@ -231,6 +231,14 @@ impl TestVault {
 
     /// A new vault, initialized but not mounted.
     pub fn unmounted() -> TestVault {
+        TestVault::unmounted_with_init_args(|_| Vec::new())
+    }
+
+    /// A new vault, initialized with extra `veilfs init` arguments (made by `extra` from the
+    /// temporary directory, which already exists: it may write a key file there), not mounted.
+    pub fn unmounted_with_init_args(
+        extra: impl FnOnce(&Path) -> Vec<std::ffi::OsString>,
+    ) -> TestVault {
         require_fuse();
         let dir = tempfile::Builder::new()
             .prefix("veilfs-test-")
@@ -244,6 +252,7 @@ impl TestVault {
         fs::create_dir(&backing).unwrap();
         fs::create_dir(&mountpoint).unwrap();
         fs::write(&passfile, format!("{PASSWORD}\n")).unwrap();
+        let extra = extra(&root);
         let output = run(veilfs()
             .args([
                 "init",
@@ -254,6 +263,7 @@ impl TestVault {
                 "--passfile",
             ])
             .arg(&passfile)
+            .args(&extra)
             .arg(&backing));
         assert_success(&output, "veilfs init");
         TestVault {

@@ -1,0 +1,370 @@
+//! The hidden `veilfs man` and `veilfs completions SHELL`: the man page and the shell completions,
+//! generated from the clap definitions. `man/veilfs.1` in the repository is `veilfs man`'s output;
+//! `tests/man.rs` fails when it is out of date (regenerate with
+//! `VEILFS_UPDATE_MAN=1 cargo test --test man`, or `veilfs man > man/veilfs.1`).
+
+use std::io::{self, Write};
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
+use clap_mangen::Man;
+
+use super::{print_stdout, Cli, CliError, EXIT_STATUS_HELP};
+
+/// `veilfs man`.
+#[derive(Debug, clap::Args)]
+#[command(about = "Print the man page (roff) on standard output")]
+pub struct ManArgs {}
+
+/// `veilfs completions SHELL`.
+#[derive(Debug, clap::Args)]
+#[command(about = "Print the completion script for SHELL on standard output")]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+pub fn run_man(_args: ManArgs) -> Result<(), CliError> {
+    let page = man_page().map_err(|e| CliError::io("cannot render the man page", e))?;
+    print_stdout(&String::from_utf8_lossy(&page))
+}
+
+pub fn run_completions(args: CompletionsArgs) -> Result<(), CliError> {
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "veilfs", &mut out);
+    print_stdout(&String::from_utf8_lossy(&out))
+}
+
+/// The man page, veilfs(1).
+pub fn man_page() -> io::Result<Vec<u8>> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut out = Vec::new();
+    let man = Man::new(cmd.clone()).manual("veilfs manual");
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+
+    let commands: Vec<&clap::Command> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        .collect();
+    let mut roff = Roff::new();
+    roff.control("SH", ["COMMANDS"]);
+    for sub in &commands {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        item(
+            &mut roff,
+            vec![bold(format!("veilfs {}", sub.get_name()))],
+            &about,
+        );
+    }
+    roff.to_writer(&mut out)?;
+
+    // Each command: its own section, with its synopsis, description, options and notes. The
+    // global options are described once, above.
+    let globals: Vec<&str> = cmd.get_arguments().map(|a| a.get_id().as_str()).collect();
+    for sub in commands {
+        let mut roff = Roff::new();
+        roff.control(
+            "SH",
+            [format!("VEILFS {}", sub.get_name().to_uppercase()).as_str()],
+        );
+        roff.to_writer(&mut out)?;
+        let mut own = sub.clone();
+        for id in &globals {
+            if own.get_arguments().any(|a| a.get_id() == *id) {
+                own = own.mut_arg(*id, |a| a.hide(true));
+            }
+        }
+        let man = Man::new(own);
+        let mut parts = Vec::new();
+        man.render_synopsis_section(&mut parts)?;
+        man.render_description_section(&mut parts)?;
+        man.render_options_section(&mut parts)?;
+        out.extend_from_slice(&subsections(&parts));
+        if let Some(after) = sub.get_after_long_help().or_else(|| sub.get_after_help()) {
+            let mut roff = Roff::new();
+            roff.control("SS", ["NOTES"]);
+            notes(&mut roff, &after.to_string());
+            roff.to_writer(&mut out)?;
+        }
+    }
+
+    let mut roff = Roff::new();
+    extra_sections(&mut roff);
+    roff.to_writer(&mut out)?;
+    out.flush()?;
+    Ok(out)
+}
+
+/// clap_mangen's sections of a command, as subsections of that command's section.
+fn subsections(roff: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(roff);
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        match line.strip_prefix(".SH ") {
+            Some(heading) => {
+                out.push_str(".SS ");
+                out.push_str(heading);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// `--help` notes: paragraphs whose indented lines (examples, tables) stay as they are and whose
+/// other lines flow.
+fn notes(roff: &mut Roff, text: &str) {
+    for block in text.trim().split("\n\n") {
+        roff.control("PP", []);
+        let mut verbatim = false;
+        for line in block.lines() {
+            let indented = line.starts_with(' ');
+            if indented != verbatim {
+                roff.control(if indented { "nf" } else { "fi" }, []);
+                verbatim = indented;
+            }
+            roff.text([roman(line)]);
+        }
+        if verbatim {
+            roff.control("fi", []);
+        }
+    }
+}
+
+fn preformatted(roff: &mut Roff, text: &str) {
+    roff.control("nf", []);
+    roff.text([roman(text.trim_end())]);
+    roff.control("fi", []);
+}
+
+fn paragraph(roff: &mut Roff, inlines: impl Into<Vec<Inline>>) {
+    roff.control("PP", []);
+    roff.text(inlines);
+}
+
+fn item(roff: &mut Roff, term: Vec<Inline>, text: &str) {
+    roff.control("TP", []);
+    roff.text(term);
+    roff.text([roman(text)]);
+}
+
+fn example(roff: &mut Roff, text: &str) {
+    roff.control("PP", []);
+    roff.control("RS", ["4"]);
+    preformatted(roff, text);
+    roff.control("RE", []);
+}
+
+fn extra_sections(roff: &mut Roff) {
+    roff.control("SH", ["PASSWORDS AND KEY FILES"]);
+    paragraph(
+        roff,
+        [roman(
+            "The password comes from the terminal (asked twice by init), from the first line of \
+             the file given with ",
+        ),
+        bold("--passfile"),
+        roman(", from the first line printed by the command given with "),
+        bold("--extpass"),
+        roman(
+            " (run with sh -c), or from a line of standard input when it is not a terminal. A \
+             vault created with ",
+        ),
+        bold("init --keyfile"),
+        italic(" FILE"),
+        roman(
+            " needs that file as well as the password, ever after: every byte of the file \
+             counts, so it must never change. Neither the password alone nor the key file with \
+             a wrong password unlocks it; a missing ",
+        ),
+        bold("--keyfile"),
+        roman(
+            " is reported before the password is asked for (exit status 6). The recovery key \
+             printed by init opens the vault without either: ",
+        ),
+        bold("veilfs passwd --recovery-key-file"),
+        roman(" KEY "),
+        bold("--new-keyfile"),
+        roman(" FILE sets a new password and key file."),
+    ]);
+
+    roff.control("SH", ["MOUNT(8), FSTAB AND MOUNT HELPER"]);
+    paragraph(
+        roff,
+        [
+            roman(
+                "Installed as (or linked to) /sbin/mount.fuse.veilfs or /sbin/mount.veilfs, the \
+             binary is the helper mount(8) runs for file system type ",
+            ),
+            bold("fuse.veilfs"),
+            roman(" and follows its convention:"),
+        ],
+    );
+    example(
+        roff,
+        "mount.veilfs CIPHERDIR MOUNTPOINT [-sfnv] [-o OPTIONS] [-t TYPE]",
+    );
+    paragraph(
+        roff,
+        [
+            roman(
+                "-s ignores unknown options (with a warning), -f checks everything but mounts \
+             nothing, -n is accepted (there is no mtab to write), -v logs more. Without the \
+             helper, mount(8) runs mount.fuse3, which runs ",
+            ),
+            bold("veilfs CIPHERDIR MOUNTPOINT -o OPTIONS"),
+            roman(
+                "; veilfs accepts that form as well (veilfs must then be in /usr/local/bin or \
+             /usr/bin: mount(8) clears PATH). The OPTIONS are those of ",
+            ),
+            bold("veilfs mount -o"),
+            roman(
+                " (see above), including the generic ones mount(8) and systemd hand on (rw, ro, \
+             dev, nodev, suid, nosuid, exec, noexec, noauto, nofail, _netdev, user, users, \
+             x-systemd.*, x-gvfs-*), and the veilfs ones: passfile=FILE, extpass=CMD, \
+             keyfile=FILE, idle=DURATION, threads=N. CMD ends at the next comma, so it cannot \
+             contain one (put a longer command in a script); in /etc/fstab a space is written \
+             \\040. The helper returns once the mount is ready, and its exit status is \
+             veilfs's (see EXIT STATUS), which mount(8) passes on.",
+            ),
+        ],
+    );
+    example(
+        roff,
+        "mount -t fuse.veilfs -o passfile=/etc/veilfs/vault.pass /srv/vault /mnt/vault\n\
+         \n\
+         # /etc/fstab\n\
+         /srv/vault  /mnt/vault  fuse.veilfs  passfile=/etc/veilfs/vault.pass,nofail  0 0\n\
+         /srv/vault  /mnt/vault  fuse.veilfs  noauto,x-systemd.automount,x-systemd.idle-timeout=10min,passfile=/etc/veilfs/vault.pass  0 0\n\
+         /srv/vault  /mnt/vault  fuse.veilfs  noauto,extpass=systemd-ask-password\\040vault  0 0",
+    );
+
+    roff.control("SH", ["SYSTEMD"]);
+    paragraph(
+        roff,
+        [roman(
+            "A .mount unit (or an /etc/fstab line, which systemd turns into one) mounts through \
+             the helper; add a .automount unit, or x-systemd.automount, to mount on first \
+             access, and x-systemd.idle-timeout= (TimeoutIdleSec=) or ",
+        ),
+        bold("idle="),
+        roman(" to unmount when unused. A service runs "),
+        bold("veilfs mount --foreground"),
+        roman(
+            ": with Type=notify it reports readiness once the mount is live, and stopping the \
+             service unmounts. Credentials of the service reach veilfs as files: ",
+        ),
+        bold("LoadCredential=veilfs-password:/etc/veilfs/vault.pass"),
+        roman(" and "),
+        bold("--passfile %d/veilfs-password"),
+        roman(" (%d is $CREDENTIALS_DIRECTORY). "),
+        bold("--extpass systemd-ask-password"),
+        roman(" asks through systemd's password agents. Examples: docs/systemd/ in the sources."),
+    ]);
+    example(
+        roff,
+        "[Service]\n\
+         Type=notify\n\
+         LoadCredential=veilfs-password:/etc/veilfs/vault.pass\n\
+         ExecStart=/usr/local/bin/veilfs mount --foreground --passfile %d/veilfs-password /srv/vault /mnt/vault",
+    );
+
+    roff.control("SH", ["LOGGING"]);
+    paragraph(
+        roff,
+        [roman(
+            "Messages go to standard error: warnings and errors, more with -v (info), -vv \
+             (debug) and -vvv (trace), errors only with -q; RUST_LOG overrides this. Once a \
+             mount has detached from the terminal, they go to syslog (facility daemon, through \
+             /dev/log), and are dropped when there is no syslog. Logs name backing \
+             (encrypted) paths, never plaintext names, passwords or keys; fuser's per-request \
+             debug messages, which hold plaintext names, appear only when RUST_LOG asks for \
+             them.",
+        )],
+    );
+
+    roff.control("SH", ["FILES"]);
+    roff.control("PP", []);
+    roff.text([roman("In CIPHERDIR, the backing directory:")]);
+    item(
+        roff,
+        vec![bold("veilfs.conf")],
+        "The vault's config: format version, Argon2id parameters and salt, feature flags \
+         (name encoding, long-name threshold, key file), and the master key wrapped with \
+         AES-256-SIV under the key derived from the password. JSON, read-only (0400); any \
+         change to it is detected. Without it the vault cannot be opened, not even with the recovery key: keep a backup.",
+    );
+    item(
+        roff,
+        vec![bold("veilfs.diriv")],
+        "In every directory: the 16-byte IV its entries' names are encrypted with.",
+    );
+    item(
+        roff,
+        vec![bold("veilfs.longname."), italic("HASH")],
+        "An entry whose encrypted name is longer than the long-name threshold, stored under \
+         a hash of that name.",
+    );
+    item(
+        roff,
+        vec![bold("veilfs.longname."), italic("HASH"), bold(".name")],
+        "The full encrypted name of such an entry.",
+    );
+    item(
+        roff,
+        vec![bold("veilfs.conf.tmp")],
+        "Left only by a crash while veilfs.conf was being replaced; removed by the next change.",
+    );
+    roff.control("PP", []);
+    roff.text([roman("Installed by scripts/install.sh:")]);
+    item(
+        roff,
+        vec![bold("/sbin/mount.fuse.veilfs")],
+        "A link to veilfs: the helper mount(8) runs for type fuse.veilfs.",
+    );
+
+    roff.control("SH", ["ENVIRONMENT"]);
+    item(
+        roff,
+        vec![bold("RUST_LOG")],
+        "Log filter (tracing-subscriber EnvFilter syntax), instead of -v and -q.",
+    );
+    item(
+        roff,
+        vec![bold("NOTIFY_SOCKET")],
+        "Set by systemd for Type=notify services: mount --foreground reports READY=1 and \
+         STOPPING=1 to it.",
+    );
+    item(
+        roff,
+        vec![bold("CREDENTIALS_DIRECTORY")],
+        "Set by systemd for services with LoadCredential=: pass a file in it to --passfile.",
+    );
+    item(
+        roff,
+        vec![bold("FUSERMOUNT_PATH")],
+        "The fusermount3 binary to use when not root.",
+    );
+    item(
+        roff,
+        vec![bold("VEILFS_SYSLOG_SOCKET")],
+        "Another syslog socket than /dev/log, for a detached mount (for tests).",
+    );
+
+    roff.control("SH", ["EXIT STATUS"]);
+    preformatted(roff, EXIT_STATUS_HELP);
+
+    roff.control("SH", ["SEE ALSO"]);
+    roff.text([roman(
+        "mount(8), fstab(5), mount.fuse3(8), fusermount3(1), systemd.mount(5), \
+         systemd.automount(5), systemd.exec(5), systemd-ask-password(1), gocryptfs(1)",
+    )]);
+}

@@ -1,0 +1,182 @@
+//! `veilfs fsck`: check a whole vault with its key, and do the repairs that cannot lose data.
+//! The walk and the repairs are [`veilfs::fsck`]; this is the command line around them.
+
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use veilfs::config::CONFIG_NAME;
+use veilfs::fsck::{self, Finding, Options, Outcome, Report};
+
+use super::password::PasswordArgs;
+use super::paths::{open_vault, recased_config};
+use super::{check_cipherdir, print_stdout, CliError, GlobalArgs};
+
+/// fsck found problems and did not repair them all.
+pub const EXIT_PROBLEMS: u8 = 11;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Check a vault, and repair what can be repaired safely",
+    long_about = "Check every name, directory IV, long name and its sidecar, file header and \
+                  symlink target in CIPHERDIR, with the vault's key; no mount needed (better: not \
+                  mounted, and with the sync tool paused, when repairing). Reports undecodable \
+                  names, missing or corrupt directory IVs, orphaned or wrong sidecars, truncated \
+                  file headers, sync tools' conflict copies and names a case-insensitive sync \
+                  target re-cased.",
+    after_help = "\
+--repair does only what cannot lose data: it writes a lost directory IV when the re-derived IV
+is confirmed by a name that decrypts with it (or the directory is empty), renames conflict
+copies to the names the mount shows them under and re-cased names to their own, re-encrypts
+names encrypted under a conflicting copy of a directory IV, restores a sidecar from a sync
+tool's copy of it, and removes redundant copies and sidecars orphaned for more than a day.
+Undecodable names, truncated headers and bad symlink targets are reported, never deleted.
+
+Exit status: 0 nothing wrong (or everything repaired); 11 problems remain; 1-6 as for the
+other commands ('veilfs --help').
+
+Examples:
+  veilfs fsck ~/Sync/vault
+  veilfs fsck --repair ~/Sync/vault
+  veilfs fsck --json --passfile pw ~/Sync/vault | jq '.findings[] | .problem'"
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub password: PasswordArgs,
+
+    /// The vault's key file, when it was created with one
+    #[arg(long, value_name = "FILE")]
+    pub keyfile: Option<PathBuf>,
+
+    /// Do the safe repairs (see below), and say what was done
+    #[arg(long)]
+    pub repair: bool,
+
+    /// Print one JSON object (for scripts) instead of lines
+    #[arg(long)]
+    pub json: bool,
+
+    /// The vault's backing directory
+    #[arg(value_name = "CIPHERDIR")]
+    pub cipherdir: PathBuf,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    cipherdir: String,
+    clean: bool,
+    repair: bool,
+    repaired: usize,
+    #[serde(flatten)]
+    report: &'a Report,
+}
+
+pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
+    check_cipherdir(&args.cipherdir)?;
+    // A config a case-insensitive sync target re-cased: needs no key to put right.
+    let mut early = Vec::new();
+    if let Some(recased) = recased_config(&args.cipherdir) {
+        if args.repair {
+            std::fs::rename(args.cipherdir.join(&recased), args.cipherdir.join(CONFIG_NAME))
+                .map_err(|e| CliError::io(format!("cannot rename {recased} to {CONFIG_NAME}"), e))?;
+            early.push(format!("repaired: {recased}: config file renamed back to {CONFIG_NAME}"));
+        }
+    }
+    let vault = open_vault(&args.cipherdir, &args.password, args.keyfile.as_deref())?;
+    let options = Options { repair: args.repair, ..Options::default() };
+
+    let bar = (!args.json && !global.quiet && io::stderr().is_terminal()).then(|| {
+        let total = fsck::count_entries(vault.root());
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} checking [{bar:40}] {pos}/{len} entries ({per_sec}, {eta} left)")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    });
+    let report = fsck::check(&vault, &options, &|n| {
+        if let Some(bar) = &bar {
+            bar.inc(n);
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+
+    if args.json {
+        let json = JsonReport {
+            cipherdir: vault.root().display().to_string(),
+            clean: report.is_clean(),
+            repair: args.repair,
+            repaired: report.repaired() + early.len(),
+            report: &report,
+        };
+        let mut text = serde_json::to_string_pretty(&json).expect("the report always serializes");
+        text.push('\n');
+        print_stdout(&text)?;
+    } else {
+        let mut text = String::new();
+        for line in &early {
+            text.push_str(line);
+            text.push('\n');
+        }
+        for finding in &report.findings {
+            text.push_str(&describe(finding, args.repair));
+            text.push('\n');
+        }
+        if !global.quiet || !report.is_clean() {
+            text.push_str(&summary(&report, args.repair));
+        }
+        print_stdout(&text)?;
+    }
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            EXIT_PROBLEMS,
+            if args.repair {
+                "problems remain that cannot be repaired safely (see above)"
+            } else {
+                "problems found (see above); 'veilfs fsck --repair' does the safe repairs"
+            },
+        ))
+    }
+}
+
+/// One line per finding: what, where (plaintext and backing), and what was or can be done.
+fn describe(finding: &Finding, repairing: bool) -> String {
+    let place = match &finding.plain {
+        Some(plain) => format!("{} ({})", plain.display(), finding.backing.display()),
+        None => finding.backing.display().to_string(),
+    };
+    let action = finding.repair.as_deref().unwrap_or("");
+    let tail = match finding.outcome {
+        Outcome::Repaired => format!(" [repaired: {action}]"),
+        Outcome::Repairable if !repairing => format!(" [--repair would {action}]"),
+        Outcome::RepairFailed => format!(" [repair failed: {action}]"),
+        _ => String::new(),
+    };
+    let status = if finding.outcome == Outcome::Repaired { "repaired" } else { "problem" };
+    format!("{status}: {}: {place}: {}{tail}", finding.problem.describe(), finding.detail)
+}
+
+fn summary(report: &Report, repairing: bool) -> String {
+    let c = &report.checked;
+    let remaining = report.findings.len() - report.repaired();
+    let mut text = format!(
+        "checked {} directories, {} files, {} symlinks, {} other entries in {:.2} s",
+        c.dirs, c.files, c.symlinks, c.other, report.seconds
+    );
+    if c.ignored > 0 {
+        text.push_str(&format!(" ({} sync tool files ignored)", c.ignored));
+    }
+    text.push_str(&match (report.findings.len(), repairing) {
+        (0, _) => ": no problems\n".to_owned(),
+        (n, true) => format!(": {n} problems, {} repaired, {remaining} remaining\n", report.repaired()),
+        (n, false) => format!(": {n} problems\n"),
+    });
+    text
+}
