@@ -99,6 +99,12 @@ pub fn validate_name(name: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Plaintext length of a symlink whose backing target is `backing_len` bytes long: unpadded
+/// base64url of nonce, SIV tag and target, so `3 * len / 4 - 32` exactly.
+pub fn symlink_target_len(backing_len: u64) -> Option<u64> {
+    (backing_len * 3 / 4).checked_sub((NONCE_LEN + SIV_OVERHEAD) as u64)
+}
+
 /// Encrypts and decrypts everything sealed with the name key.
 #[derive(Clone, Debug)]
 pub struct NameCipher {
@@ -262,6 +268,7 @@ mod tests {
             let c = cipher(NameEncoding::Base32);
             let enc = c.encrypt_symlink(&target).unwrap();
             prop_assert!(enc.len() <= 4095);
+            prop_assert_eq!(symlink_target_len(enc.len() as u64), Some(target.len() as u64));
             prop_assert_eq!(c.decrypt_symlink(enc.as_bytes()).unwrap(), target);
         }
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{FileAttr, FileType, INodeNo};
 
 use crate::crypto::content::plaintext_size;
+use crate::crypto::names::symlink_target_len;
 
 pub fn file_type(ft: std::fs::FileType) -> FileType {
     if ft.is_dir() {
@@ -37,14 +38,14 @@ fn time(secs: i64, nsecs: i64) -> SystemTime {
     }
 }
 
-/// Attributes of inode `ino` whose backing metadata is `meta`. `symlink_len` is the plaintext
-/// target length of a symlink.
-pub fn from_metadata(ino: u64, meta: &Metadata, symlink_len: Option<u64>) -> FileAttr {
+/// Attributes of inode `ino` whose backing metadata is `meta`.
+pub fn from_metadata(ino: u64, meta: &Metadata) -> FileAttr {
     let kind = file_type(meta.file_type());
     let size = match kind {
         // A truncated header shows as an empty file; reading it reports the error.
         FileType::RegularFile => plaintext_size(meta.len()).unwrap_or(0),
-        FileType::Symlink => symlink_len.unwrap_or(meta.len()),
+        // From the backing target's length alone: no readlink, which would touch its atime.
+        FileType::Symlink => symlink_target_len(meta.len()).unwrap_or(meta.len()),
         _ => meta.len(),
     };
     FileAttr {

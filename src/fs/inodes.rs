@@ -83,6 +83,9 @@ impl InodeTable {
             // Most recent first: it is the name most likely still valid.
             node.locations.swap(0, pos);
         } else {
+            // Found somewhere new: perhaps another directory that reuses a deleted one's inode
+            // number (a sync tool replaced it), so its IV is read afresh.
+            node.iv = None;
             node.locations.insert(0, location);
         }
     }
@@ -127,6 +130,17 @@ mod tests {
         assert_eq!(table.path(11).unwrap(), PathBuf::from("/b/dir/file"));
         table.moved(10, (ROOT, OsStr::new("dir")), (ROOT, "renamed".into()));
         assert_eq!(table.path(11).unwrap(), PathBuf::from("/b/renamed/file"));
+    }
+
+    #[test]
+    fn an_inode_found_at_a_new_location_forgets_its_iv() {
+        let mut table = InodeTable::new(PathBuf::from("/b"), 2, DirIv([0; 16]));
+        table.remember(30, (ROOT, "old".into()));
+        table.set_iv(30, DirIv([1; 16]));
+        table.remember(30, (ROOT, "old".into()));
+        assert_eq!(table.iv(30), Some(DirIv([1; 16])));
+        table.remember(30, (ROOT, "new".into()));
+        assert_eq!(table.iv(30), None);
     }
 
     #[test]

@@ -117,6 +117,20 @@ struct OpenFile {
     content: Arc<RwLock<FileContent>>,
 }
 
+enum AttrTarget {
+    Open(Arc<OpenFile>),
+    Path(PathBuf),
+}
+
+impl AttrTarget {
+    fn metadata(&self) -> io::Result<fs::Metadata> {
+        match self {
+            AttrTarget::Open(handle) => handle.file.metadata(),
+            AttrTarget::Path(path) => fs::symlink_metadata(path),
+        }
+    }
+}
+
 struct DirListing {
     entries: Vec<(u64, FileType, OsString)>,
 }
@@ -154,7 +168,9 @@ fn time_spec(t: Option<TimeOrNow>) -> nix::sys::time::TimeSpec {
         Some(TimeOrNow::Now) => TimeSpec::UTIME_NOW,
         Some(TimeOrNow::SpecificTime(t)) => match t.duration_since(SystemTime::UNIX_EPOCH) {
             Ok(d) => TimeSpec::from_duration(d),
-            Err(e) => TimeSpec::from_duration(Duration::ZERO) - TimeSpec::from_duration(e.duration()),
+            // fuser 0.18 (src/time.rs) builds a pre-1970 time (sec, nsec) as EPOCH - (|sec| +
+            // nsec) instead of EPOCH - |sec| + nsec; undo that to set what the caller asked for.
+            Err(e) => TimeSpec::new(-(e.duration().as_secs() as i64), e.duration().subsec_nanos().into()),
         },
     }
 }
@@ -206,16 +222,6 @@ impl VeilFs {
         Ok((dir, iv, backing))
     }
 
-    fn attr(&self, ino: u64, meta: &fs::Metadata, path: &Path) -> FileAttr {
-        let symlink_len = meta.file_type().is_symlink().then(|| {
-            fs::read_link(path)
-                .ok()
-                .and_then(|t| self.vault.names().decrypt_symlink(t.as_os_str().as_bytes()).ok())
-                .map(|t| t.len() as u64)
-        });
-        attr::from_metadata(ino, meta, symlink_len.flatten())
-    }
-
     /// Attributes of a backing entry the kernel now holds a reference to.
     fn looked_up(&self, parent: u64, dir: &Path, backing: &BackingName) -> Result<FileAttr> {
         let path = dir.join(backing.entry());
@@ -224,7 +230,7 @@ impl VeilFs {
         let ino = table.fuse_ino(meta.ino());
         table.remember(ino, (parent, backing.entry().into()));
         drop(table);
-        Ok(self.attr(ino, &meta, &path))
+        Ok(attr::from_metadata(ino, &meta))
     }
 
     /// Hands a new entry to the calling user when running as root, keeping the group a setgid
@@ -303,15 +309,23 @@ impl VeilFs {
         }
     }
 
-    fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> Result<FileAttr> {
-        if let Some(fh) = fh {
-            // Through the handle: an unlinked file that is still open has attributes too.
-            if let Ok(handle) = self.handle(fh) {
-                return Ok(attr::from_metadata(ino, &handle.file.metadata()?, None));
+    /// Where attribute requests on `ino` go: its handle `fh` if given, else its backing path,
+    /// else any open handle of it (an unlinked file that is still open has attributes too).
+    fn attr_target(&self, ino: u64, fh: Option<FileHandle>) -> Result<AttrTarget> {
+        if let Some(handle) = fh.and_then(|fh| self.handle(fh).ok()) {
+            return Ok(AttrTarget::Open(handle));
+        }
+        match self.path(ino) {
+            Ok(path) if fs::symlink_metadata(&path).is_ok() => Ok(AttrTarget::Path(path)),
+            result => {
+                let open = self.files.lock().unwrap().values().find(|h| h.ino == ino).cloned();
+                open.map(AttrTarget::Open).ok_or_else(|| result.err().unwrap_or_else(|| errno(libc::ENOENT)))
             }
         }
-        let path = self.path(ino)?;
-        Ok(self.attr(ino, &fs::symlink_metadata(&path)?, &path))
+    }
+
+    fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> Result<FileAttr> {
+        Ok(attr::from_metadata(ino, &self.attr_target(ino, fh)?.metadata()?))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -326,34 +340,45 @@ impl VeilFs {
         mtime: Option<TimeOrNow>,
         fh: Option<FileHandle>,
     ) -> Result<FileAttr> {
-        let path = self.path(ino)?;
+        let target = self.attr_target(ino, fh)?;
         if let Some(size) = size {
-            match fh.map(|fh| self.handle(fh)).transpose()? {
-                Some(handle) => self.truncate(&handle.content, &handle.file, size)?,
-                None => {
-                    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+            match &target {
+                AttrTarget::Open(handle) => self.truncate(&handle.content, &handle.file, size)?,
+                AttrTarget::Path(path) => {
+                    let file = OpenOptions::new().read(true).write(true).open(path)?;
                     let content = self.content(ino, &file)?;
                     self.truncate(&content, &file, size)?;
                 }
             }
         }
         if let Some(mode) = mode {
-            fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777))?;
+            let permissions = fs::Permissions::from_mode(mode & 0o7777);
+            match &target {
+                AttrTarget::Open(handle) => handle.file.set_permissions(permissions)?,
+                AttrTarget::Path(path) => fs::set_permissions(path, permissions)?,
+            }
         }
         if uid.is_some() || gid.is_some() {
-            std::os::unix::fs::lchown(&path, uid, gid)?;
+            match &target {
+                AttrTarget::Open(handle) => std::os::unix::fs::fchown(&handle.file, uid, gid)?,
+                AttrTarget::Path(path) => std::os::unix::fs::lchown(path, uid, gid)?,
+            }
         }
         if atime.is_some() || mtime.is_some() {
-            nix::sys::stat::utimensat(
-                nix::fcntl::AT_FDCWD,
-                &path,
-                &time_spec(atime),
-                &time_spec(mtime),
-                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-            )
+            let (atime, mtime) = (time_spec(atime), time_spec(mtime));
+            match &target {
+                AttrTarget::Open(handle) => nix::sys::stat::futimens(&handle.file, &atime, &mtime),
+                AttrTarget::Path(path) => nix::sys::stat::utimensat(
+                    nix::fcntl::AT_FDCWD,
+                    path,
+                    &atime,
+                    &mtime,
+                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+                ),
+            }
             .map_err(io::Error::from)?;
         }
-        Ok(self.attr(ino, &fs::symlink_metadata(&path)?, &path))
+        Ok(attr::from_metadata(ino, &target.metadata()?))
     }
 
     fn do_mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32) -> Result<FileAttr> {
@@ -712,12 +737,23 @@ impl VeilFs {
     ) -> Result<()> {
         let mut aliases = DirAliases::default();
         if !undecoded.is_empty() {
-            let taken: HashSet<Vec<u8>> = entries[2..].iter().map(|(_, _, n)| n.as_bytes().to_vec()).collect();
-            let names = undecoded.iter().filter_map(|(e, _)| e.file_name().into_string().ok()).collect::<Vec<_>>();
-            let copies = self.vault.conflict_copies(dir, iv, &taken, names.iter().map(String::as_str));
+            let taken: HashSet<Vec<u8>> = entries[2..]
+                .iter()
+                .map(|(_, _, n)| n.as_bytes().to_vec())
+                .collect();
+            let names = undecoded
+                .iter()
+                .filter_map(|(e, _)| e.file_name().into_string().ok())
+                .collect::<Vec<_>>();
+            let copies =
+                self.vault
+                    .conflict_copies(dir, iv, &taken, names.iter().map(String::as_str));
             for (entry, error) in &undecoded {
                 let name = entry.file_name();
-                let Some(copy) = copies.iter().find(|c| name.to_str() == Some(c.backing.as_str())) else {
+                let Some(copy) = copies
+                    .iter()
+                    .find(|c| name.to_str() == Some(c.backing.as_str()))
+                else {
                     self.warn_once(entry.path(), error);
                     continue;
                 };
@@ -727,12 +763,23 @@ impl VeilFs {
                     match self.vault.rename_entry(dir, iv, &copy.backing, &copy.shown) {
                         Ok(to) => {
                             let mut table = self.inodes.lock().unwrap();
-                            table.moved(fuse_ino, (ino, OsStr::new(&copy.backing)), (ino, to.entry().into()));
-                            tracing::info!("renamed conflict copy {} to {}", entry.path().display(), to.entry());
+                            table.moved(
+                                fuse_ino,
+                                (ino, OsStr::new(&copy.backing)),
+                                (ino, to.entry().into()),
+                            );
+                            tracing::info!(
+                                "renamed conflict copy {} to {}",
+                                entry.path().display(),
+                                to.entry()
+                            );
                             true
                         }
                         Err(e) => {
-                            tracing::warn!("cannot rename conflict copy {}: {e}", entry.path().display());
+                            tracing::warn!(
+                                "cannot rename conflict copy {}: {e}",
+                                entry.path().display()
+                            );
                             false
                         }
                     }
@@ -744,7 +791,12 @@ impl VeilFs {
                 entries.push((fuse_ino, entry.file_type().map(attr::file_type)?, shown));
             }
         }
-        self.aliases.lock().unwrap().insert(ino, aliases);
+        let mut all = self.aliases.lock().unwrap();
+        if aliases.names.is_empty() {
+            all.remove(&ino); // the usual case: keep the map small
+        } else {
+            all.insert(ino, aliases);
+        }
         Ok(())
     }
 
@@ -760,7 +812,10 @@ impl VeilFs {
         let (known, searched) = {
             let aliases = self.aliases.lock().unwrap();
             let dir_aliases = aliases.get(&parent);
-            (dir_aliases.and_then(|a| a.names.get(name)).cloned(), dir_aliases.is_some_and(|a| a.recased_searched))
+            (
+                dir_aliases.and_then(|a| a.names.get(name)).cloned(),
+                dir_aliases.is_some_and(|a| a.recased_searched),
+            )
         };
         let entry = match known {
             Some(entry) => entry,
@@ -773,7 +828,9 @@ impl VeilFs {
                 let mut aliases = self.aliases.lock().unwrap();
                 let dir_aliases = aliases.entry(parent).or_default();
                 for copy in copies {
-                    dir_aliases.names.insert(OsString::from(sys::os_str(&copy.shown)), copy.backing);
+                    dir_aliases
+                        .names
+                        .insert(OsString::from(sys::os_str(&copy.shown)), copy.backing);
                 }
                 dir_aliases.names.get(name)?.clone()
             }
@@ -788,7 +845,9 @@ impl VeilFs {
                 let dir_aliases = aliases.entry(parent).or_default();
                 dir_aliases.recased_searched = true;
                 for (plain, entry) in found {
-                    dir_aliases.names.insert(OsString::from(sys::os_str(&plain)), entry);
+                    dir_aliases
+                        .names
+                        .insert(OsString::from(sys::os_str(&plain)), entry);
                 }
                 dir_aliases.names.get(name)?.clone()
             }
@@ -796,7 +855,9 @@ impl VeilFs {
         };
         if self.tidy {
             let renamed = match self.vault.classify_entry(dir, iv, &entry) {
-                crate::vault::BackingEntry::Name(plain) => self.vault.normalize_case(dir, iv, &entry, &plain),
+                crate::vault::BackingEntry::Name(plain) => {
+                    self.vault.normalize_case(dir, iv, &entry, &plain)
+                }
                 _ => self.vault.rename_entry(dir, iv, &entry, name.as_bytes()),
             };
             match renamed {

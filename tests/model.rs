@@ -1,0 +1,1016 @@
+//! A randomized model test: the same seeded sequence of file system operations runs on a mount
+//! and on a plain directory; every result (errno included) must agree, and so must the whole
+//! trees, compared byte for byte every few hundred operations and at the end.
+//!
+//! `VEILFS_MODEL_SEED=<n>` replays one sequence, `VEILFS_MODEL_OPS=<n>` sets its length. A
+//! failure prints the seed, the failing operation and the operations before it.
+//!
+//! Also: concurrent writers to one file (disjoint, overlapping, and interleaved ranges within
+//! the same blocks) never corrupt each other's bytes.
+
+mod common;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::OsString;
+use std::fmt::Debug;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use common::TestVault;
+use nix::errno::Errno;
+use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+
+type Res<T> = Result<T, Errno>;
+
+fn io_res<T>(r: io::Result<T>) -> Res<T> {
+    r.map_err(|e| {
+        Errno::from_raw(
+            e.raw_os_error()
+                .unwrap_or_else(|| panic!("not an OS error: {e}")),
+        )
+    })
+}
+
+/// xorshift64*: tiny, seedable, good enough to pick operations.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let fill = self.next();
+        (0..len)
+            .map(|i| (fill.rotate_left(i as u32 % 64) as u8) ^ (i as u8))
+            .collect()
+    }
+
+    /// Offsets and sizes near block boundaries, within a block, or anywhere.
+    fn offset(&mut self, size: u64) -> u64 {
+        match self.below(4) {
+            0 => {
+                let block = self.below(size / 4096 + 3);
+                (block * 4096 + self.below(7)).saturating_sub(3)
+            }
+            1 => self.below(size + 1),
+            2 => size + self.below(10_000), // past EOF
+            _ => self.below(64),
+        }
+    }
+
+    fn len(&mut self) -> usize {
+        match self.below(5) {
+            0 => 1 + self.below(16) as usize,
+            1 => 4096,
+            2 => 4096 - 3 + self.below(7) as usize,
+            3 => self.below(20_000) as usize,
+            _ => 1 + self.below(9000) as usize,
+        }
+    }
+}
+
+/// How many operations a failure report shows (`VEILFS_MODEL_LOG`, default 25).
+fn log_len() -> usize {
+    env_u64("VEILFS_MODEL_LOG").map_or(25, |n| n as usize)
+}
+
+/// `s` with runs of more than 8 equal characters written as `X{n}`: long names stay readable.
+fn squeeze(s: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let run = chars[i..].iter().take_while(|&&c| c == chars[i]).count();
+        if run > 8 {
+            out.push_str(&format!("{}{{{run}}}", chars[i]));
+        } else {
+            out.extend(&chars[i..i + run]);
+        }
+        i += run;
+    }
+    out
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
+    })
+}
+
+/// Names drawn from a small pool so that operations collide often; some are long enough to
+/// be stored as hashed long names.
+fn name_pool() -> Vec<OsString> {
+    let mut names: Vec<OsString> = ["a", "b", "c", "d e", "ü", "x.txt"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    names.push(OsString::from("L".repeat(180)));
+    names.push(OsString::from("M".repeat(255)));
+    names.push(OsString::from_vec(b"nl\nname".to_vec()));
+    names
+}
+
+/// One entry of a tree snapshot.
+#[derive(Debug, PartialEq, Eq, Clone)]
+enum Entry {
+    Dir {
+        nlink: u64,
+        mode: u32,
+    },
+    File {
+        nlink: u64,
+        mode: u32,
+        content: Vec<u8>,
+    },
+    Symlink {
+        target: PathBuf,
+    },
+}
+
+/// Everything under `root` (not following symlinks), plus which paths share an inode.
+fn snapshot(root: &Path) -> (BTreeMap<PathBuf, Entry>, Vec<Vec<PathBuf>>) {
+    let mut entries = BTreeMap::new();
+    let mut by_inode: BTreeMap<u64, Vec<PathBuf>> = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+        {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path)
+                .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            let mode = meta.mode() & 0o7777;
+            let e = if meta.is_dir() {
+                stack.push(path.clone());
+                Entry::Dir {
+                    nlink: meta.nlink(),
+                    mode,
+                }
+            } else if meta.file_type().is_symlink() {
+                Entry::Symlink {
+                    target: fs::read_link(&path).unwrap(),
+                }
+            } else {
+                let content =
+                    fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+                assert_eq!(
+                    content.len() as u64,
+                    meta.len(),
+                    "{}: size differs from what reads return",
+                    path.display()
+                );
+                by_inode.entry(meta.ino()).or_default().push(rel.clone());
+                Entry::File {
+                    nlink: meta.nlink(),
+                    mode,
+                    content,
+                }
+            };
+            entries.insert(rel, e);
+        }
+    }
+    let mut groups: Vec<Vec<PathBuf>> = by_inode.into_values().filter(|g| g.len() > 1).collect();
+    for g in &mut groups {
+        g.sort();
+    }
+    groups.sort();
+    (entries, groups)
+}
+
+fn brief(entry: Option<&Entry>) -> String {
+    match entry {
+        Some(Entry::File {
+            nlink,
+            mode,
+            content,
+        }) => {
+            format!("file nlink {nlink} mode {mode:o} {} bytes", content.len())
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Panics with the differences between the two trees.
+fn compare_trees(mount: &Path, plain: &Path) -> Result<(), String> {
+    let (m, mg) = snapshot(mount);
+    let (p, pg) = snapshot(plain);
+    let mut diffs = Vec::new();
+    for key in m
+        .keys()
+        .chain(p.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let (a, b) = (m.get(key), p.get(key));
+        if a != b {
+            let mut d = format!("{}: mount {}, plain {}", key.display(), brief(a), brief(b));
+            if let (Some(Entry::File { content: x, .. }), Some(Entry::File { content: y, .. })) =
+                (a, b)
+            {
+                if let Some(i) = x.iter().zip(y.iter()).position(|(u, v)| u != v) {
+                    d += &format!(" (first differing byte at {i})");
+                }
+            }
+            diffs.push(d);
+        }
+    }
+    if mg != pg {
+        diffs.push(format!("hard link groups: mount {mg:?}, plain {pg:?}"));
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(diffs.join("\n  "))
+    }
+}
+
+/// The model run: a mount, a plain directory, the RNG, held file handles and the log.
+struct Model {
+    vault: TestVault,
+    plain: tempfile::TempDir,
+    rng: Rng,
+    seed: u64,
+    names: Vec<OsString>,
+    /// Open handles (mount, plain, description), kept across operations.
+    handles: Vec<(File, File, String)>,
+    log: VecDeque<String>,
+    step: usize,
+    /// Per operation kind: (succeeded, failed with the same errno on both sides).
+    stats: BTreeMap<String, (usize, usize)>,
+}
+
+impl Model {
+    fn roots(&self) -> [&Path; 2] {
+        [self.vault.mount_path(), self.plain.path()]
+    }
+
+    fn fail(&self, message: String) -> ! {
+        if std::env::var_os("VEILFS_MODEL_KEEP").is_some() {
+            // For debugging: leave the mount and the plain directory for inspection.
+            eprintln!(
+                "VEILFS_MODEL_KEEP: leaving {} mounted on {} and the plain dir {}",
+                self.vault.backing_path().display(),
+                self.vault.mount_path().display(),
+                self.plain.path().display()
+            );
+            std::process::exit(1);
+        }
+        let log: Vec<&String> = self.log.iter().collect();
+        panic!(
+            "model test failed at op {} (reproduce with VEILFS_MODEL_SEED={} VEILFS_MODEL_OPS={}):\n{}\nlast operations:\n  {}",
+            self.step,
+            self.seed,
+            self.step + 1,
+            squeeze(&message),
+            log.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  ")
+        );
+    }
+
+    /// Runs `op` on both roots and compares the results.
+    fn both<T: PartialEq + Debug>(&mut self, what: String, op: impl Fn(&Path) -> Res<T>) {
+        self.log
+            .push_back(squeeze(&format!("#{} {what}", self.step)));
+        if self.log.len() > log_len() {
+            self.log.pop_front();
+        }
+        let [mount, plain] = self.roots();
+        let got = op(mount);
+        let expected = op(plain);
+        let kind = what.split(' ').next().unwrap_or_default().to_string();
+        let counts = self.stats.entry(kind).or_default();
+        if expected.is_ok() {
+            counts.0 += 1;
+        } else {
+            counts.1 += 1;
+        }
+        if got != expected {
+            let (g, e) = (format!("{got:?}"), format!("{expected:?}"));
+            let cut = |s: &str| {
+                if s.len() > 300 {
+                    format!(
+                        "{}... ({} chars)",
+                        &s[..s.char_indices().nth(300).map_or(s.len(), |c| c.0)],
+                        s.len()
+                    )
+                } else {
+                    s.to_string()
+                }
+            };
+            self.fail(format!(
+                "{what}: mount gave {}, plain dir gave {}",
+                cut(&g),
+                cut(&e)
+            ));
+        }
+    }
+
+    /// Existing paths of the plain tree (the model's truth): (relative path, is_dir, is_file).
+    fn existing(&self) -> Vec<(PathBuf, bool, bool)> {
+        let mut out = vec![(PathBuf::new(), true, false)];
+        let mut stack = vec![PathBuf::new()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(self.plain.path().join(&dir)).unwrap() {
+                let entry = entry.unwrap();
+                let rel = dir.join(entry.file_name());
+                let ft = entry.file_type().unwrap();
+                if ft.is_dir() {
+                    stack.push(rel.clone());
+                }
+                out.push((rel, ft.is_dir(), ft.is_file()));
+            }
+        }
+        out
+    }
+
+    fn any_path(&mut self) -> PathBuf {
+        let existing = self.existing();
+        if self.rng.chance(75) && existing.len() > 1 {
+            self.rng.pick(&existing[1..]).0.clone()
+        } else {
+            self.new_path()
+        }
+    }
+
+    fn file_path(&mut self) -> PathBuf {
+        let files: Vec<PathBuf> = self
+            .existing()
+            .into_iter()
+            .filter(|e| e.2)
+            .map(|e| e.0)
+            .collect();
+        if files.is_empty() || self.rng.chance(5) {
+            self.new_path()
+        } else {
+            self.rng.pick(&files).clone()
+        }
+    }
+
+    fn dir_path(&mut self) -> PathBuf {
+        let dirs: Vec<PathBuf> = self
+            .existing()
+            .into_iter()
+            .filter(|e| e.1)
+            .map(|e| e.0)
+            .collect();
+        self.rng.pick(&dirs).clone()
+    }
+
+    /// A (usually new) name in an existing directory, at most three levels deep.
+    fn new_path(&mut self) -> PathBuf {
+        let mut dir = self.dir_path();
+        while dir.components().count() >= 3 {
+            dir.pop();
+        }
+        let name = self.rng.pick(&self.names).clone();
+        dir.join(name)
+    }
+
+    fn op(&mut self) {
+        let weight = self.rng.below(115);
+        match weight {
+            0..=9 => {
+                let path = self.new_path();
+                let data = {
+                    let len = self.rng.len();
+                    self.rng.bytes(len)
+                };
+                self.both(format!("create {path:?} with {} bytes", data.len()), |r| {
+                    let mut f = io_res(
+                        OpenOptions::new()
+                            .write(true)
+                            .create(true)
+                            .truncate(true)
+                            .open(r.join(&path)),
+                    )?;
+                    io_res(f.write_all(&data))
+                });
+            }
+            10..=24 => {
+                let path = self.file_path();
+                let size = fs::metadata(self.plain.path().join(&path))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                let offset = self.rng.offset(size);
+                let data = {
+                    let len = self.rng.len();
+                    self.rng.bytes(len)
+                };
+                self.both(
+                    format!(
+                        "pwrite {} bytes at {offset} to {path:?} (size {size})",
+                        data.len()
+                    ),
+                    |r| {
+                        let f = io_res(OpenOptions::new().write(true).open(r.join(&path)))?;
+                        io_res(f.write_all_at(&data, offset))
+                    },
+                );
+            }
+            25..=31 => {
+                let path = self.file_path();
+                let size = fs::metadata(self.plain.path().join(&path))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                let new_size = self.rng.offset(size);
+                self.both(
+                    format!("truncate {path:?} from {size} to {new_size}"),
+                    |r| {
+                        let f = io_res(OpenOptions::new().write(true).open(r.join(&path)))?;
+                        io_res(f.set_len(new_size))
+                    },
+                );
+            }
+            32..=39 => {
+                let path = self.file_path();
+                let size = fs::metadata(self.plain.path().join(&path))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                let offset = self.rng.offset(size);
+                let len = self.rng.len();
+                self.both(format!("pread {len} at {offset} from {path:?}"), |r| {
+                    let f = io_res(File::open(r.join(&path)))?;
+                    let mut buf = vec![0; len];
+                    let mut done = 0;
+                    while done < len {
+                        match io_res(f.read_at(&mut buf[done..], offset + done as u64))? {
+                            0 => break,
+                            n => done += n,
+                        }
+                    }
+                    buf.truncate(done);
+                    Ok(buf)
+                });
+            }
+            40..=41 => {
+                let path = self.file_path();
+                let data = {
+                    let len = self.rng.len();
+                    self.rng.bytes(len)
+                };
+                self.both(format!("append {} bytes to {path:?}", data.len()), |r| {
+                    let mut f = io_res(OpenOptions::new().append(true).open(r.join(&path)))?;
+                    io_res(f.write_all(&data))
+                });
+            }
+            42..=51 => {
+                let from = self.any_path();
+                let to = if self.rng.chance(50) {
+                    self.any_path()
+                } else {
+                    self.new_path()
+                };
+                let flags = match self.rng.below(10) {
+                    0 => RenameFlags::RENAME_NOREPLACE,
+                    1 => RenameFlags::RENAME_EXCHANGE,
+                    _ => RenameFlags::empty(),
+                };
+                self.both(format!("rename {from:?} -> {to:?} {flags:?}"), |r| {
+                    renameat2(AT_FDCWD, &r.join(&from), AT_FDCWD, &r.join(&to), flags)
+                });
+            }
+            52..=56 => {
+                let from = self.any_path();
+                let to = self.new_path();
+                self.both(format!("link {from:?} -> {to:?}"), |r| {
+                    io_res(fs::hard_link(r.join(&from), r.join(&to)))
+                });
+            }
+            57..=64 => {
+                let path = self.any_path();
+                self.both(format!("unlink {path:?}"), |r| {
+                    io_res(fs::remove_file(r.join(&path)))
+                });
+            }
+            65..=71 => {
+                let path = self.new_path();
+                self.both(format!("mkdir {path:?}"), |r| {
+                    io_res(fs::create_dir(r.join(&path)))
+                });
+            }
+            72..=75 => {
+                let path = self.any_path();
+                self.both(format!("rmdir {path:?}"), |r| {
+                    io_res(fs::remove_dir(r.join(&path)))
+                });
+            }
+            76..=79 => {
+                let path = self.new_path();
+                let target = match self.rng.below(3) {
+                    0 => self.any_path(),
+                    1 => PathBuf::from("/abs/target").join(self.rng.pick(&self.names)),
+                    // No "..": a symlink may be moved anywhere, and one that leads out of the
+                    // tree would resolve differently in the two roots.
+                    _ => PathBuf::from("./").join(self.rng.pick(&self.names)),
+                };
+                self.both(format!("symlink {path:?} -> {target:?}"), |r| {
+                    io_res(std::os::unix::fs::symlink(&target, r.join(&path)))
+                });
+            }
+            80..=83 => {
+                let path = self.any_path();
+                self.both(format!("readlink {path:?}"), |r| {
+                    io_res(fs::read_link(r.join(&path)))
+                });
+                self.both(format!("lstat {path:?}"), |r| {
+                    io_res(fs::symlink_metadata(r.join(&path))).map(|m| {
+                        (
+                            m.file_type().is_dir(),
+                            (!m.is_dir()).then_some(m.len()),
+                            m.nlink(),
+                            m.mode(),
+                        )
+                    })
+                });
+            }
+            84..=86 => {
+                let dir = self.dir_path();
+                self.both(format!("readdir {dir:?}"), |r| {
+                    let mut names = Vec::new();
+                    for e in io_res(fs::read_dir(r.join(&dir)))? {
+                        let e = io_res(e)?;
+                        names.push((e.file_name(), io_res(e.file_type())?.is_dir()));
+                    }
+                    names.sort();
+                    Ok(names)
+                });
+            }
+            87..=90 => {
+                // Open a held handle pair (or close one when there are enough).
+                if self.handles.len() >= 4 || (self.rng.chance(30) && !self.handles.is_empty()) {
+                    let i = self.rng.below(self.handles.len() as u64) as usize;
+                    let (_, _, what) = self.handles.remove(i);
+                    self.log
+                        .push_back(format!("#{} close handle {i} ({what})", self.step));
+                } else {
+                    let path = self.file_path();
+                    let open = |r: &Path| {
+                        io_res(
+                            OpenOptions::new()
+                                .read(true)
+                                .write(true)
+                                .open(r.join(&path)),
+                        )
+                    };
+                    let [mount, plain] = self.roots();
+                    let (a, b) = (open(mount), open(plain));
+                    let what = squeeze(&format!("open {path:?} read-write"));
+                    self.log.push_back(format!(
+                        "#{} {what} -> handle {}",
+                        self.step,
+                        self.handles.len()
+                    ));
+                    match (a, b) {
+                        (Ok(a), Ok(b)) => self.handles.push((a, b, what)),
+                        (Err(a), Err(b)) if a == b => {}
+                        (a, b) => self.fail(format!(
+                            "{what}: mount gave {:?}, plain dir gave {:?}",
+                            a.map(drop),
+                            b.map(drop)
+                        )),
+                    }
+                }
+            }
+            91..=95 if !self.handles.is_empty() => {
+                // Write through a held handle (its file may have been renamed or unlinked).
+                let i = self.rng.below(self.handles.len() as u64) as usize;
+                let size = self.handles[i].1.metadata().unwrap().len();
+                let offset = self.rng.offset(size);
+                let len = self.rng.len();
+                let data = self.rng.bytes(len);
+                let what = format!(
+                    "pwrite {len} at {offset} through handle {i} ({})",
+                    self.handles[i].2
+                );
+                let (a, b) = (
+                    self.handles[i].0.write_all_at(&data, offset),
+                    self.handles[i].1.write_all_at(&data, offset),
+                );
+                self.check_pair(what, io_res(a), io_res(b));
+            }
+            96..=99 if !self.handles.is_empty() => {
+                let i = self.rng.below(self.handles.len() as u64) as usize;
+                let size = self.handles[i].1.metadata().unwrap().len();
+                let offset = self.rng.offset(size);
+                let len = self.rng.len();
+                let what = format!(
+                    "pread {len} at {offset} through handle {i} ({})",
+                    self.handles[i].2
+                );
+                let read = |f: &File| {
+                    let mut buf = vec![0; len];
+                    let n = io_res(f.read_at(&mut buf, offset))?;
+                    buf.truncate(n);
+                    Ok(buf)
+                };
+                let (a, b) = (read(&self.handles[i].0), read(&self.handles[i].1));
+                self.check_pair(what, a, b);
+            }
+            100..=102 if !self.handles.is_empty() => {
+                // ftruncate through a held handle whose file still has a name (an unlinked
+                // file's handle is tests/posix.rs's unlinked_open_file_stays_usable).
+                let i = self.rng.below(self.handles.len() as u64) as usize;
+                let meta = self.handles[i].1.metadata().unwrap();
+                if meta.nlink() > 0 {
+                    let size = self.rng.offset(meta.len());
+                    let what = format!("ftruncate handle {i} ({}) to {size}", self.handles[i].2);
+                    let (a, b) = (
+                        self.handles[i].0.set_len(size),
+                        self.handles[i].1.set_len(size),
+                    );
+                    self.check_pair(what, io_res(a), io_res(b));
+                }
+            }
+            103..=105 => {
+                let path = self.any_path();
+                let mode = *self
+                    .rng
+                    .pick(&[0o644, 0o600, 0o755, 0o700, 0o444, 0o1777, 0o2755]);
+                self.both(format!("chmod {path:?} {mode:o}"), |r| {
+                    io_res(fs::set_permissions(
+                        r.join(&path),
+                        fs::Permissions::from_mode(mode),
+                    ))
+                });
+            }
+            106..=107 => {
+                let path = self.file_path();
+                self.both(format!("open {path:?} O_TRUNC"), |r| {
+                    io_res(
+                        OpenOptions::new()
+                            .write(true)
+                            .truncate(true)
+                            .open(r.join(&path)),
+                    )
+                    .map(drop)
+                });
+            }
+            108..=110 => {
+                // Read following symlinks.
+                let path = self.any_path();
+                self.both(format!("read (following symlinks) {path:?}"), |r| {
+                    io_res(fs::read(r.join(&path)))
+                });
+            }
+            111..=112 => {
+                let path = self.any_path();
+                let value = {
+                    let len = self.rng.below(300) as usize;
+                    self.rng.bytes(len)
+                };
+                let name = format!("user.{}", self.rng.below(3));
+                self.both(
+                    format!("setxattr {path:?} {name} ({} bytes)", value.len()),
+                    |r| xattr(r.join(&path), &name, Some(&value)),
+                );
+                self.both(format!("getxattr {path:?} {name}"), |r| {
+                    xattr(r.join(&path), &name, None)
+                });
+            }
+            _ => {
+                let path = self.any_path();
+                self.both(format!("stat {path:?}"), |r| {
+                    io_res(fs::metadata(r.join(&path)))
+                        .map(|m| (m.is_dir(), (!m.is_dir()).then_some(m.len())))
+                });
+            }
+        }
+    }
+
+    fn check_pair<T: PartialEq + Debug>(&mut self, what: String, got: Res<T>, expected: Res<T>) {
+        self.log
+            .push_back(squeeze(&format!("#{} {what}", self.step)));
+        if self.log.len() > log_len() {
+            self.log.pop_front();
+        }
+        if got != expected {
+            let brief = |r: &Res<T>| {
+                let s = format!("{r:?}");
+                if s.len() > 300 {
+                    format!("{}... ({} chars)", &s[..300], s.len())
+                } else {
+                    s
+                }
+            };
+            self.fail(format!(
+                "{what}: mount gave {}, plain dir gave {}",
+                brief(&got),
+                brief(&expected)
+            ));
+        }
+    }
+}
+
+/// lsetxattr (with a value) or lgetxattr (without) of a user.* attribute.
+fn xattr(path: PathBuf, name: &str, value: Option<&[u8]>) -> Res<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    match value {
+        Some(value) => {
+            // SAFETY: NUL-terminated strings and a value buffer valid for its length.
+            let ret = unsafe {
+                libc::lsetxattr(
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    0,
+                )
+            };
+            if ret < 0 {
+                return Err(Errno::last());
+            }
+            Ok(Vec::new())
+        }
+        None => {
+            let mut buf = vec![0u8; 4096];
+            // SAFETY: NUL-terminated strings; `buf` valid for its length.
+            let ret = unsafe {
+                libc::lgetxattr(
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            if ret < 0 {
+                return Err(Errno::last());
+            }
+            buf.truncate(ret as usize);
+            Ok(buf)
+        }
+    }
+}
+
+#[test]
+fn random_operations_match_a_plain_directory() {
+    let seed = env_u64("VEILFS_MODEL_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    });
+    let ops = env_u64("VEILFS_MODEL_OPS").unwrap_or(3000) as usize;
+    eprintln!("model test: VEILFS_MODEL_SEED={seed} VEILFS_MODEL_OPS={ops}");
+    let mut model = Model {
+        vault: TestVault::new(),
+        plain: tempfile::Builder::new()
+            .prefix("veilfs-model-")
+            .tempdir()
+            .unwrap(),
+        rng: Rng::new(seed),
+        seed,
+        names: name_pool(),
+        handles: Vec::new(),
+        log: VecDeque::new(),
+        step: 0,
+        stats: BTreeMap::new(),
+    };
+    let started = std::time::Instant::now();
+    for step in 0..ops {
+        model.step = step;
+        model.op();
+        if step + 1 == ops / 2 {
+            // Halfway: unmount and mount again, closing the held handles.
+            model.handles.clear();
+            model.log.push_back(format!("#{step} remount"));
+            model.vault.remount();
+        }
+        if (step + 1) % 500 == 0 || step + 1 == ops {
+            if let Err(diffs) = compare_trees(model.vault.mount_path(), model.plain.path()) {
+                model.fail(format!("trees differ after op {step}:\n  {diffs}"));
+            }
+        }
+    }
+    model.handles.clear();
+    // The same after a remount: nothing lived only in the daemon's memory.
+    model.vault.remount();
+    if let Err(diffs) = compare_trees(model.vault.mount_path(), model.plain.path()) {
+        model.fail(format!("trees differ after a remount:\n  {diffs}"));
+    }
+    let (entries, groups) = snapshot(model.plain.path());
+    eprintln!(
+        "model test: {ops} operations in {:?}; (ok, errno) per kind: {:?}; final tree: {} entries, {} hard link groups",
+        started.elapsed(),
+        model.stats,
+        entries.len(),
+        groups.len()
+    );
+}
+
+// =====================================================================================
+// Concurrent writers
+// =====================================================================================
+
+const THREADS: usize = 8;
+
+/// Fill byte of thread `t`: never 0, so unwritten bytes (zeros) stand out.
+fn fill(t: usize) -> u8 {
+    0x11 * (t as u8 + 1)
+}
+
+/// Runs `THREADS` writers: thread `t` writes `ranges[t]` (offset, len) with its fill byte,
+/// threads 0-5 each through their own fd, 6 and 7 through one shared fd.
+fn run_writers(path: &Path, ranges: Vec<Vec<(u64, usize)>>) {
+    let shared = Arc::new(OpenOptions::new().write(true).open(path).unwrap());
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let workers: Vec<_> = ranges
+        .into_iter()
+        .enumerate()
+        .map(|(t, ranges)| {
+            let file = if t >= 6 {
+                Arc::clone(&shared)
+            } else {
+                Arc::new(OpenOptions::new().write(true).open(path).unwrap())
+            };
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                for (offset, len) in ranges {
+                    file.write_all_at(&vec![fill(t); len], offset)
+                        .unwrap_or_else(|e| panic!("thread {t}: pwrite {len} at {offset}: {e}"));
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("a writer thread panicked");
+    }
+}
+
+#[test]
+fn concurrent_disjoint_unaligned_writes() {
+    let vault = TestVault::new();
+    let path = vault.mount_path().join("disjoint");
+    File::create(&path).unwrap();
+    let mut rng = Rng::new(42);
+    // Cut 1 MiB into segments at unaligned offsets; segment i belongs to thread i % THREADS.
+    let total = 1u64 << 20;
+    let mut cuts = vec![0u64];
+    while *cuts.last().unwrap() < total {
+        let next = cuts.last().unwrap() + 1 + rng.below(6000);
+        cuts.push(next.min(total));
+    }
+    let mut ranges = vec![Vec::new(); THREADS];
+    let mut expected = vec![0u8; total as usize];
+    for (i, w) in cuts.windows(2).enumerate() {
+        let t = i % THREADS;
+        ranges[t].push((w[0], (w[1] - w[0]) as usize));
+        expected[w[0] as usize..w[1] as usize].fill(fill(t));
+    }
+    // Each thread writes its segments in a scrambled order.
+    for r in &mut ranges {
+        for i in (1..r.len()).rev() {
+            r.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+    }
+    run_writers(&path, ranges);
+    let got = fs::read(&path).unwrap();
+    assert_eq!(got.len(), expected.len(), "size");
+    if let Some(i) = got.iter().zip(&expected).position(|(a, b)| a != b) {
+        panic!(
+            "byte {i}: got {:#x}, expected {:#x} (block {})",
+            got[i],
+            expected[i],
+            i / 4096
+        );
+    }
+    vault.remount();
+    assert!(
+        fs::read(&path).unwrap() == expected,
+        "content changed by a remount"
+    );
+}
+
+#[test]
+fn concurrent_overlapping_writes_never_produce_garbage() {
+    let vault = TestVault::new();
+    let path = vault.mount_path().join("overlap");
+    File::create(&path).unwrap();
+    let mut rng = Rng::new(7);
+    let total = 256 * 1024u64;
+    let mut ranges = vec![Vec::new(); THREADS];
+    // covered[i] = bit set of the threads that wrote byte i.
+    let mut covered = vec![0u8; total as usize];
+    for (t, r) in ranges.iter_mut().enumerate() {
+        for _ in 0..150 {
+            let offset = rng.below(total - 1);
+            let len = (1 + rng.below(12_000)).min(total - offset) as usize;
+            r.push((offset, len));
+            for c in &mut covered[offset as usize..offset as usize + len] {
+                *c |= 1 << t;
+            }
+        }
+    }
+    let end = ranges
+        .iter()
+        .flatten()
+        .map(|(o, l)| o + *l as u64)
+        .max()
+        .unwrap();
+    run_writers(&path, ranges);
+    let got = fs::read(&path).unwrap();
+    assert_eq!(
+        got.len() as u64,
+        end,
+        "size is the end of the furthest write"
+    );
+    let mut bad = Vec::new();
+    for (i, (&byte, &writers)) in got.iter().zip(&covered).enumerate() {
+        let ok = if writers == 0 {
+            byte == 0
+        } else {
+            (0..THREADS).any(|t| writers & (1 << t) != 0 && byte == fill(t))
+        };
+        if !ok {
+            bad.push(format!(
+                "byte {i} (block {}): {byte:#x}, written by threads {writers:08b}",
+                i / 4096
+            ));
+            if bad.len() >= 10 {
+                break;
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "bytes no writer wrote:\n  {}",
+        bad.join("\n  ")
+    );
+    // Block by block: each 4 KiB region holds only bytes of threads that wrote there.
+}
+
+#[test]
+fn concurrent_neighbouring_ranges_in_shared_blocks() {
+    let vault = TestVault::new();
+    let path = vault.mount_path().join("interleaved");
+    File::create(&path).unwrap();
+    // Thread t owns every THREADS-th 100-byte range: all threads write into every block.
+    let total: u64 = 100 * 8 * 160; // 128000 bytes, 32 blocks, 160 ranges per thread
+    let mut rng = Rng::new(99);
+    let mut ranges = vec![Vec::new(); THREADS];
+    let mut expected = vec![0u8; total as usize];
+    for k in 0..(total / 100) {
+        let t = (k % THREADS as u64) as usize;
+        ranges[t].push((k * 100, 100));
+        expected[(k * 100) as usize..(k * 100 + 100) as usize].fill(fill(t));
+    }
+    for r in &mut ranges {
+        for i in (1..r.len()).rev() {
+            r.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        // Write every range three times: more chances to race.
+        let once = r.clone();
+        r.extend(once.iter().rev());
+        r.extend(once);
+    }
+    run_writers(&path, ranges);
+    let got = fs::read(&path).unwrap();
+    assert_eq!(got.len(), expected.len(), "size");
+    let bad: Vec<String> = got
+        .chunks(100)
+        .zip(expected.chunks(100))
+        .enumerate()
+        .filter(|(_, (g, e))| g != e)
+        .take(10)
+        .map(|(k, (g, e))| {
+            format!(
+                "range {k} (bytes {}..{}): expected all {:#x}, got {:?}",
+                k * 100,
+                k * 100 + 100,
+                e[0],
+                &g[..8]
+            )
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "neighbouring writes corrupted each other:\n  {}",
+        bad.join("\n  ")
+    );
+}
