@@ -59,7 +59,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { repair: false, orphan_grace: Duration::from_secs(24 * 3600) }
+        Self {
+            repair: false,
+            orphan_grace: Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -180,7 +183,10 @@ impl Report {
     }
 
     pub fn repaired(&self) -> usize {
-        self.findings.iter().filter(|f| f.outcome == Outcome::Repaired).count()
+        self.findings
+            .iter()
+            .filter(|f| f.outcome == Outcome::Repaired)
+            .count()
     }
 }
 
@@ -199,7 +205,11 @@ pub fn check(vault: &Vault, options: &Options, progress: &(dyn Fn(u64) + Sync)) 
         other: AtomicU64::new(0),
         ignored: AtomicU64::new(0),
     };
-    let root = DirTask { path: vault.root().to_path_buf(), plain: Some(PathBuf::new()), parent_iv: None };
+    let root = DirTask {
+        path: vault.root().to_path_buf(),
+        plain: Some(PathBuf::new()),
+        parent_iv: None,
+    };
     rayon::scope(|scope| walk.dir(scope, root));
     let mut findings = walk.findings.into_inner().unwrap();
     findings.sort_by(|a, b| a.backing.cmp(&b.backing).then(a.detail.cmp(&b.detail)));
@@ -219,7 +229,9 @@ pub fn check(vault: &Vault, options: &Options, progress: &(dyn Fn(u64) + Sync)) 
 /// Counts the entries of the backing directory (for a progress bar's length), without the key.
 pub fn count_entries(root: &Path) -> u64 {
     fn count(dir: &Path) -> u64 {
-        let Ok(entries) = fs::read_dir(dir) else { return 0 };
+        let Ok(entries) = fs::read_dir(dir) else {
+            return 0;
+        };
         let mut n = 0;
         let mut subdirs = Vec::new();
         for entry in entries.flatten() {
@@ -267,10 +279,18 @@ fn join_plain(parent: &Option<PathBuf>, name: &[u8]) -> Option<PathBuf> {
 
 impl<'a> Walk<'a> {
     fn relative(&self, path: &Path) -> PathBuf {
-        path.strip_prefix(self.vault.root()).unwrap_or(path).to_path_buf()
+        path.strip_prefix(self.vault.root())
+            .unwrap_or(path)
+            .to_path_buf()
     }
 
-    fn report(&self, problem: Problem, path: &Path, plain: Option<PathBuf>, detail: impl Into<String>) {
+    fn report(
+        &self,
+        problem: Problem,
+        path: &Path,
+        plain: Option<PathBuf>,
+        detail: impl Into<String>,
+    ) {
         self.push(problem, path, plain, detail, None, Outcome::Unrepairable);
     }
 
@@ -310,7 +330,14 @@ impl<'a> Walk<'a> {
         repair: Option<String>,
         outcome: Outcome,
     ) {
-        let finding = Finding { problem, backing: self.relative(path), plain, detail: detail.into(), repair, outcome };
+        let finding = Finding {
+            problem,
+            backing: self.relative(path),
+            plain,
+            detail: detail.into(),
+            repair,
+            outcome,
+        };
         self.findings.lock().unwrap().push(finding);
     }
 
@@ -324,7 +351,12 @@ impl<'a> Walk<'a> {
                     let entry = match entry {
                         Ok(entry) => entry,
                         Err(e) => {
-                            self.report(Problem::Unreadable, path, task.plain.clone(), format!("reading it: {e}"));
+                            self.report(
+                                Problem::Unreadable,
+                                path,
+                                task.plain.clone(),
+                                format!("reading it: {e}"),
+                            );
                             break;
                         }
                     };
@@ -338,13 +370,23 @@ impl<'a> Walk<'a> {
                     match entry.file_name().into_string() {
                         Ok(name) => items.push(Item { name, kind }),
                         Err(name) => {
-                            self.report(Problem::UndecodableName, &path.join(name), None, "not UTF-8");
+                            self.report(
+                                Problem::UndecodableName,
+                                &path.join(name),
+                                None,
+                                "not UTF-8",
+                            );
                         }
                     }
                 }
             }
             Err(e) => {
-                self.report(Problem::Unreadable, path, task.plain.clone(), format!("reading it: {e}"));
+                self.report(
+                    Problem::Unreadable,
+                    path,
+                    task.plain.clone(),
+                    format!("reading it: {e}"),
+                );
                 return;
             }
         }
@@ -358,7 +400,11 @@ impl<'a> Walk<'a> {
             None => {
                 // Names cannot be read; subdirectories still have IVs of their own.
                 for item in items.iter().filter(|i| i.kind.is_dir()) {
-                    let child = DirTask { path: path.join(&item.name), plain: None, parent_iv: None };
+                    let child = DirTask {
+                        path: path.join(&item.name),
+                        plain: None,
+                        parent_iv: None,
+                    };
                     scope.spawn(move |scope| self.dir(scope, child));
                 }
             }
@@ -368,19 +414,28 @@ impl<'a> Walk<'a> {
 
     /// The IV to read this directory's names with, and other IVs found in copies of its IV
     /// file; `None` when it cannot be known. Reports and repairs the IV file.
-    fn dir_iv(&self, path: &Path, task: &DirTask, is_root: bool, items: &[Item]) -> Option<(DirIv, Vec<DirIv>)> {
+    fn dir_iv(
+        &self,
+        path: &Path,
+        task: &DirTask,
+        is_root: bool,
+        items: &[Item],
+    ) -> Option<(DirIv, Vec<DirIv>)> {
         let vault = self.vault;
         let derived = if is_root {
             Some(vault.root_iv())
         } else {
-            task.parent_iv.as_ref().map(|(parent, name)| vault.new_dir_iv(parent, name))
+            task.parent_iv
+                .as_ref()
+                .map(|(parent, name)| vault.new_dir_iv(parent, name))
         };
         // Sync tools' copies of the IV file.
         let mut copies = Vec::new();
         for item in items {
             if item.kind.is_file()
                 && !item.name.eq_ignore_ascii_case(DIRIV_NAME)
-                && conflict::candidates(&item.name, vault.names().encoding()).contains(&conflict::Candidate::DirIv)
+                && conflict::candidates(&item.name, vault.names().encoding())
+                    .contains(&conflict::Candidate::DirIv)
             {
                 copies.push((item.name.clone(), read_iv_file(&path.join(&item.name))));
             }
@@ -390,27 +445,38 @@ impl<'a> Walk<'a> {
         let samples: Vec<&str> = items
             .iter()
             .map(|item| item.name.as_str())
-            .filter(|name| !crate::vault::is_canonical_reserved(name) && !conflict::is_sync_tool_file(name))
+            .filter(|name| {
+                !crate::vault::is_canonical_reserved(name) && !conflict::is_sync_tool_file(name)
+            })
             .filter(|name| !copies.iter().any(|(copy, _)| copy == name))
             .take(VERIFY_NAMES * 4)
             .collect();
         let fits = |iv: &DirIv| {
             samples.iter().any(|name| {
-                matches!(vault.classify_entry(path, iv, name), BackingEntry::Name(_) | BackingEntry::ConflictCopy { .. })
+                matches!(
+                    vault.classify_entry(path, iv, name),
+                    BackingEntry::Name(_) | BackingEntry::ConflictCopy { .. }
+                )
             })
         };
         let has_names = !samples.is_empty();
 
-        let stored_file = items.iter().find(|i| i.name.eq_ignore_ascii_case(DIRIV_NAME));
+        let stored_file = items
+            .iter()
+            .find(|i| i.name.eq_ignore_ascii_case(DIRIV_NAME));
         let stored = stored_file.map(|f| read_iv_file(&path.join(&f.name)));
-        let copy_ivs: Vec<(String, DirIv)> =
-            copies.iter().filter_map(|(name, iv)| iv.map(|iv| (name.clone(), iv))).collect();
+        let copy_ivs: Vec<(String, DirIv)> = copies
+            .iter()
+            .filter_map(|(name, iv)| iv.map(|iv| (name.clone(), iv)))
+            .collect();
 
         // A stored IV of the right size is kept unless another one fits where it does not.
         let better = |stored: &DirIv| {
-            derived.is_some_and(|d| d != *stored && fits(&d)) || copy_ivs.iter().any(|(_, c)| c != stored && fits(c))
+            derived.is_some_and(|d| d != *stored && fits(&d))
+                || copy_ivs.iter().any(|(_, c)| c != stored && fits(c))
         };
-        let from_stored = matches!(stored, Some(Some(iv)) if !has_names || fits(&iv) || !better(&iv));
+        let from_stored =
+            matches!(stored, Some(Some(iv)) if !has_names || fits(&iv) || !better(&iv));
         let chosen = match stored {
             Some(Some(iv)) if from_stored => Some(iv),
             _ => {
@@ -422,11 +488,17 @@ impl<'a> Walk<'a> {
                 let what = match stored {
                     None => "no veilfs.diriv".to_owned(),
                     Some(None) => "veilfs.diriv is not 16 bytes".to_owned(),
-                    Some(Some(_)) => "no name in the directory decrypts with its veilfs.diriv".to_owned(),
+                    Some(Some(_)) => {
+                        "no name in the directory decrypts with its veilfs.diriv".to_owned()
+                    }
                 };
                 let mut found = None;
                 if let Some(iv) = derived.filter(|iv| fits(iv)) {
-                    found = Some((iv, "the IV re-derived from the parent's IV and the directory's name".to_owned()));
+                    found = Some((
+                        iv,
+                        "the IV re-derived from the parent's IV and the directory's name"
+                            .to_owned(),
+                    ));
                 }
                 if found.is_none() {
                     if let Some((name, iv)) = copy_ivs.iter().find(|(_, iv)| fits(iv)) {
@@ -442,9 +514,14 @@ impl<'a> Walk<'a> {
                     Some((iv, source)) => {
                         let detail = format!("{what}; names decrypt with {source}");
                         let file = stored_file.map(|f| path.join(&f.name));
-                        self.repairable(problem, path, task.plain.clone(), detail, "write veilfs.diriv", || {
-                            write_iv_file(path, file.as_deref(), &iv)
-                        });
+                        self.repairable(
+                            problem,
+                            path,
+                            task.plain.clone(),
+                            detail,
+                            "write veilfs.diriv",
+                            || write_iv_file(path, file.as_deref(), &iv),
+                        );
                         Some(iv)
                     }
                     None => {
@@ -454,7 +531,12 @@ impl<'a> Walk<'a> {
                             "no name in the directory decrypts with the re-derived IV (the directory was probably renamed) \
                              nor with any copy"
                         };
-                        self.report(problem, path, task.plain.clone(), format!("{what}; {why}: its names cannot be read"));
+                        self.report(
+                            problem,
+                            path,
+                            task.plain.clone(),
+                            format!("{what}; {why}: its names cannot be read"),
+                        );
                         None
                     }
                 }
@@ -463,12 +545,26 @@ impl<'a> Walk<'a> {
         // Recased IV file (a case-insensitive sync target, back on a case-sensitive disk).
         if let Some(file) = stored_file.filter(|f| from_stored && f.name != DIRIV_NAME) {
             let from = path.join(&file.name);
-            self.repairable(Problem::Recased, &from, task.plain.clone(), "the directory IV file was renamed", "rename it to veilfs.diriv", || {
-                Ok(crate::vault::rename_no_replace(&from, &path.join(DIRIV_NAME))?)
-            });
+            self.repairable(
+                Problem::Recased,
+                &from,
+                task.plain.clone(),
+                "the directory IV file was renamed",
+                "rename it to veilfs.diriv",
+                || {
+                    Ok(crate::vault::rename_no_replace(
+                        &from,
+                        &path.join(DIRIV_NAME),
+                    )?)
+                },
+            );
         }
         // Copies: redundant ones go; a different IV is kept while names use it.
-        let other_ivs: Vec<DirIv> = copy_ivs.iter().map(|(_, iv)| *iv).filter(|iv| *iv != chosen).collect();
+        let other_ivs: Vec<DirIv> = copy_ivs
+            .iter()
+            .map(|(_, iv)| *iv)
+            .filter(|iv| *iv != chosen)
+            .collect();
         for (name, iv) in &copies {
             let copy = path.join(name);
             match iv {
@@ -501,7 +597,13 @@ impl<'a> Walk<'a> {
         let vault = self.vault;
         let path = &task.path;
         let ignore_case = vault.ignores_case();
-        let key = |name: &str| if ignore_case { name.to_ascii_lowercase() } else { name.to_owned() };
+        let key = |name: &str| {
+            if ignore_case {
+                name.to_ascii_lowercase()
+            } else {
+                name.to_owned()
+            }
+        };
         let mut taken: HashSet<Vec<u8>> = HashSet::new();
         let mut copies = Vec::new();
         let mut sidecars = Vec::new();
@@ -530,7 +632,11 @@ impl<'a> Walk<'a> {
                                     plain.clone(),
                                     format!("canonical name {}", canonical.entry()),
                                     "rename it to its canonical name",
-                                    || vault.normalize_case(path, iv, &item.name, &name).map(|_| ()),
+                                    || {
+                                        vault
+                                            .normalize_case(path, iv, &item.name, &name)
+                                            .map(|_| ())
+                                    },
                                 );
                                 if fixed {
                                     current = canonical.entry().to_owned();
@@ -538,7 +644,13 @@ impl<'a> Walk<'a> {
                             }
                         }
                     }
-                    self.entry(scope, path.join(&current), item.kind, plain, Some((*iv, name.clone())));
+                    self.entry(
+                        scope,
+                        path.join(&current),
+                        item.kind,
+                        plain,
+                        Some((*iv, name.clone())),
+                    );
                     taken.insert(name);
                 }
                 BackingEntry::ConflictCopy { name, of } => {
@@ -550,10 +662,23 @@ impl<'a> Walk<'a> {
                 BackingEntry::Reserved => {
                     if crate::vault::is_canonical_sidecar(&item.name) {
                         sidecars.push(item.name.clone());
-                    } else if ignore_case && item.name.eq_ignore_ascii_case(CONFIG_NAME) && item.name != CONFIG_NAME {
-                        self.repairable(Problem::Recased, &entry_path, None, "the config file was renamed", "rename it to veilfs.conf", || {
-                            Ok(crate::vault::rename_no_replace(&entry_path, &path.join(CONFIG_NAME))?)
-                        });
+                    } else if ignore_case
+                        && item.name.eq_ignore_ascii_case(CONFIG_NAME)
+                        && item.name != CONFIG_NAME
+                    {
+                        self.repairable(
+                            Problem::Recased,
+                            &entry_path,
+                            None,
+                            "the config file was renamed",
+                            "rename it to veilfs.conf",
+                            || {
+                                Ok(crate::vault::rename_no_replace(
+                                    &entry_path,
+                                    &path.join(CONFIG_NAME),
+                                )?)
+                            },
+                        );
                     }
                 }
                 BackingEntry::ReservedCopy(ReservedCopy::Sidecar { of, valid }) => {
@@ -575,18 +700,26 @@ impl<'a> Walk<'a> {
             let (backing, original, shown) = copy;
             let from = path.join(&backing);
             let plain = join_plain(&task.plain, &shown);
-            let original_plain = join_plain(&task.plain, &original).map(|p| p.display().to_string());
+            let original_plain =
+                join_plain(&task.plain, &original).map(|p| p.display().to_string());
             let mut current = from.clone();
             let detail = format!(
                 "a sync tool's copy of {}, shown as {}",
                 original_plain.unwrap_or_else(|| String::from_utf8_lossy(&original).into_owned()),
                 String::from_utf8_lossy(&shown)
             );
-            self.repairable(Problem::ConflictCopy, &from, plain.clone(), detail, "rename it to the name it is shown under", || {
-                let to = vault.rename_entry(path, iv, &backing, &shown)?;
-                current = path.join(to.entry());
-                Ok(())
-            });
+            self.repairable(
+                Problem::ConflictCopy,
+                &from,
+                plain.clone(),
+                detail,
+                "rename it to the name it is shown under",
+                || {
+                    let to = vault.rename_entry(path, iv, &backing, &shown)?;
+                    current = path.join(to.entry());
+                    Ok(())
+                },
+            );
             let kind = kinds[backing.as_str()];
             self.entry(scope, current, kind, plain, Some((*iv, shown)));
         }
@@ -597,16 +730,31 @@ impl<'a> Walk<'a> {
             let copy_path = path.join(&name);
             let canonical = path.join(sidecar_name(&of));
             if !valid {
-                self.report(Problem::SidecarCopy, &copy_path, None, format!("does not hold the name of {of}"));
+                self.report(
+                    Problem::SidecarCopy,
+                    &copy_path,
+                    None,
+                    format!("does not hold the name of {of}"),
+                );
                 continue;
             }
-            let canonical_good = crate::layout::longname::read_sidecar_file(&canonical, &of, ignore_case).is_ok();
+            let canonical_good =
+                crate::layout::longname::read_sidecar_file(&canonical, &of, ignore_case).is_ok();
             if canonical_good || restored.contains(&key(&of)) {
-                self.repairable(Problem::SidecarCopy, &copy_path, None, "duplicates the sidecar", "remove it", || {
-                    Ok(fs::remove_file(&copy_path)?)
-                });
+                self.repairable(
+                    Problem::SidecarCopy,
+                    &copy_path,
+                    None,
+                    "duplicates the sidecar",
+                    "remove it",
+                    || Ok(fs::remove_file(&copy_path)?),
+                );
             } else if long_entries.contains(&key(&of)) {
-                let what = if canonical.exists() { "the sidecar is wrong" } else { "the sidecar is missing" };
+                let what = if canonical.exists() {
+                    "the sidecar is wrong"
+                } else {
+                    "the sidecar is missing"
+                };
                 let done = self.repairable(
                     Problem::SidecarCopy,
                     &copy_path,
@@ -633,11 +781,15 @@ impl<'a> Walk<'a> {
     fn orphan(&self, path: &Path, problem: Problem) {
         let age = fs::symlink_metadata(path)
             .ok()
-            .and_then(|m| SystemTime::UNIX_EPOCH.checked_add(Duration::new(m.ctime().max(0) as u64, 0)))
+            .and_then(|m| {
+                SystemTime::UNIX_EPOCH.checked_add(Duration::new(m.ctime().max(0) as u64, 0))
+            })
             .and_then(|ctime| SystemTime::now().duration_since(ctime).ok())
             .unwrap_or_default();
         if age >= self.options.orphan_grace {
-            self.repairable(problem, path, None, "no entry uses it", "remove it", || Ok(fs::remove_file(path)?));
+            self.repairable(problem, path, None, "no entry uses it", "remove it", || {
+                Ok(fs::remove_file(path)?)
+            });
         } else {
             let detail = format!(
                 "no entry uses it, but it arrived {} min ago: its entry may still be syncing, so it is left alone",
@@ -648,14 +800,22 @@ impl<'a> Walk<'a> {
     }
 
     fn config_copy(&self, path: &Path) {
-        let same = match (fs::read(path), fs::read(self.vault.root().join(CONFIG_NAME))) {
+        let same = match (
+            fs::read(path),
+            fs::read(self.vault.root().join(CONFIG_NAME)),
+        ) {
             (Ok(a), Ok(b)) => a == b,
             _ => false,
         };
         if same {
-            self.repairable(Problem::ConfigCopy, path, None, "identical to veilfs.conf", "remove it", || {
-                Ok(fs::remove_file(path)?)
-            });
+            self.repairable(
+                Problem::ConfigCopy,
+                path,
+                None,
+                "identical to veilfs.conf",
+                "remove it",
+                || Ok(fs::remove_file(path)?),
+            );
         } else {
             self.report(
                 Problem::ConfigCopy,
@@ -711,12 +871,17 @@ impl<'a> Walk<'a> {
         };
         let detail = match problem {
             Problem::UndecodableName => format!("{error}; hidden from the mount"),
-            _ => "its name cannot be known (a hash cannot be inverted); hidden from the mount".to_owned(),
+            _ => "its name cannot be known (a hash cannot be inverted); hidden from the mount"
+                .to_owned(),
         };
         self.report(problem, &entry_path, None, detail);
         // Its contents still have names of their own.
         if item.kind.is_dir() {
-            let child = DirTask { path: entry_path, plain: None, parent_iv: None };
+            let child = DirTask {
+                path: entry_path,
+                plain: None,
+                parent_iv: None,
+            };
             scope.spawn(move |scope| self.dir(scope, child));
         } else {
             self.count(item.kind, &path.join(&item.name), None);
@@ -733,7 +898,11 @@ impl<'a> Walk<'a> {
         parent: Option<(DirIv, Vec<u8>)>,
     ) {
         if kind.is_dir() {
-            let child = DirTask { path, plain, parent_iv: parent };
+            let child = DirTask {
+                path,
+                plain,
+                parent_iv: parent,
+            };
             scope.spawn(move |scope| self.dir(scope, child));
         } else {
             self.count(kind, &path, plain);
@@ -760,7 +929,10 @@ impl<'a> Walk<'a> {
                 return Ok(None);
             }
             if size < HEADER_LEN {
-                return Ok(Some((Problem::HeaderTruncated, format!("{size} bytes: a header alone is {HEADER_LEN}"))));
+                return Ok(Some((
+                    Problem::HeaderTruncated,
+                    format!("{size} bytes: a header alone is {HEADER_LEN}"),
+                )));
             }
             let mut version = [0; 2];
             file.read_exact(&mut version)?;
@@ -777,7 +949,11 @@ impl<'a> Walk<'a> {
     fn check_symlink(&self, path: &Path, plain: Option<PathBuf>) {
         match fs::read_link(path) {
             Ok(target) => {
-                if let Err(e) = self.vault.names().decrypt_symlink(target.as_os_str().as_bytes()) {
+                if let Err(e) = self
+                    .vault
+                    .names()
+                    .decrypt_symlink(target.as_os_str().as_bytes())
+                {
                     self.report(Problem::SymlinkTarget, path, plain, e.to_string());
                 }
             }
@@ -800,7 +976,11 @@ fn write_iv_file(dir: &Path, existing: Option<&Path>, iv: &DirIv) -> crate::Resu
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o400).open(&tmp)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o400)
+            .open(&tmp)?;
         file.write_all(&iv.0)?;
         file.sync_all()?;
     }
@@ -829,11 +1009,21 @@ mod tests {
     fn a_corrupt_iv_file_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(DIRIV_NAME), [1; 3]).unwrap();
-        write_iv_file(dir.path(), Some(&dir.path().join(DIRIV_NAME)), &DirIv([7; 16])).unwrap();
+        write_iv_file(
+            dir.path(),
+            Some(&dir.path().join(DIRIV_NAME)),
+            &DirIv([7; 16]),
+        )
+        .unwrap();
         assert_eq!(fs::read(dir.path().join(DIRIV_NAME)).unwrap(), [7; 16]);
         let upper = tempfile::tempdir().unwrap();
         fs::write(upper.path().join("VEILFS.DIRIV"), [1; 3]).unwrap();
-        write_iv_file(upper.path(), Some(&upper.path().join("VEILFS.DIRIV")), &DirIv([7; 16])).unwrap();
+        write_iv_file(
+            upper.path(),
+            Some(&upper.path().join("VEILFS.DIRIV")),
+            &DirIv([7; 16]),
+        )
+        .unwrap();
         assert!(!upper.path().join("VEILFS.DIRIV").exists());
     }
 }

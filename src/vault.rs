@@ -66,7 +66,12 @@ impl Vault {
     pub fn new(root: &Path, master: &MasterKey, features: &Features) -> Self {
         let keys = master.derive();
         let names = NameCipher::new(keys.name.clone(), features.name_encoding);
-        Self { root: root.to_path_buf(), keys, names, features: features.clone() }
+        Self {
+            root: root.to_path_buf(),
+            keys,
+            names,
+            features: features.clone(),
+        }
     }
 
     /// Writes the root's `veilfs.diriv` into a new vault.
@@ -112,7 +117,9 @@ impl Vault {
             // A sync tool's copy of a long-name entry may look reserved
             // (`veilfs.longname (conflicted copy ...).<hash>`): it is not a name, but callers
             // should look at it as a conflict copy rather than skip it.
-            EntryName::Reserved if !is_canonical_reserved(entry) && may_be_long_entry_copy(entry) => {
+            EntryName::Reserved
+                if !is_canonical_reserved(entry) && may_be_long_entry_copy(entry) =>
+            {
                 return Err(Error::NameAuth)
             }
             EntryName::Reserved => return Ok(None),
@@ -142,7 +149,9 @@ impl Vault {
         };
         for (copy, of) in self.sidecar_copies(dir)? {
             if self.same_entry_name(&of, hashed) {
-                if let Ok(encoded) = longname::read_sidecar_file(&dir.join(&copy), hashed, self.ignores_case()) {
+                if let Ok(encoded) =
+                    longname::read_sidecar_file(&dir.join(&copy), hashed, self.ignores_case())
+                {
                     return Ok(encoded);
                 }
             }
@@ -155,7 +164,9 @@ impl Vault {
         let mut copies = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
             if strip_prefix_ignore_case(&name, LONGNAME_PREFIX.trim_end_matches('.')).is_none()
                 || is_canonical_sidecar(&name)
             {
@@ -199,15 +210,21 @@ impl Vault {
                     if self.same_entry_name(&hashed, entry) {
                         continue;
                     }
-                    let decrypted =
-                        self.read_sidecar(dir, &hashed).and_then(|encoded| self.names.decrypt_name(iv, &encoded));
+                    let decrypted = self
+                        .read_sidecar(dir, &hashed)
+                        .and_then(|encoded| self.names.decrypt_name(iv, &encoded));
                     if let Ok(name) = decrypted {
                         return self.conflict_copy(iv, name);
                     }
                 }
                 Candidate::Sidecar(of) => {
-                    if longname::read_sidecar_file(&dir.join(entry), &of, self.ignores_case()).is_ok() {
-                        return BackingEntry::ReservedCopy(ReservedCopy::Sidecar { of, valid: true });
+                    if longname::read_sidecar_file(&dir.join(entry), &of, self.ignores_case())
+                        .is_ok()
+                    {
+                        return BackingEntry::ReservedCopy(ReservedCopy::Sidecar {
+                            of,
+                            valid: true,
+                        });
                     }
                     invalid_sidecar.get_or_insert(of);
                 }
@@ -226,7 +243,10 @@ impl Vault {
 
     fn conflict_copy(&self, iv: &DirIv, name: Vec<u8>) -> BackingEntry {
         match self.backing_name(iv, &name) {
-            Ok(of) => BackingEntry::ConflictCopy { of: of.entry().to_owned(), name },
+            Ok(of) => BackingEntry::ConflictCopy {
+                of: of.entry().to_owned(),
+                name,
+            },
             Err(e) => BackingEntry::Undecodable(e),
         }
     }
@@ -250,14 +270,24 @@ impl Vault {
             .collect();
         conflict::name_copies(taken, copies)
             .into_iter()
-            .map(|(backing, original, shown)| ConflictCopy { backing, original, shown })
+            .map(|(backing, original, shown)| ConflictCopy {
+                backing,
+                original,
+                shown,
+            })
             .collect()
     }
 
     /// Renames backing entry `from` of `dir` (IV `iv`) to the backing name of plaintext `to`,
     /// never replacing an existing entry; writes the new name's sidecar first when it is long.
     /// Cleans up a conflict copy or a re-cased name so the vault holds only canonical names.
-    pub fn rename_entry(&self, dir: &Path, iv: &DirIv, from: &str, to: &[u8]) -> Result<BackingName> {
+    pub fn rename_entry(
+        &self,
+        dir: &Path,
+        iv: &DirIv,
+        from: &str,
+        to: &[u8],
+    ) -> Result<BackingName> {
         let backing = self.backing_name(iv, to)?;
         let from_path = dir.join(from);
         let to_path = dir.join(backing.entry());
@@ -278,7 +308,13 @@ impl Vault {
 
     /// Renames an entry whose backing name had its case changed (`entry`, plaintext `name`) back
     /// to its canonical name, and removes its sidecar's re-cased name.
-    pub fn normalize_case(&self, dir: &Path, iv: &DirIv, entry: &str, name: &[u8]) -> Result<BackingName> {
+    pub fn normalize_case(
+        &self,
+        dir: &Path,
+        iv: &DirIv,
+        entry: &str,
+        name: &[u8],
+    ) -> Result<BackingName> {
         let backing = self.backing_name(iv, name)?;
         if backing.entry() == entry {
             return Ok(backing);
@@ -322,12 +358,17 @@ impl Vault {
             return Ok(found);
         }
         for entry in fs::read_dir(dir)? {
-            let Ok(name) = entry?.file_name().into_string() else { continue };
+            let Ok(name) = entry?.file_name().into_string() else {
+                continue;
+            };
             if name.bytes().all(|b| !b.is_ascii_uppercase()) && !name.starts_with(LONGNAME_PREFIX) {
                 continue; // a lowercase short name is canonical
             }
             if let Ok(Some(plain)) = self.decrypt_entry(dir, iv, &name) {
-                if self.backing_name(iv, &plain).is_ok_and(|b| b.entry() != name) {
+                if self
+                    .backing_name(iv, &plain)
+                    .is_ok_and(|b| b.entry() != name)
+                {
                     found.push((plain, name));
                 }
             }
@@ -353,7 +394,13 @@ impl Vault {
     }
 
     /// Creates backing directory `name` in `parent` (IV `parent_iv`) with its IV file.
-    pub fn create_dir(&self, parent: &Path, parent_iv: &DirIv, name: &[u8], mode: u32) -> Result<PathBuf> {
+    pub fn create_dir(
+        &self,
+        parent: &Path,
+        parent_iv: &DirIv,
+        name: &[u8],
+        mode: u32,
+    ) -> Result<PathBuf> {
         use std::os::unix::fs::DirBuilderExt;
         let backing = self.backing_name(parent_iv, name)?;
         backing.write_sidecar(parent)?;
@@ -374,18 +421,34 @@ impl Vault {
 
     /// Creates regular file `name` in `parent` (IV `parent_iv`) holding `contents`: what the
     /// mount does for `create` and `write`, for tools and tests that fill a vault without one.
-    pub fn create_file(&self, parent: &Path, parent_iv: &DirIv, name: &[u8], contents: &[u8]) -> Result<PathBuf> {
+    pub fn create_file(
+        &self,
+        parent: &Path,
+        parent_iv: &DirIv,
+        name: &[u8],
+        contents: &[u8],
+    ) -> Result<PathBuf> {
         let backing = self.backing_name(parent_iv, name)?;
         backing.write_sidecar(parent)?;
         let path = parent.join(backing.entry());
-        let file = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
         let mut content = crate::layout::file::FileContent::default();
         content.write(self.content_key(), &file, 0, contents)?;
         Ok(path)
     }
 
     /// Creates symlink `name` to `target` in `parent` (IV `parent_iv`).
-    pub fn create_symlink(&self, parent: &Path, parent_iv: &DirIv, name: &[u8], target: &[u8]) -> Result<PathBuf> {
+    pub fn create_symlink(
+        &self,
+        parent: &Path,
+        parent_iv: &DirIv,
+        name: &[u8],
+        target: &[u8],
+    ) -> Result<PathBuf> {
         let backing = self.backing_name(parent_iv, name)?;
         let encrypted = self.names.encrypt_symlink(target)?;
         backing.write_sidecar(parent)?;
@@ -403,7 +466,10 @@ impl Vault {
         let mut components = plain.components().peekable();
         while let Some(component) = components.next() {
             let name = component.as_os_str().as_encoded_bytes();
-            if matches!(component, std::path::Component::RootDir | std::path::Component::CurDir) {
+            if matches!(
+                component,
+                std::path::Component::RootDir | std::path::Component::CurDir
+            ) {
                 continue;
             }
             let entry = self.backing_name(&iv, name)?;
@@ -432,12 +498,19 @@ impl Vault {
                 (Some(parent), Some(name)) => parent.join(name),
                 _ => backing.to_path_buf(),
             };
-            absolute.strip_prefix(&root).map(Path::to_path_buf).map_err(|_| {
-                Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("{} is not inside the vault {}", backing.display(), self.root.display()),
-                ))
-            })?
+            absolute
+                .strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .map_err(|_| {
+                    Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!(
+                            "{} is not inside the vault {}",
+                            backing.display(),
+                            self.root.display()
+                        ),
+                    ))
+                })?
         } else {
             backing.to_path_buf()
         };
@@ -461,7 +534,9 @@ impl Vault {
             let name = match self.classify_entry(&dir, &iv, entry) {
                 BackingEntry::Name(name) => name,
                 BackingEntry::ConflictCopy { .. } => self.shown_name(&dir, &iv, entry)?,
-                BackingEntry::Reserved | BackingEntry::ReservedCopy(_) => return Err(not_an_entry("a file veilfs keeps")),
+                BackingEntry::Reserved | BackingEntry::ReservedCopy(_) => {
+                    return Err(not_an_entry("a file veilfs keeps"))
+                }
                 BackingEntry::SyncTool => return Err(not_an_entry("a sync tool's file")),
                 BackingEntry::Undecodable(e) => return Err(e),
             };
@@ -477,7 +552,11 @@ impl Vault {
     /// The name the conflict copy `entry` of `dir` is shown under.
     fn shown_name(&self, dir: &Path, iv: &DirIv, entry: &str) -> Result<Vec<u8>> {
         let copies = self.scan_conflict_copies(dir, iv)?;
-        copies.into_iter().find(|c| c.backing == entry).map(|c| c.shown).ok_or(Error::NameAuth)
+        copies
+            .into_iter()
+            .find(|c| c.backing == entry)
+            .map(|c| c.shown)
+            .ok_or(Error::NameAuth)
     }
 
     /// Every conflict copy in `dir` (IV `iv`), named as a listing names them: reads and
@@ -486,7 +565,9 @@ impl Vault {
         let mut taken = HashSet::new();
         let mut undecoded = Vec::new();
         for item in fs::read_dir(dir)? {
-            let Ok(name) = item?.file_name().into_string() else { continue };
+            let Ok(name) = item?.file_name().into_string() else {
+                continue;
+            };
             match self.decrypt_entry(dir, iv, &name) {
                 Ok(Some(plain)) => {
                     taken.insert(plain);
@@ -498,7 +579,6 @@ impl Vault {
         Ok(self.conflict_copies(dir, iv, &taken, undecoded.iter().map(String::as_str)))
     }
 }
-
 
 /// Whether `name` is one of the names veilfs itself writes (in any case): the config, a
 /// directory IV, or a sidecar.
@@ -512,17 +592,24 @@ pub fn is_canonical_reserved(name: &str) -> bool {
 
 fn may_be_long_entry_copy(name: &str) -> bool {
     // The encoding does not matter for names starting with "veilfs".
-    conflict::candidates(name, NameEncoding::Base64Url).iter().any(|c| matches!(c, Candidate::Long(_)))
+    conflict::candidates(name, NameEncoding::Base64Url)
+        .iter()
+        .any(|c| matches!(c, Candidate::Long(_)))
 }
 
 /// `veilfs.longname.<43 hash characters>.name`, in any case.
 pub fn is_canonical_sidecar(name: &str) -> bool {
-    let Some(rest) = strip_prefix_ignore_case(name, LONGNAME_PREFIX) else { return false };
+    let Some(rest) = strip_prefix_ignore_case(name, LONGNAME_PREFIX) else {
+        return false;
+    };
     if !crate::layout::ends_with_ignore_case(rest, SIDECAR_SUFFIX) {
         return false;
     }
     let hash = &rest[..rest.len() - SIDECAR_SUFFIX.len()];
-    hash.len() == conflict::HASH_LEN && hash.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    hash.len() == conflict::HASH_LEN
+        && hash
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -538,7 +625,8 @@ pub fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
-        renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE).map_err(std::io::Error::from)
+        renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE)
+            .map_err(std::io::Error::from)
     }
     #[cfg(not(target_os = "linux"))]
     {

@@ -78,21 +78,31 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     let mut early = Vec::new();
     if let Some(recased) = recased_config(&args.cipherdir) {
         if args.repair {
-            std::fs::rename(args.cipherdir.join(&recased), args.cipherdir.join(CONFIG_NAME))
-                .map_err(|e| CliError::io(format!("cannot rename {recased} to {CONFIG_NAME}"), e))?;
-            early.push(format!("repaired: {recased}: config file renamed back to {CONFIG_NAME}"));
+            std::fs::rename(
+                args.cipherdir.join(&recased),
+                args.cipherdir.join(CONFIG_NAME),
+            )
+            .map_err(|e| CliError::io(format!("cannot rename {recased} to {CONFIG_NAME}"), e))?;
+            early.push(format!(
+                "repaired: {recased}: config file renamed back to {CONFIG_NAME}"
+            ));
         }
     }
     let vault = open_vault(&args.cipherdir, &args.password, args.keyfile.as_deref())?;
-    let options = Options { repair: args.repair, ..Options::default() };
+    let options = Options {
+        repair: args.repair,
+        ..Options::default()
+    };
 
     let bar = (!args.json && !global.quiet && io::stderr().is_terminal()).then(|| {
         let total = fsck::count_entries(vault.root());
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} checking [{bar:40}] {pos}/{len} entries ({per_sec}, {eta} left)")
-                .expect("valid template")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} checking [{bar:40}] {pos}/{len} entries ({per_sec}, {eta} left)",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
@@ -159,24 +169,43 @@ fn describe(finding: &Finding, repairing: bool) -> String {
         Outcome::RepairFailed => format!(" [repair failed: {action}]"),
         _ => String::new(),
     };
-    let status = if finding.outcome == Outcome::Repaired { "repaired" } else { "problem" };
-    format!("{status}: {}: {place}: {}{tail}", finding.problem.describe(), finding.detail)
+    let status = if finding.outcome == Outcome::Repaired {
+        "repaired"
+    } else {
+        "problem"
+    };
+    format!(
+        "{status}: {}: {place}: {}{tail}",
+        finding.problem.describe(),
+        finding.detail
+    )
 }
 
 fn summary(report: &Report, repairing: bool) -> String {
     let c = &report.checked;
     let remaining = report.findings.len() - report.repaired();
+    let n = |count: u64, one: &str, many: &str| {
+        format!("{count} {}", if count == 1 { one } else { many })
+    };
     let mut text = format!(
-        "checked {} directories, {} files, {} symlinks, {} other entries in {:.2} s",
-        c.dirs, c.files, c.symlinks, c.other, report.seconds
+        "checked {}, {}, {}, {} in {:.2} s",
+        n(c.dirs, "directory", "directories"),
+        n(c.files, "file", "files"),
+        n(c.symlinks, "symlink", "symlinks"),
+        n(c.other, "other entry", "other entries"),
+        report.seconds
     );
     if c.ignored > 0 {
         text.push_str(&format!(" ({} sync tool files ignored)", c.ignored));
     }
     text.push_str(&match (report.findings.len(), repairing) {
         (0, _) => ": no problems\n".to_owned(),
-        (n, true) => format!(": {n} problems, {} repaired, {remaining} remaining\n", report.repaired()),
-        (n, false) => format!(": {n} problems\n"),
+        (found, true) => format!(
+            ": {}, {} repaired, {remaining} remaining\n",
+            n(found as u64, "problem", "problems"),
+            report.repaired()
+        ),
+        (found, false) => format!(": {}\n", n(found as u64, "problem", "problems")),
     });
     text
 }

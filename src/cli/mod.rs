@@ -66,7 +66,8 @@ macro_rules! exit_status_table {
   7  mount point missing, not a directory, not empty or already mounted; (umount) not mounted
   8  FUSE not available (no /dev/fuse, or no fusermount3 when not root): install fuse3
   9  the mount failed (refused by the kernel or fusermount3)
-  10 (umount) the mount point is busy"
+  10 (umount) the mount point is busy
+  11 (fsck) problems found and not all repaired"
     };
 }
 

@@ -119,7 +119,10 @@ fn inputs(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, CliError> {
     }
     let stdin = io::stdin();
     if stdin.is_terminal() {
-        return Err(CliError::new(EXIT_USAGE, "no path given (give paths as arguments, or one per line on standard input)"));
+        return Err(CliError::new(
+            EXIT_USAGE,
+            "no path given (give paths as arguments, or one per line on standard input)",
+        ));
     }
     let mut out = Vec::new();
     for line in stdin.lock().split(b'\n') {
@@ -158,17 +161,22 @@ fn translate(
         }
     }
     if failed > 0 {
-        return Err(CliError::new(EXIT_FAILURE, format!("{failed} path(s) could not be translated")));
+        return Err(CliError::new(
+            EXIT_FAILURE,
+            format!("{failed} path(s) could not be translated"),
+        ));
     }
     Ok(())
 }
-
 
 pub fn run_encrypt(args: EncryptArgs, _global: &GlobalArgs) -> Result<(), CliError> {
     let vault = open_vault(&args.cipherdir, &args.password, args.keyfile.as_deref())?;
     translate(args.paths, "encrypt", |plain| {
         let backing = vault.encrypt_path(plain)?;
-        Ok(backing.strip_prefix(vault.root()).map(Path::to_path_buf).unwrap_or(backing))
+        Ok(backing
+            .strip_prefix(vault.root())
+            .map(Path::to_path_buf)
+            .unwrap_or(backing))
     })
 }
 

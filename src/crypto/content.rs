@@ -99,7 +99,10 @@ pub fn sector_at(pos: u64, size: u64) -> Option<Sector> {
         return None;
     }
     if size < MIN_XTS_SECTOR {
-        return Some(Sector { start: 0, len: size });
+        return Some(Sector {
+            start: 0,
+            len: size,
+        });
     }
     let tail = size % BLOCK_SIZE;
     let last_start = if tail > 0 && tail < MIN_XTS_SECTOR {
@@ -110,8 +113,15 @@ pub fn sector_at(pos: u64, size: u64) -> Option<Sector> {
         size - tail
     };
     let start = (pos / BLOCK_SIZE * BLOCK_SIZE).min(last_start);
-    let end = if start == last_start { size } else { start + BLOCK_SIZE };
-    Some(Sector { start, len: end - start })
+    let end = if start == last_start {
+        size
+    } else {
+        start + BLOCK_SIZE
+    };
+    Some(Sector {
+        start,
+        len: end - start,
+    })
 }
 
 /// The sectors of a `size`-byte file that overlap plaintext range `[from, to)`, in order.
@@ -141,14 +151,22 @@ impl std::fmt::Debug for FileCipher {
 impl FileCipher {
     pub fn new(content_key: &ContentKey, header: FileHeader) -> Self {
         let mut xts_key = Zeroizing::new([0u8; 64]);
-        hkdf_sha256(content_key.as_bytes(), &[INFO_FILE_KEY, &header.file_id], &mut xts_key[..]);
+        hkdf_sha256(
+            content_key.as_bytes(),
+            &[INFO_FILE_KEY, &header.file_id],
+            &mut xts_key[..],
+        );
         let mut short_keystream = Zeroizing::new([0u8; MIN_XTS_SECTOR as usize]);
         hkdf_sha256(
             content_key.as_bytes(),
             &[INFO_SHORT_FILE, &header.file_id],
             &mut short_keystream[..],
         );
-        Self { header, xts: Xts::new(&xts_key), short_keystream }
+        Self {
+            header,
+            xts: Xts::new(&xts_key),
+            short_keystream,
+        }
     }
 
     pub fn header(&self) -> &FileHeader {
@@ -187,5 +205,6 @@ impl FileCipher {
 
 fn is_all_zero(data: &[u8]) -> bool {
     // Chunked so the compiler vectorizes the OR, yet ciphertext (nonzero at once) exits early.
-    data.chunks(64).all(|chunk| chunk.iter().fold(0, |acc, &b| acc | b) == 0)
+    data.chunks(64)
+        .all(|chunk| chunk.iter().fold(0, |acc, &b| acc | b) == 0)
 }

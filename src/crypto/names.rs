@@ -47,9 +47,11 @@ impl NameEncoding {
         match self {
             NameEncoding::Base64Url => decode_with(&BASE64URL_NOPAD, text.as_bytes(), "base64url"),
             // Case-insensitive, so a vault whose names were upper-cased by a round trip still reads.
-            NameEncoding::Base32 => {
-                decode_with(&BASE32_NOPAD, text.to_ascii_uppercase().as_bytes(), "base32")
-            }
+            NameEncoding::Base32 => decode_with(
+                &BASE32_NOPAD,
+                text.to_ascii_uppercase().as_bytes(),
+                "base32",
+            ),
         }
     }
 
@@ -90,7 +92,8 @@ impl DirIv {
 /// Refuses names no directory entry may have; the kernel never sends them, but tools built on
 /// the core (encrypt-path, fsck) might.
 pub fn validate_name(name: &[u8]) -> Result<()> {
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
         return Err(Error::InvalidName);
     }
     if name.len() > NAME_MAX {
@@ -137,7 +140,9 @@ impl NameCipher {
         if ciphertext.len() < SIV_OVERHEAD {
             return Err(Error::NameAuth);
         }
-        self.siv().decrypt(ad, ciphertext).map_err(|_| Error::NameAuth)
+        self.siv()
+            .decrypt(ad, ciphertext)
+            .map_err(|_| Error::NameAuth)
     }
 
     /// The encoded encryption of a plaintext name in the directory with IV `iv`.
@@ -163,7 +168,11 @@ impl NameCipher {
 
     /// [`NameCipher::encrypt_symlink`] with a given nonce: for test vectors only.
     #[doc(hidden)]
-    pub fn encrypt_symlink_with_nonce(&self, target: &[u8], nonce: [u8; NONCE_LEN]) -> Result<String> {
+    pub fn encrypt_symlink_with_nonce(
+        &self,
+        target: &[u8],
+        nonce: [u8; NONCE_LEN],
+    ) -> Result<String> {
         if target.len() > SYMLINK_TARGET_MAX {
             return Err(Error::TargetTooLong);
         }
@@ -188,7 +197,10 @@ impl NameCipher {
     }
 
     pub fn decrypt_xattr_name(&self, encoded: &str) -> Result<Vec<u8>> {
-        self.open(&[AD_XATTR_NAME], &decode_with(&BASE64URL_NOPAD, encoded.as_bytes(), "base64url")?)
+        self.open(
+            &[AD_XATTR_NAME],
+            &decode_with(&BASE64URL_NOPAD, encoded.as_bytes(), "base64url")?,
+        )
     }
 
     /// Backing value of an xattr: nonce || SIV(ad = [label, nonce, encrypted name], value), so a
@@ -217,7 +229,10 @@ impl NameCipher {
             return Err(Error::NameAuth);
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        self.open(&[AD_XATTR_VALUE, nonce, encrypted_name.as_bytes()], ciphertext)
+        self.open(
+            &[AD_XATTR_VALUE, nonce, encrypted_name.as_bytes()],
+            ciphertext,
+        )
     }
 }
 
@@ -277,7 +292,10 @@ mod tests {
     fn wrong_directory_iv_fails() {
         let c = cipher(NameEncoding::Base64Url);
         let enc = c.encrypt_name(&IV, b"report.txt").unwrap();
-        assert!(matches!(c.decrypt_name(&DirIv([8; 16]), &enc), Err(Error::NameAuth)));
+        assert!(matches!(
+            c.decrypt_name(&DirIv([8; 16]), &enc),
+            Err(Error::NameAuth)
+        ));
     }
 
     #[test]
@@ -286,23 +304,38 @@ mod tests {
         for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
             assert!(matches!(c.encrypt_name(&IV, bad), Err(Error::InvalidName)));
         }
-        assert!(matches!(c.encrypt_name(&IV, &[b'x'; 256]), Err(Error::NameTooLong)));
+        assert!(matches!(
+            c.encrypt_name(&IV, &[b'x'; 256]),
+            Err(Error::NameTooLong)
+        ));
     }
 
     #[test]
     fn base32_decodes_any_case() {
         let c = cipher(NameEncoding::Base32);
         let enc = c.encrypt_name(&IV, b"Case Matters").unwrap();
-        assert_eq!(c.decrypt_name(&IV, &enc.to_uppercase()).unwrap(), b"Case Matters");
+        assert_eq!(
+            c.decrypt_name(&IV, &enc.to_uppercase()).unwrap(),
+            b"Case Matters"
+        );
     }
 
     #[test]
     fn dir_ivs_are_deterministic_per_parent_and_name() {
         let key = DirIvKey::from_bytes([5; 32]);
         let root = DirIv::root(&key);
-        assert_eq!(DirIv::derive(&key, &root, b"a"), DirIv::derive(&key, &root, b"a"));
-        assert_ne!(DirIv::derive(&key, &root, b"a"), DirIv::derive(&key, &root, b"b"));
-        assert_ne!(DirIv::derive(&key, &root, b"a"), DirIv::derive(&key, &IV, b"a"));
+        assert_eq!(
+            DirIv::derive(&key, &root, b"a"),
+            DirIv::derive(&key, &root, b"a")
+        );
+        assert_ne!(
+            DirIv::derive(&key, &root, b"a"),
+            DirIv::derive(&key, &root, b"b")
+        );
+        assert_ne!(
+            DirIv::derive(&key, &root, b"a"),
+            DirIv::derive(&key, &IV, b"a")
+        );
     }
 
     #[test]
@@ -314,6 +347,10 @@ mod tests {
         assert_eq!(c.decrypt_xattr_name(&a).unwrap(), b"a");
         assert_eq!(c.decrypt_xattr_value(&a, &sealed).unwrap(), b"value");
         assert!(c.decrypt_xattr_value(&b, &sealed).is_err());
-        assert_eq!(c.decrypt_xattr_value(&a, &c.encrypt_xattr_value(&a, b"")).unwrap(), b"");
+        assert_eq!(
+            c.decrypt_xattr_value(&a, &c.encrypt_xattr_value(&a, b""))
+                .unwrap(),
+            b""
+        );
     }
 }

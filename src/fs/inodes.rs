@@ -32,8 +32,16 @@ pub struct InodeTable {
 
 impl InodeTable {
     pub fn new(root_path: PathBuf, root_backing_ino: u64, root_iv: DirIv) -> Self {
-        let root = Node { locations: Vec::new(), lookups: 1, iv: Some(root_iv) };
-        Self { root_path, root_backing_ino, nodes: HashMap::from([(ROOT, root)]) }
+        let root = Node {
+            locations: Vec::new(),
+            lookups: 1,
+            iv: Some(root_iv),
+        };
+        Self {
+            root_path,
+            root_backing_ino,
+            nodes: HashMap::from([(ROOT, root)]),
+        }
     }
 
     /// The FUSE inode number of a backing inode number.
@@ -77,7 +85,11 @@ impl InodeTable {
         if ino == ROOT {
             return;
         }
-        let node = self.nodes.entry(ino).or_insert(Node { locations: Vec::new(), lookups: 0, iv: None });
+        let node = self.nodes.entry(ino).or_insert(Node {
+            locations: Vec::new(),
+            lookups: 0,
+            iv: None,
+        });
         node.lookups += 1;
         if let Some(pos) = node.locations.iter().position(|l| *l == location) {
             // Most recent first: it is the name most likely still valid.
@@ -112,7 +124,8 @@ impl InodeTable {
     /// `ino` moved from one location to another.
     pub fn moved(&mut self, ino: u64, from: (u64, &OsStr), to: Location) {
         if let Some(node) = self.nodes.get_mut(&ino) {
-            node.locations.retain(|(p, n)| !(*p == from.0 && n == from.1));
+            node.locations
+                .retain(|(p, n)| !(*p == from.0 && n == from.1));
             node.locations.insert(0, to);
         }
     }

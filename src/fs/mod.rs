@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
-    SessionACL, TimeOrNow, WriteFlags,
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, SessionACL, TimeOrNow, WriteFlags,
 };
 
 use crate::crypto::content::HEADER_LEN;
@@ -59,8 +59,16 @@ pub struct MountOptions {
 }
 
 /// Mounts `vault` at `mountpoint`; the caller runs (or spawns) the returned session.
-pub fn mount(vault: Vault, mountpoint: &Path, options: &MountOptions) -> io::Result<fuser::Session<VeilFs>> {
-    mount_filesystem(VeilFs::new(vault)?.tidy_backing(!options.read_only), mountpoint, options)
+pub fn mount(
+    vault: Vault,
+    mountpoint: &Path,
+    options: &MountOptions,
+) -> io::Result<fuser::Session<VeilFs>> {
+    mount_filesystem(
+        VeilFs::new(vault)?.tidy_backing(!options.read_only),
+        mountpoint,
+        options,
+    )
 }
 
 /// [`mount`] for a [`VeilFs`] the caller made, possibly inside a wrapper of its own (the CLI
@@ -74,18 +82,26 @@ pub fn mount_filesystem<F: Filesystem>(
     config.mount_options = vec![
         MountOption::FSName(options.fsname.clone()),
         MountOption::Subtype("veilfs".into()),
-        if options.read_only { MountOption::RO } else { MountOption::RW },
+        if options.read_only {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        },
     ];
     // fuser hands the subtype to fusermount3 only; as root it calls mount(2) itself, and the
     // kernel takes the subtype as an option: /proc/mounts then shows `fuse.veilfs` too.
     if nix::unistd::geteuid().is_root() {
-        config.mount_options.push(MountOption::CUSTOM("subtype=veilfs".into()));
+        config
+            .mount_options
+            .push(MountOption::CUSTOM("subtype=veilfs".into()));
     }
     if options.allow_other {
         config.mount_options.push(MountOption::DefaultPermissions);
         config.acl = SessionACL::All;
     }
-    config.mount_options.extend(options.extra.iter().map(|o| kernel_option(o)));
+    config
+        .mount_options
+        .extend(options.extra.iter().map(|o| kernel_option(o)));
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
     fuser::Session::new(fs, mountpoint, &config)
@@ -170,7 +186,10 @@ fn time_spec(t: Option<TimeOrNow>) -> nix::sys::time::TimeSpec {
             Ok(d) => TimeSpec::from_duration(d),
             // fuser 0.18 (src/time.rs) builds a pre-1970 time (sec, nsec) as EPOCH - (|sec| +
             // nsec) instead of EPOCH - |sec| + nsec; undo that to set what the caller asked for.
-            Err(e) => TimeSpec::new(-(e.duration().as_secs() as i64), e.duration().subsec_nanos().into()),
+            Err(e) => TimeSpec::new(
+                -(e.duration().as_secs() as i64),
+                e.duration().subsec_nanos().into(),
+            ),
         },
     }
 }
@@ -194,7 +213,11 @@ impl VeilFs {
     }
 
     fn path(&self, ino: u64) -> Result<PathBuf> {
-        self.inodes.lock().unwrap().path(ino).ok_or_else(|| errno(libc::ENOENT))
+        self.inodes
+            .lock()
+            .unwrap()
+            .path(ino)
+            .ok_or_else(|| errno(libc::ENOENT))
     }
 
     /// Backing path and IV of directory `ino`.
@@ -274,24 +297,38 @@ impl VeilFs {
         if let Some(content) = contents.get(&ino).and_then(Weak::upgrade) {
             return Ok(content);
         }
-        let content = Arc::new(RwLock::new(FileContent::load(file, self.vault.content_key())?));
+        let content = Arc::new(RwLock::new(FileContent::load(
+            file,
+            self.vault.content_key(),
+        )?));
         contents.insert(ino, Arc::downgrade(&content));
         Ok(content)
     }
 
     fn handle(&self, fh: FileHandle) -> Result<Arc<OpenFile>> {
-        self.files.lock().unwrap().get(&fh.0).cloned().ok_or_else(|| errno(libc::EBADF))
+        self.files
+            .lock()
+            .unwrap()
+            .get(&fh.0)
+            .cloned()
+            .ok_or_else(|| errno(libc::EBADF))
     }
 
     fn add_handle(&self, ino: u64, file: File) -> Result<u64> {
         let content = self.content(ino, &file)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.files.lock().unwrap().insert(fh, Arc::new(OpenFile { file, ino, content }));
+        self.files
+            .lock()
+            .unwrap()
+            .insert(fh, Arc::new(OpenFile { file, ino, content }));
         Ok(fh)
     }
 
     fn truncate(&self, content: &RwLock<FileContent>, file: &File, size: u64) -> Result<()> {
-        content.write().unwrap().truncate(self.vault.content_key(), file, size)
+        content
+            .write()
+            .unwrap()
+            .truncate(self.vault.content_key(), file, size)
     }
 
     fn warn_once(&self, path: PathBuf, error: &Error) {
@@ -304,7 +341,9 @@ impl VeilFs {
     fn do_lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr> {
         let (dir, iv, backing) = self.entry(parent, name)?;
         match self.looked_up(parent, &dir, &backing) {
-            Err(e) if e.errno() == libc::ENOENT => self.lookup_alias(parent, &dir, &iv, name).unwrap_or(Err(e)),
+            Err(e) if e.errno() == libc::ENOENT => {
+                self.lookup_alias(parent, &dir, &iv, name).unwrap_or(Err(e))
+            }
             result => result,
         }
     }
@@ -318,14 +357,24 @@ impl VeilFs {
         match self.path(ino) {
             Ok(path) if fs::symlink_metadata(&path).is_ok() => Ok(AttrTarget::Path(path)),
             result => {
-                let open = self.files.lock().unwrap().values().find(|h| h.ino == ino).cloned();
-                open.map(AttrTarget::Open).ok_or_else(|| result.err().unwrap_or_else(|| errno(libc::ENOENT)))
+                let open = self
+                    .files
+                    .lock()
+                    .unwrap()
+                    .values()
+                    .find(|h| h.ino == ino)
+                    .cloned();
+                open.map(AttrTarget::Open)
+                    .ok_or_else(|| result.err().unwrap_or_else(|| errno(libc::ENOENT)))
             }
         }
     }
 
     fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> Result<FileAttr> {
-        Ok(attr::from_metadata(ino, &self.attr_target(ino, fh)?.metadata()?))
+        Ok(attr::from_metadata(
+            ino,
+            &self.attr_target(ino, fh)?.metadata()?,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -383,7 +432,9 @@ impl VeilFs {
 
     fn do_mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32) -> Result<FileAttr> {
         let (dir, iv) = self.dir(parent)?;
-        let path = self.vault.create_dir(&dir, &iv, name.as_bytes(), mode & 0o7777)?;
+        let path = self
+            .vault
+            .create_dir(&dir, &iv, name.as_bytes(), mode & 0o7777)?;
         self.give_to_caller(req, &dir, &path)?;
         let backing = self.vault.backing_name(&iv, name.as_bytes())?;
         let attr = self.looked_up(parent, &dir, &backing)?;
@@ -476,9 +527,20 @@ impl VeilFs {
             let to_meta = to_meta.ok_or_else(|| errno(libc::ENOENT))?;
             sys::rename(&from_path, &to_path, mode)?;
             let mut table = self.inodes.lock().unwrap();
-            let (a, b) = (table.fuse_ino(from_meta.ino()), table.fuse_ino(to_meta.ino()));
-            table.moved(a, (parent, OsStr::new(from.entry())), (new_parent, to.entry().into()));
-            table.moved(b, (new_parent, OsStr::new(to.entry())), (parent, from.entry().into()));
+            let (a, b) = (
+                table.fuse_ino(from_meta.ino()),
+                table.fuse_ino(to_meta.ino()),
+            );
+            table.moved(
+                a,
+                (parent, OsStr::new(from.entry())),
+                (new_parent, to.entry().into()),
+            );
+            table.moved(
+                b,
+                (new_parent, OsStr::new(to.entry())),
+                (parent, from.entry().into()),
+            );
             return Ok(());
         }
         if to_meta.as_ref().is_some_and(|m| m.ino() == from_meta.ino()) {
@@ -510,7 +572,11 @@ impl VeilFs {
             table.unlink(replaced, new_parent, OsStr::new(to.entry()));
         }
         let moved = table.fuse_ino(from_meta.ino());
-        table.moved(moved, (parent, OsStr::new(from.entry())), (new_parent, to.entry().into()));
+        table.moved(
+            moved,
+            (parent, OsStr::new(from.entry())),
+            (new_parent, to.entry().into()),
+        );
         Ok(())
     }
 
@@ -536,11 +602,22 @@ impl VeilFs {
         Ok(fh)
     }
 
-    fn do_create(&self, req: &Request, parent: u64, name: &OsStr, mode: u32, flags: i32) -> Result<(FileAttr, u64)> {
+    fn do_create(
+        &self,
+        req: &Request,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+    ) -> Result<(FileAttr, u64)> {
         let mut file = None;
         let attr = self.create_entry(req, parent, name, |path| {
             let mut options = OpenOptions::new();
-            options.read(true).write(true).mode(mode & 0o7777).custom_flags(backing_flags(flags));
+            options
+                .read(true)
+                .write(true)
+                .mode(mode & 0o7777)
+                .custom_flags(backing_flags(flags));
             if flags & libc::O_EXCL != 0 {
                 options.create_new(true);
             } else {
@@ -603,7 +680,11 @@ impl VeilFs {
             match self.vault.decrypt_entry(&path, &iv, backing_str) {
                 Ok(Some(plain)) => {
                     let kind = entry.file_type().map(attr::file_type)?;
-                    let ino = self.inodes.lock().unwrap().fuse_ino(std::os::unix::fs::DirEntryExt::ino(&entry));
+                    let ino = self
+                        .inodes
+                        .lock()
+                        .unwrap()
+                        .fuse_ino(std::os::unix::fs::DirEntryExt::ino(&entry));
                     entries.push((ino, kind, OsString::from(sys::os_str(&plain))));
                 }
                 Ok(None) => {}
@@ -612,7 +693,10 @@ impl VeilFs {
         }
         self.list_conflict_copies(ino, &path, &iv, undecoded, &mut entries)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.dirs.lock().unwrap().insert(fh, Arc::new(DirListing { entries }));
+        self.dirs
+            .lock()
+            .unwrap()
+            .insert(fh, Arc::new(DirListing { entries }));
         Ok(fh)
     }
 
@@ -622,7 +706,10 @@ impl VeilFs {
 
     fn xattr_name(&self, name: &OsStr) -> Option<String> {
         let name = name.as_bytes().strip_prefix(b"user.")?;
-        Some(format!("user.{}", self.vault.names().encrypt_xattr_name(name)))
+        Some(format!(
+            "user.{}",
+            self.vault.names().encrypt_xattr_name(name)
+        ))
     }
 
     fn do_getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
@@ -633,8 +720,13 @@ impl VeilFs {
     }
 
     fn do_setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
-        let backing_name = self.xattr_name(name).ok_or_else(|| errno(libc::EOPNOTSUPP))?;
-        let sealed = self.vault.names().encrypt_xattr_value(&backing_name["user.".len()..], value);
+        let backing_name = self
+            .xattr_name(name)
+            .ok_or_else(|| errno(libc::EOPNOTSUPP))?;
+        let sealed = self
+            .vault
+            .names()
+            .encrypt_xattr_value(&backing_name["user.".len()..], value);
         sys::set_xattr(&self.path(ino)?, &backing_name, &sealed, flags)?;
         Ok(())
     }
@@ -642,7 +734,8 @@ impl VeilFs {
     fn do_listxattr(&self, ino: u64) -> Result<Vec<u8>> {
         let mut list = Vec::new();
         for backing_name in sys::list_xattrs(&self.path(ino)?)? {
-            let Some(encrypted) = backing_name.to_str().and_then(|n| n.strip_prefix("user.")) else {
+            let Some(encrypted) = backing_name.to_str().and_then(|n| n.strip_prefix("user."))
+            else {
                 continue;
             };
             if let Ok(name) = self.vault.names().decrypt_xattr_name(encrypted) {
@@ -689,7 +782,9 @@ impl VeilFs {
             _ => return Err(errno(libc::EOPNOTSUPP)),
         };
         let mut content = handle.content.write().unwrap();
-        let end = offset.checked_add(length).ok_or_else(|| errno(libc::EFBIG))?;
+        let end = offset
+            .checked_add(length)
+            .ok_or_else(|| errno(libc::EFBIG))?;
         if !keep_size && end > FileContent::size(&handle.file)? {
             content.truncate(self.vault.content_key(), &handle.file, end)?;
         }
@@ -882,7 +977,11 @@ fn backing_flags(flags: i32) -> i32 {
 
 fn open_backing(path: &Path, flags: i32) -> io::Result<File> {
     let writable = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
-    OpenOptions::new().read(true).write(writable).custom_flags(backing_flags(flags)).open(path)
+    OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .custom_flags(backing_flags(flags))
+        .open(path)
 }
 
 const GENERATION: Generation = Generation(0);
@@ -940,7 +1039,9 @@ impl Filesystem for VeilFs {
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         let target = self.path(ino.0).and_then(|path| {
             let backing = fs::read_link(path)?;
-            self.vault.names().decrypt_symlink(backing.as_os_str().as_bytes())
+            self.vault
+                .names()
+                .decrypt_symlink(backing.as_os_str().as_bytes())
         });
         match target {
             Ok(target) => reply.data(&target),
@@ -963,7 +1064,11 @@ impl Filesystem for VeilFs {
         let kind = SFlag::from_bits_truncate(mode & libc::S_IFMT);
         let result = self.create_entry(req, parent.0, name, |path| {
             if kind == SFlag::S_IFREG {
-                OpenOptions::new().write(true).create_new(true).mode(perm.bits()).open(path)?;
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(perm.bits())
+                    .open(path)?;
             } else {
                 nix::sys::stat::mknod(path, kind, perm, rdev.into()).map_err(io::Error::from)?;
             }
@@ -975,7 +1080,15 @@ impl Filesystem for VeilFs {
         }
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
         match self.do_mkdir(req, parent.0, name, mode & !umask) {
             Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
             Err(e) => reply.error(to_errno(e)),
@@ -996,10 +1109,23 @@ impl Filesystem for VeilFs {
         }
     }
 
-    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        let result = self.vault.names().encrypt_symlink(target.as_os_str().as_bytes()).and_then(|backing| {
-            self.create_entry(req, parent.0, link_name, |path| Ok(std::os::unix::fs::symlink(&backing, path)?))
-        });
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let result = self
+            .vault
+            .names()
+            .encrypt_symlink(target.as_os_str().as_bytes())
+            .and_then(|backing| {
+                self.create_entry(req, parent.0, link_name, |path| {
+                    Ok(std::os::unix::fs::symlink(&backing, path)?)
+                })
+            });
         match result {
             Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
             Err(e) => reply.error(to_errno(e)),
@@ -1022,7 +1148,14 @@ impl Filesystem for VeilFs {
         }
     }
 
-    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
         match self.do_link(ino.0, newparent.0, newname) {
             Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
             Err(e) => reply.error(to_errno(e)),
@@ -1071,7 +1204,14 @@ impl Filesystem for VeilFs {
         }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
@@ -1089,7 +1229,14 @@ impl Filesystem for VeilFs {
         reply.ok();
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         let result = self.handle(fh).and_then(|h| {
             if datasync {
                 h.file.sync_data()?;
@@ -1111,7 +1258,14 @@ impl Filesystem for VeilFs {
         }
     }
 
-    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let Some(listing) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
@@ -1123,13 +1277,29 @@ impl Filesystem for VeilFs {
         reply.ok();
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
         self.dirs.lock().unwrap().remove(&fh.0);
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        let result = self.path(ino.0).and_then(|path| Ok(File::open(path)?.sync_all()?));
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let result = self
+            .path(ino.0)
+            .and_then(|path| Ok(File::open(path)?.sync_all()?));
         match result {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(to_errno(e)),
@@ -1209,7 +1379,9 @@ impl Filesystem for VeilFs {
         reply: ReplyCreate,
     ) {
         match self.do_create(req, parent.0, name, mode & !umask, flags) {
-            Ok((attr, fh)) => reply.created(&TTL, &attr, GENERATION, FileHandle(fh), FopenFlags::empty()),
+            Ok((attr, fh)) => {
+                reply.created(&TTL, &attr, GENERATION, FileHandle(fh), FopenFlags::empty())
+            }
             Err(e) => reply.error(to_errno(e)),
         }
     }

@@ -46,7 +46,14 @@ pub fn get_xattr(path: &Path, name: &str) -> io::Result<Vec<u8>> {
         // SAFETY: as above; position 0 and XATTR_NOFOLLOW are the lgetxattr equivalent.
         #[cfg(target_os = "macos")]
         let ret = unsafe {
-            libc::getxattr(path.as_ptr(), name.as_ptr(), ptr, len, 0, libc::XATTR_NOFOLLOW)
+            libc::getxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                ptr,
+                len,
+                0,
+                libc::XATTR_NOFOLLOW,
+            )
         };
         ret as isize
     })
@@ -63,7 +70,14 @@ pub fn set_xattr(path: &Path, name: &str, value: &[u8], flags: i32) -> io::Resul
     // SAFETY: as above.
     #[cfg(target_os = "macos")]
     let ret = unsafe {
-        libc::setxattr(path.as_ptr(), name.as_ptr(), ptr, len, 0, flags | libc::XATTR_NOFOLLOW)
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            ptr,
+            len,
+            0,
+            flags | libc::XATTR_NOFOLLOW,
+        )
     };
     check(ret as isize).map(drop)
 }
@@ -138,8 +152,13 @@ pub fn fallocate(file: &std::fs::File, offset: u64, len: u64, keep_size: bool) -
     #[cfg(target_os = "linux")]
     {
         use nix::fcntl::FallocateFlags;
-        let mode = if keep_size { FallocateFlags::FALLOC_FL_KEEP_SIZE } else { FallocateFlags::empty() };
-        nix::fcntl::fallocate(file, mode, offset as libc::off_t, len as libc::off_t).map_err(io::Error::from)
+        let mode = if keep_size {
+            FallocateFlags::FALLOC_FL_KEEP_SIZE
+        } else {
+            FallocateFlags::empty()
+        };
+        nix::fcntl::fallocate(file, mode, offset as libc::off_t, len as libc::off_t)
+            .map_err(io::Error::from)
     }
     #[cfg(not(target_os = "linux"))]
     {

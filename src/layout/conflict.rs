@@ -66,13 +66,19 @@ pub fn candidates(name: &str, encoding: NameEncoding) -> Vec<Candidate> {
 }
 
 fn short_candidates(name: &str, encoding: NameEncoding, found: &mut Vec<Candidate>) {
-    let end = name.find(|c: char| !encoding.is_alphabet_char(c)).unwrap_or(name.len());
+    let end = name
+        .find(|c: char| !encoding.is_alphabet_char(c))
+        .unwrap_or(name.len());
     let core = &name[..end];
     if core.len() < name.len() && plausible_length(core.len(), encoding) {
         found.push(Candidate::Short(core.to_owned()));
     }
     if encoding == NameEncoding::Base64Url {
-        let cuts = core.char_indices().rev().filter(|&(_, c)| c == '-' || c == '_').take(MAX_CUTS);
+        let cuts = core
+            .char_indices()
+            .rev()
+            .filter(|&(_, c)| c == '-' || c == '_')
+            .take(MAX_CUTS);
         for (at, _) in cuts {
             if plausible_length(at, encoding) {
                 found.push(Candidate::Short(core[..at].to_owned()));
@@ -109,10 +115,18 @@ fn reserved_candidates(name: &str, found: &mut Vec<Candidate>) {
                         continue;
                     }
                     let after = &rest[i..];
-                    let sidecar = after.starts_with(SIDECAR_SUFFIX) || after.ends_with(SIDECAR_SUFFIX);
-                    for hash in [&original_rest[s..s + HASH_LEN], &original_rest[i - HASH_LEN..i]] {
+                    let sidecar =
+                        after.starts_with(SIDECAR_SUFFIX) || after.ends_with(SIDECAR_SUFFIX);
+                    for hash in [
+                        &original_rest[s..s + HASH_LEN],
+                        &original_rest[i - HASH_LEN..i],
+                    ] {
                         let entry = format!("{LONGNAME_PREFIX}{hash}");
-                        found.push(if sidecar { Candidate::Sidecar(entry) } else { Candidate::Long(entry) });
+                        found.push(if sidecar {
+                            Candidate::Sidecar(entry)
+                        } else {
+                            Candidate::Long(entry)
+                        });
                     }
                 }
                 _ => {}
@@ -129,7 +143,8 @@ fn reserved_candidates(name: &str, found: &mut Vec<Candidate>) {
 }
 
 fn starts_with_ignore_case(name: &str, prefix: &str) -> bool {
-    name.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    name.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
 /// Files sync tools keep in the folders they sync (markers, settings, temporary files of a
@@ -172,7 +187,11 @@ pub fn is_sync_tool_file(name: &str) -> bool {
 pub fn conflict_name(name: &[u8], n: u32) -> Vec<u8> {
     let mark = format!(" ({CONFLICT_MARK} {n})");
     let split = match name.iter().rposition(|&b| b == b'.') {
-        Some(dot) if dot > 0 && dot + 1 < name.len() && name.len() - dot + mark.len() < NAME_MAX / 2 => dot,
+        Some(dot)
+            if dot > 0 && dot + 1 < name.len() && name.len() - dot + mark.len() < NAME_MAX / 2 =>
+        {
+            dot
+        }
         _ => name.len(),
     };
     let (stem, ext) = name.split_at(split);
@@ -180,7 +199,11 @@ pub fn conflict_name(name: &[u8], n: u32) -> Vec<u8> {
     let mut stem_len = stem.len().min(room);
     // Do not cut a UTF-8 character in half.
     if std::str::from_utf8(stem).is_ok() {
-        while stem_len > 0 && !std::str::from_utf8(stem).unwrap().is_char_boundary(stem_len) {
+        while stem_len > 0
+            && !std::str::from_utf8(stem)
+                .unwrap()
+                .is_char_boundary(stem_len)
+        {
             stem_len -= 1;
         }
     }
@@ -201,7 +224,10 @@ pub fn is_conflict_name(name: &[u8]) -> bool {
 /// `taken` (the directory's plaintext names) nor given to an earlier copy. Copies are taken in
 /// order of original name, then backing name, so two devices with the same directory state
 /// choose the same names. Returns `(backing name, original, shown)`.
-pub fn name_copies(taken: &HashSet<Vec<u8>>, copies: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+pub fn name_copies(
+    taken: &HashSet<Vec<u8>>,
+    copies: Vec<(String, Vec<u8>)>,
+) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     let mut copies = copies;
     copies.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
     let mut given: HashSet<Vec<u8>> = HashSet::new();
@@ -252,7 +278,10 @@ mod tests {
                 " (Kopie mit Konflikt 2024-03-01)",
             ] {
                 let found = candidates(&format!("{core}{suffix}"), encoding);
-                assert!(found.contains(&short(core)), "{encoding:?} {suffix:?}: {found:?}");
+                assert!(
+                    found.contains(&short(core)),
+                    "{encoding:?} {suffix:?}: {found:?}"
+                );
             }
         }
     }
@@ -269,19 +298,37 @@ mod tests {
     #[test]
     fn long_name_entries_and_sidecars_are_told_apart() {
         for (name, want) in [
-            (format!("veilfs.longname.sync-conflict-20240301-101500-ABCDEFG.{HASH}"), long()),
-            (format!("veilfs.longname (conflicted copy 2024-03-01).{HASH}"), long()),
-            (format!("veilfs.longname (Jane's conflicted copy 2024-03-01).{HASH}"), long()),
+            (
+                format!("veilfs.longname.sync-conflict-20240301-101500-ABCDEFG.{HASH}"),
+                long(),
+            ),
+            (
+                format!("veilfs.longname (conflicted copy 2024-03-01).{HASH}"),
+                long(),
+            ),
+            (
+                format!("veilfs.longname (Jane's conflicted copy 2024-03-01).{HASH}"),
+                long(),
+            ),
             (format!("veilfs.longname-LAPTOP.{HASH}"), long()),
             (format!("veilfs.longname (1).{HASH}"), long()),
             (format!("veilfs.longname.{HASH} (1)"), long()),
             (format!("veilfs.longname.{HASH}-LAPTOP"), long()),
-            (format!("veilfs.longname.{HASH} (conflicted copy 2024-03-01).name"), sidecar()),
-            (format!("veilfs.longname.{HASH}.sync-conflict-20240301-101500-ABCDEFG.name"), sidecar()),
+            (
+                format!("veilfs.longname.{HASH} (conflicted copy 2024-03-01).name"),
+                sidecar(),
+            ),
+            (
+                format!("veilfs.longname.{HASH}.sync-conflict-20240301-101500-ABCDEFG.name"),
+                sidecar(),
+            ),
             (format!("veilfs.longname.{HASH}-LAPTOP.name"), sidecar()),
             (format!("veilfs.longname.{HASH} (1).name"), sidecar()),
             (format!("veilfs.longname.{HASH}.name (1)"), sidecar()),
-            (format!("VEILFS.LONGNAME.{HASH} (1).NAME"), Candidate::Sidecar(format!("veilfs.longname.{HASH}"))),
+            (
+                format!("VEILFS.LONGNAME.{HASH} (1).NAME"),
+                Candidate::Sidecar(format!("veilfs.longname.{HASH}")),
+            ),
         ] {
             let found = candidates(&name, Base64Url);
             assert!(found.contains(&want), "{name}: {found:?}");
@@ -290,14 +337,26 @@ mod tests {
 
     #[test]
     fn reserved_file_copies_are_recognised() {
-        assert_eq!(candidates("veilfs (conflicted copy 2024-03-01).diriv", Base64Url), [Candidate::DirIv]);
-        assert_eq!(candidates("veilfs.sync-conflict-20240301-101500-ABCDEFG.diriv", Base32), [Candidate::DirIv]);
+        assert_eq!(
+            candidates("veilfs (conflicted copy 2024-03-01).diriv", Base64Url),
+            [Candidate::DirIv]
+        );
+        assert_eq!(
+            candidates("veilfs.sync-conflict-20240301-101500-ABCDEFG.diriv", Base32),
+            [Candidate::DirIv]
+        );
         assert_eq!(candidates("veilfs (1).conf", Base64Url), [Candidate::Conf]);
     }
 
     #[test]
     fn foreign_names_have_no_candidates() {
-        for name in [".stfolder", ".DS_Store", "desktop.ini", "short (1)", "x.sync-conflict-1-2-3"] {
+        for name in [
+            ".stfolder",
+            ".DS_Store",
+            "desktop.ini",
+            "short (1)",
+            "x.sync-conflict-1-2-3",
+        ] {
             assert!(candidates(name, Base64Url).is_empty(), "{name}");
             assert!(candidates(name, Base32).is_empty(), "{name}");
         }
@@ -306,7 +365,10 @@ mod tests {
     #[test]
     fn shown_names_keep_the_extension_and_fit() {
         assert_eq!(conflict_name(b"report.txt", 1), b"report (conflict 1).txt");
-        assert_eq!(conflict_name(b"archive.tar.gz", 2), b"archive.tar (conflict 2).gz");
+        assert_eq!(
+            conflict_name(b"archive.tar.gz", 2),
+            b"archive.tar (conflict 2).gz"
+        );
         assert_eq!(conflict_name(b"Makefile", 1), b"Makefile (conflict 1)");
         assert_eq!(conflict_name(b".bashrc", 1), b".bashrc (conflict 1)");
         assert_eq!(conflict_name(b"trailing.", 1), b"trailing. (conflict 1)");
@@ -322,12 +384,22 @@ mod tests {
     #[test]
     fn numbering_skips_taken_names_and_is_order_independent() {
         let taken: HashSet<Vec<u8>> = [b"a.txt".to_vec(), b"a (conflict 1).txt".to_vec()].into();
-        let copies = vec![("zz".to_owned(), b"a.txt".to_vec()), ("yy".to_owned(), b"a.txt".to_vec())];
+        let copies = vec![
+            ("zz".to_owned(), b"a.txt".to_vec()),
+            ("yy".to_owned(), b"a.txt".to_vec()),
+        ];
         let mut reversed = copies.clone();
         reversed.reverse();
         let named = name_copies(&taken, copies);
         assert_eq!(named, name_copies(&taken, reversed));
-        assert_eq!(named[0], ("yy".to_owned(), b"a.txt".to_vec(), b"a (conflict 2).txt".to_vec()));
+        assert_eq!(
+            named[0],
+            (
+                "yy".to_owned(),
+                b"a.txt".to_vec(),
+                b"a (conflict 2).txt".to_vec()
+            )
+        );
         assert_eq!(named[1].2, b"a (conflict 3).txt");
     }
 }

@@ -26,7 +26,11 @@ pub fn read(dir: &Path) -> Result<DirIv> {
 /// Writes the IV of a directory that has just been created. Not fsynced: a diriv lost in a crash
 /// is derived again by `fsck --repair`, since IVs are deterministic.
 pub fn write(dir: &Path, iv: &DirIv) -> Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o400).open(dir.join(DIRIV_NAME))?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(dir.join(DIRIV_NAME))?;
     file.write_all(&iv.0)?;
     Ok(())
 }

@@ -62,7 +62,9 @@ impl FileContent {
         if n == 0 {
             return Ok(Self { cipher: None });
         }
-        Ok(Self { cipher: Some(FileCipher::new(key, FileHeader::parse(&header[..n])?)) })
+        Ok(Self {
+            cipher: Some(FileCipher::new(key, FileHeader::parse(&header[..n])?)),
+        })
     }
 
     /// The header in use, `None` while the file is empty.
@@ -104,7 +106,13 @@ impl FileContent {
     }
 
     /// Writes `data` at `offset`, extending the file (with a hole) if `offset` is past its end.
-    pub fn write(&mut self, key: &ContentKey, backing: &impl Backing, offset: u64, data: &[u8]) -> Result<()> {
+    pub fn write(
+        &mut self,
+        key: &ContentKey,
+        backing: &impl Backing,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<()> {
         if data.is_empty() {
             return Ok(());
         }
@@ -160,7 +168,12 @@ impl FileContent {
     }
 
     /// Sets the plaintext size; growing leaves a hole that reads as zeros.
-    pub fn truncate(&mut self, key: &ContentKey, backing: &impl Backing, new_size: u64) -> Result<()> {
+    pub fn truncate(
+        &mut self,
+        key: &ContentKey,
+        backing: &impl Backing,
+        new_size: u64,
+    ) -> Result<()> {
         let old_size = Self::size(backing)?;
         if new_size == old_size {
             return Ok(());
@@ -224,11 +237,22 @@ impl FileContent {
     }
 
     /// Writes a file under 16 bytes under a fresh file ID: its keystream is never used twice.
-    fn rewrite_short(&mut self, key: &ContentKey, backing: &impl Backing, plain: &[u8]) -> Result<()> {
+    fn rewrite_short(
+        &mut self,
+        key: &ContentKey,
+        backing: &impl Backing,
+        plain: &[u8],
+    ) -> Result<()> {
         let cipher = FileCipher::new(key, FileHeader::random());
         let mut out = cipher.header().to_bytes().to_vec();
         let mut sector = plain.to_vec();
-        cipher.encrypt_sector(Sector { start: 0, len: plain.len() as u64 }, &mut sector);
+        cipher.encrypt_sector(
+            Sector {
+                start: 0,
+                len: plain.len() as u64,
+            },
+            &mut sector,
+        );
         out.extend_from_slice(&sector);
         backing.set_len(out.len() as u64)?;
         backing.write_all_at(&out, 0)?;
@@ -256,7 +280,8 @@ impl FileContent {
 /// sector is not a sector of the grown file (it was short or partial, or now absorbs a tail).
 fn changed_tail(old_size: u64, new_size: u64) -> Option<(u64, u64)> {
     let last = sector_at(old_size.checked_sub(1)?, old_size)?;
-    (new_size > old_size && sector_at(last.start, new_size) != Some(last)).then_some((last.start, old_size))
+    (new_size > old_size && sector_at(last.start, new_size) != Some(last))
+        .then_some((last.start, old_size))
 }
 
 /// Sorts and merges overlapping or touching ranges.
@@ -325,9 +350,15 @@ pub(crate) mod tests {
         // Offsets cluster around block edges, where the sector rules live.
         let offset = prop_oneof![0u64..40, 4070u64..4130, 8170u64..8210, 0u64..20000];
         prop_oneof![
-            (offset.clone(), proptest::collection::vec(any::<u8>(), 1..9000))
+            (
+                offset.clone(),
+                proptest::collection::vec(any::<u8>(), 1..9000)
+            )
                 .prop_map(|(o, d)| Op::Write(o, d)),
-            (offset.clone(), proptest::collection::vec(any::<u8>(), 1..20))
+            (
+                offset.clone(),
+                proptest::collection::vec(any::<u8>(), 1..20)
+            )
                 .prop_map(|(o, d)| Op::Write(o, d)),
             offset.clone().prop_map(Op::Truncate),
             (offset, 0usize..10000).prop_map(|(o, l)| Op::Read(o, l)),
@@ -390,7 +421,8 @@ pub(crate) mod tests {
         let key = ContentKey::from_bytes([2; 32]);
         let backing = MemBacking::default();
         let mut file = FileContent::default();
-        file.write(&key, &backing, 5 * BLOCK_SIZE, b"end of a sparse file").unwrap();
+        file.write(&key, &backing, 5 * BLOCK_SIZE, b"end of a sparse file")
+            .unwrap();
         let raw = backing.0.borrow();
         let hole = &raw[HEADER_LEN as usize..(HEADER_LEN + 5 * BLOCK_SIZE) as usize];
         assert!(hole.iter().all(|&b| b == 0));
@@ -400,7 +432,13 @@ pub(crate) mod tests {
     fn truncated_header_is_a_typed_error() {
         let key = ContentKey::from_bytes([2; 32]);
         let backing = MemBacking(RefCell::new(vec![0, 1, 2]));
-        assert!(matches!(FileContent::load(&backing, &key), Err(Error::HeaderTruncated(3))));
-        assert!(matches!(FileContent::size(&backing), Err(Error::HeaderTruncated(3))));
+        assert!(matches!(
+            FileContent::load(&backing, &key),
+            Err(Error::HeaderTruncated(3))
+        ));
+        assert!(matches!(
+            FileContent::size(&backing),
+            Err(Error::HeaderTruncated(3))
+        ));
     }
 }

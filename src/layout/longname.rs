@@ -28,7 +28,10 @@ impl BackingName {
         if encoded.len() <= longname_max {
             BackingName::Short(encoded)
         } else {
-            BackingName::Long { hashed: hashed_name(&encoded), encoded }
+            BackingName::Long {
+                hashed: hashed_name(&encoded),
+                encoded,
+            }
         }
     }
 
@@ -59,7 +62,11 @@ impl BackingName {
     pub fn write_sidecar(&self, dir: &Path) -> Result<()> {
         if let BackingName::Long { hashed, encoded } = self {
             let path = dir.join(sidecar_name(hashed));
-            let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)?;
             file.write_all(encoded.as_bytes())?;
         }
         Ok(())
@@ -78,7 +85,10 @@ impl BackingName {
 }
 
 pub fn hashed_name(encoded: &str) -> String {
-    format!("{LONGNAME_PREFIX}{}", BASE64URL_NOPAD.encode(&Sha256::digest(encoded.as_bytes())))
+    format!(
+        "{LONGNAME_PREFIX}{}",
+        BASE64URL_NOPAD.encode(&Sha256::digest(encoded.as_bytes()))
+    )
 }
 
 pub fn sidecar_name(hashed: &str) -> String {
@@ -118,7 +128,8 @@ pub fn read_sidecar_file(path: &Path, hashed: &str, ignore_case: bool) -> Result
     // Sidecars are at most a few hundred bytes; refuse to read something huge.
     let file = fs::File::open(path).map_err(|_| bad())?;
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, 4096), &mut bytes).map_err(|_| bad())?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, 4096), &mut bytes)
+        .map_err(|_| bad())?;
     let encoded = String::from_utf8(bytes).map_err(|_| bad())?;
     if !hash_matches(hashed, &encoded, ignore_case) {
         return Err(bad());
@@ -147,14 +158,26 @@ mod tests {
         assert!(name.entry().starts_with(LONGNAME_PREFIX));
         assert!(name.entry().len() < 100);
         name.write_sidecar(dir.path()).unwrap();
-        assert_eq!(read_sidecar(dir.path(), name.entry()).unwrap(), "x".repeat(300));
+        assert_eq!(
+            read_sidecar(dir.path(), name.entry()).unwrap(),
+            "x".repeat(300)
+        );
         fs::write(dir.path().join(name.sidecar().unwrap()), "y").unwrap();
-        assert!(matches!(read_sidecar(dir.path(), name.entry()), Err(Error::Sidecar(_))));
+        assert!(matches!(
+            read_sidecar(dir.path(), name.entry()),
+            Err(Error::Sidecar(_))
+        ));
     }
 
     #[test]
     fn threshold_is_inclusive() {
-        assert_eq!(BackingName::new("a".repeat(220), 220), BackingName::Short("a".repeat(220)));
-        assert!(matches!(BackingName::new("a".repeat(221), 220), BackingName::Long { .. }));
+        assert_eq!(
+            BackingName::new("a".repeat(220), 220),
+            BackingName::Short("a".repeat(220))
+        );
+        assert!(matches!(
+            BackingName::new("a".repeat(221), 220),
+            BackingName::Long { .. }
+        ));
     }
 }

@@ -29,7 +29,9 @@ impl<'a> EntryName<'a> {
     /// is still a long name, never an encoded one.
     pub fn classify(name: &'a str) -> Self {
         match strip_prefix_ignore_case(name, longname::LONGNAME_PREFIX) {
-            Some(hash) if !ends_with_ignore_case(hash, longname::SIDECAR_SUFFIX) => EntryName::Long(name),
+            Some(hash) if !ends_with_ignore_case(hash, longname::SIDECAR_SUFFIX) => {
+                EntryName::Long(name)
+            }
             _ if strip_prefix_ignore_case(name, RESERVED_PREFIX).is_some() => EntryName::Reserved,
             _ => EntryName::Short(name),
         }
@@ -39,7 +41,8 @@ impl<'a> EntryName<'a> {
 /// `name` without `prefix`, compared ignoring ASCII case.
 pub fn strip_prefix_ignore_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
     let head = name.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &name[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &name[prefix.len()..])
 }
 
 /// Whether `name` ends with `suffix`, ignoring ASCII case.
@@ -57,12 +60,24 @@ mod tests {
     fn reserved_names_are_recognised() {
         assert_eq!(EntryName::classify("veilfs.conf"), EntryName::Reserved);
         assert_eq!(EntryName::classify("veilfs.diriv"), EntryName::Reserved);
-        assert_eq!(EntryName::classify("veilfs.longname.abc.name"), EntryName::Reserved);
-        assert_eq!(EntryName::classify("veilfs.longname.abc"), EntryName::Long("veilfs.longname.abc"));
+        assert_eq!(
+            EntryName::classify("veilfs.longname.abc.name"),
+            EntryName::Reserved
+        );
+        assert_eq!(
+            EntryName::classify("veilfs.longname.abc"),
+            EntryName::Long("veilfs.longname.abc")
+        );
         assert_eq!(EntryName::classify("AbC-_9"), EntryName::Short("AbC-_9"));
         // What a case-insensitive round trip may leave.
         assert_eq!(EntryName::classify("VEILFS.DIRIV"), EntryName::Reserved);
-        assert_eq!(EntryName::classify("VEILFS.LONGNAME.ABC.NAME"), EntryName::Reserved);
-        assert_eq!(EntryName::classify("VEILFS.LONGNAME.ABC"), EntryName::Long("VEILFS.LONGNAME.ABC"));
+        assert_eq!(
+            EntryName::classify("VEILFS.LONGNAME.ABC.NAME"),
+            EntryName::Reserved
+        );
+        assert_eq!(
+            EntryName::classify("VEILFS.LONGNAME.ABC"),
+            EntryName::Long("VEILFS.LONGNAME.ABC")
+        );
     }
 }

@@ -1,0 +1,415 @@
+//! `veilfs fsck`: each problem it must find, the repairs it may do (and those it must not), its
+//! command line (text, JSON, exit status), and its speed on 100,000 files (ignored by default:
+//! `cargo test --release --test fsck -- --ignored --nocapture`).
+
+mod corevault;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use corevault::{long_name, name_of, CoreVault};
+use veilfs::crypto::names::NameEncoding;
+use veilfs::fsck::{self, Options, Outcome, Problem, Report};
+use veilfs::layout::diriv;
+
+fn check(v: &CoreVault) -> Report {
+    fsck::check(&v.vault, &Options::default(), &|_| {})
+}
+
+fn repair(v: &CoreVault) -> Report {
+    fsck::check(
+        &v.vault,
+        &Options {
+            repair: true,
+            orphan_grace: Duration::ZERO,
+        },
+        &|_| {},
+    )
+}
+
+fn problems(report: &Report) -> Vec<Problem> {
+    report.findings.iter().map(|f| f.problem).collect()
+}
+
+fn remove_iv(dir: &Path) {
+    let path = dir.join("veilfs.diriv");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn a_clean_vault_is_clean() {
+    let v = CoreVault::new(NameEncoding::Base64Url);
+    v.mkdir("a");
+    v.write("a/x.txt", b"hello world, more than a short sector");
+    v.write("a/tiny", b"hi");
+    v.write("empty", b"");
+    v.write(&long_name("long"), b"long");
+    v.symlink("a/link", "../empty");
+    let report = check(&v);
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_eq!(
+        (
+            report.checked.dirs,
+            report.checked.files,
+            report.checked.symlinks
+        ),
+        (2, 4, 1)
+    );
+}
+
+#[test]
+fn a_lost_iv_is_re_derived_and_verified_before_it_is_written() {
+    let v = CoreVault::new(NameEncoding::Base64Url);
+    let dir = v.mkdir("projects");
+    v.write("projects/plan.txt", b"plan");
+    let iv = diriv::read(&dir).unwrap();
+    remove_iv(&dir);
+    let report = check(&v);
+    assert_eq!(problems(&report), [Problem::DirIvMissing]);
+    assert_eq!(report.findings[0].outcome, Outcome::Repairable);
+    assert!(
+        !dir.join("veilfs.diriv").exists(),
+        "a check alone writes nothing"
+    );
+    let report = repair(&v);
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!(diriv::read(&dir).unwrap(), iv);
+    assert_eq!(v.read("projects/plan.txt"), b"plan");
+
+    // Root too: its IV comes from the key.
+    remove_iv(&v.root);
+    assert!(repair(&v).is_clean());
+    assert_eq!(diriv::read(&v.root).unwrap(), v.vault.root_iv());
+}
+
+#[test]
+fn the_iv_of_a_renamed_directory_is_not_guessed() {
+    let v = CoreVault::new(NameEncoding::Base64Url);
+    let dir = v.mkdir("old-name");
+    v.write("old-name/kept.txt", b"kept");
+    // Rename as the mount does: the IV stays, so it no longer derives from the new name.
+    let iv = diriv::read(&dir).unwrap();
+    let renamed = v
+        .vault
+        .rename_entry(&v.root, &v.vault.root_iv(), name_of(&dir), b"new-name")
+        .unwrap();
+    let dir = v.root.join(renamed.entry());
+    remove_iv(&dir);
+    let report = repair(&v);
+    assert_eq!(problems(&report), [Problem::DirIvMissing]);
+    assert_eq!(
+        report.findings[0].outcome,
+        Outcome::Unrepairable,
+        "{:?}",
+        report.findings
+    );
+    assert!(
+        !dir.join("veilfs.diriv").exists(),
+        "an unverified IV must not be written"
+    );
+    // Put back by hand, all is well again.
+    diriv::write(&dir, &iv).unwrap();
+    assert!(check(&v).findings.is_empty());
+}
+
+#[test]
+fn an_empty_directory_gets_the_iv_re_creating_it_would_give() {
+    let v = CoreVault::new(NameEncoding::Base32);
+    let dir = v.mkdir("cache");
+    let iv = diriv::read(&dir).unwrap();
+    remove_iv(&dir);
+    assert!(repair(&v).is_clean());
+    assert_eq!(diriv::read(&dir).unwrap(), iv);
+}
+
+#[test]
+fn a_corrupt_iv_is_replaced_when_the_derived_one_fits() {
+    let v = CoreVault::new(NameEncoding::Base64Url);
+    let dir = v.mkdir("d");
+    v.write("d/f", b"contents of f, long enough");
+    let iv = diriv::read(&dir).unwrap();
+    for garbage in [&b"short"[..], &[7u8; 16][..]] {
+        remove_iv(&dir);
+        fs::write(dir.join("veilfs.diriv"), garbage).unwrap();
+        let report = check(&v);
+        assert_eq!(problems(&report), [Problem::DirIvCorrupt], "{garbage:?}");
+        assert!(repair(&v).is_clean());
+        assert_eq!(diriv::read(&dir).unwrap(), iv);
+    }
+}
+
+#[test]
+fn sidecars_orphaned_or_wrong() {
+    let v = CoreVault::new(NameEncoding::Base64Url);
+    let entry = v.write(&long_name("a"), b"a");
+    let sidecar = entry.with_file_name(format!("{}.name", name_of(&entry)));
+    let good = fs::read(&sidecar).unwrap();
+
+    // Orphaned: removed only once older than the grace period.
+    fs::remove_file(&entry).unwrap();
+    let young = fsck::check(
+        &v.vault,
+        &Options {
+            repair: true,
+            ..Options::default()
+        },
+        &|_| {},
+    );
+    assert_eq!(problems(&young), [Problem::SidecarOrphan]);
+    assert_eq!(
+        young.findings[0].outcome,
+        Outcome::Unrepairable,
+        "a fresh orphan may still be syncing"
+    );
+    assert!(sidecar.exists());
+    assert!(repair(&v).is_clean());
+    assert!(!sidecar.exists());
+
+    // Missing, and mismatching: the right contents cannot be known, nothing is written.
+    let entry = v.write(&long_name("b"), b"b");
+    let sidecar = entry.with_file_name(format!("{}.name", name_of(&entry)));
+    fs::remove_file(&sidecar).unwrap();
+    assert_eq!(problems(&repair(&v)), [Problem::SidecarMissing]);
+    fs::write(&sidecar, &good).unwrap();
+    assert_eq!(problems(&repair(&v)), [Problem::SidecarMismatch]);
+    assert_eq!(fs::read(&sidecar).unwrap(), good, "left as it was");
+    assert!(entry.exists());
+}
+
+#[test]
+fn headers_and_symlinks() {
+    let v = CoreVault::new(NameEncoding::Base64Url);
+    let cut = v.write("cut.bin", b"0123456789abcdefghij");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(9)
+        .unwrap();
+    let future = v.write("future.bin", b"0123456789abcdefghij");
+    let mut bytes = fs::read(&future).unwrap();
+    bytes[1] = 9;
+    fs::write(&future, bytes).unwrap();
+    let link = v.symlink("link", "target");
+    fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink("not-encrypted", &link).unwrap();
+    let report = repair(&v);
+    let mut found = problems(&report);
+    found.sort_by_key(|p| format!("{p:?}"));
+    assert_eq!(
+        found,
+        [
+            Problem::HeaderTruncated,
+            Problem::HeaderVersion,
+            Problem::SymlinkTarget
+        ]
+    );
+    assert!(report
+        .findings
+        .iter()
+        .all(|f| f.outcome == Outcome::Unrepairable));
+    assert!(
+        report.findings.iter().all(|f| f.plain.is_some()),
+        "plaintext paths are shown"
+    );
+    assert_eq!(
+        fs::metadata(&cut).unwrap().len(),
+        9,
+        "data is never touched"
+    );
+}
+
+#[test]
+fn undecodable_directories_are_still_walked() {
+    let v = CoreVault::new(NameEncoding::Base64Url);
+    v.mkdir("d");
+    let inner = v.write("d/bad-header", b"0123456789abcdefghij");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&inner)
+        .unwrap()
+        .set_len(3)
+        .unwrap();
+    let d = v.backing("d");
+    fs::rename(&d, d.with_file_name("not a name at all")).unwrap();
+    let mut found = problems(&check(&v));
+    found.sort_by_key(|p| format!("{p:?}"));
+    assert_eq!(found, [Problem::HeaderTruncated, Problem::UndecodableName]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command line
+
+fn veilfs() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veilfs"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn fsck_cli(v: &CoreVault, args: &[&str]) -> std::process::Output {
+    veilfs()
+        .arg("fsck")
+        .arg("--passfile")
+        .arg(v.passfile())
+        .args(args)
+        .arg(&v.root)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_reports_in_lines_and_json_with_exit_statuses() {
+    let v = CoreVault::new(NameEncoding::Base64Url);
+    v.mkdir("docs");
+    v.write("docs/a.txt", b"a");
+    let clean = fsck_cli(&v, &[]);
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    let text = String::from_utf8(clean.stdout).unwrap();
+    assert!(
+        text.contains("checked 2 directories, 1 file, 0 symlinks") && text.contains("no problems"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "piped output is plain lines");
+
+    let file = v.backing("docs/a.txt");
+    fs::rename(
+        &file,
+        file.with_file_name(format!("{} (conflicted copy 2024-03-01)", name_of(&file))),
+    )
+    .unwrap();
+    remove_iv(&v.backing("docs"));
+    let found = fsck_cli(&v, &[]);
+    assert_eq!(found.status.code(), Some(11));
+    let text = String::from_utf8(found.stdout).unwrap();
+    assert!(text.contains("directory IV missing: docs ("), "{text}");
+    assert!(
+        text.contains("conflict copy: docs/a (conflict 1).txt ("),
+        "{text}"
+    );
+    assert!(text.contains("--repair would"), "{text}");
+
+    let json = fsck_cli(&v, &["--json"]);
+    assert_eq!(json.status.code(), Some(11));
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["clean"], false);
+    let kinds: Vec<&str> = value["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["problem"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["dir_iv_missing", "conflict_copy"]);
+    assert_eq!(value["checked"]["dirs"], 2);
+
+    let repaired = fsck_cli(&v, &["--repair"]);
+    assert!(
+        repaired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&repaired.stdout)
+    );
+    let text = String::from_utf8(repaired.stdout).unwrap();
+    assert!(
+        text.contains("repaired: directory IV missing") && text.contains("repaired: conflict copy"),
+        "{text}"
+    );
+    assert!(fsck_cli(&v, &[]).status.success());
+    assert_eq!(v.read("docs/a (conflict 1).txt"), b"a");
+
+    let wrong = veilfs()
+        .args(["fsck", "--passfile", "/dev/null"])
+        .arg(&v.root)
+        .output()
+        .unwrap();
+    assert_ne!(wrong.status.code(), Some(0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Speed
+
+/// 100,000 files in 100 directories (with long names and symlinks among them), made through
+/// the core; then a full check, through the library and through the command.
+#[test]
+#[ignore = "a minute of setup; run with --release --ignored to measure"]
+fn fsck_of_100k_files() {
+    let v = CoreVault::new(NameEncoding::Base64Url);
+    let start = Instant::now();
+    let dirs = 100;
+    let per_dir = 1000;
+    for d in 0..dirs {
+        let dir = format!("dir-{d:03}");
+        v.mkdir(&dir);
+        let (path, iv) = {
+            let p = v.backing(&dir);
+            let iv = diriv::read(&p).unwrap();
+            (p, iv)
+        };
+        for f in 0..per_dir {
+            let name = if f % 100 == 0 {
+                long_name(&format!("f{f}"))
+            } else {
+                format!("file-{f:04}.dat")
+            };
+            if f % 250 == 1 {
+                v.vault
+                    .create_symlink(&path, &iv, name.as_bytes(), b"../elsewhere")
+                    .unwrap();
+            } else {
+                v.vault
+                    .create_file(
+                        &path,
+                        &iv,
+                        name.as_bytes(),
+                        format!("contents of {d}/{f}").as_bytes(),
+                    )
+                    .unwrap();
+            }
+        }
+    }
+    eprintln!(
+        "created {} entries in {:.1} s",
+        dirs * per_dir,
+        start.elapsed().as_secs_f64()
+    );
+    // Cold-ish: drop the page cache when allowed (root), so the walk reads from disk.
+    let _ = fs::write("/proc/sys/vm/drop_caches", "3");
+    let start = Instant::now();
+    let report = check(&v);
+    let library = start.elapsed();
+    assert!(
+        report.findings.is_empty(),
+        "{:?}",
+        &report.findings[..report.findings.len().min(5)]
+    );
+    assert_eq!(
+        report.checked.files + report.checked.symlinks,
+        (dirs * per_dir) as u64
+    );
+    let start = Instant::now();
+    let cli = fsck_cli(&v, &["--json"]);
+    let command = start.elapsed();
+    assert!(cli.status.success());
+    let start = Instant::now();
+    let again = check(&v);
+    eprintln!(
+        "library, warm: {:.2} s ({} findings)",
+        start.elapsed().as_secs_f64(),
+        again.findings.len()
+    );
+    eprintln!(
+        "fsck of {} files and {} symlinks in {} directories: library {:.2} s, veilfs fsck (unlock included) {:.2} s",
+        report.checked.files,
+        report.checked.symlinks,
+        report.checked.dirs,
+        library.as_secs_f64(),
+        command.as_secs_f64()
+    );
+    assert!(library < Duration::from_secs(30), "fsck took {library:?}");
+}
