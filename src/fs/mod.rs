@@ -21,9 +21,9 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, SessionACL, TimeOrNow, WriteFlags,
+    INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, SessionACL, TimeOrNow, WriteFlags,
 };
 
 use crate::crypto::content::HEADER_LEN;
@@ -147,8 +147,30 @@ impl AttrTarget {
     }
 }
 
+/// One entry of a directory listing.
+struct ListedEntry {
+    ino: u64,
+    kind: FileType,
+    /// The name shown.
+    name: OsString,
+    /// The backing entry's name; empty for "." and "..".
+    backing: OsString,
+}
+
+impl ListedEntry {
+    fn dot(ino: u64, name: &str) -> Self {
+        let (kind, name, backing) = (FileType::Directory, name.into(), OsString::new());
+        Self {
+            ino,
+            kind,
+            name,
+            backing,
+        }
+    }
+}
+
 struct DirListing {
-    entries: Vec<(u64, FileType, OsString)>,
+    entries: Vec<ListedEntry>,
 }
 
 /// The filesystem served by [`mount`].
@@ -666,8 +688,8 @@ impl VeilFs {
             parent.map_or(ROOT, |m| self.inodes.lock().unwrap().fuse_ino(m.ino()))
         };
         let mut entries = vec![
-            (ino, FileType::Directory, OsString::from(".")),
-            (parent_ino, FileType::Directory, OsString::from("..")),
+            ListedEntry::dot(ino, "."),
+            ListedEntry::dot(parent_ino, ".."),
         ];
         let mut undecoded = Vec::new();
         for entry in fs::read_dir(&path)? {
@@ -685,7 +707,13 @@ impl VeilFs {
                         .lock()
                         .unwrap()
                         .fuse_ino(std::os::unix::fs::DirEntryExt::ino(&entry));
-                    entries.push((ino, kind, OsString::from(sys::os_str(&plain))));
+                    let name = OsString::from(sys::os_str(&plain));
+                    entries.push(ListedEntry {
+                        ino,
+                        kind,
+                        name,
+                        backing: backing_name,
+                    });
                 }
                 Ok(None) => {}
                 Err(e) => undecoded.push((entry, e)),
@@ -828,13 +856,13 @@ impl VeilFs {
         dir: &Path,
         iv: &DirIv,
         undecoded: Vec<(fs::DirEntry, Error)>,
-        entries: &mut Vec<(u64, FileType, OsString)>,
+        entries: &mut Vec<ListedEntry>,
     ) -> Result<()> {
         let mut aliases = DirAliases::default();
         if !undecoded.is_empty() {
             let taken: HashSet<Vec<u8>> = entries[2..]
                 .iter()
-                .map(|(_, _, n)| n.as_bytes().to_vec())
+                .map(|e| e.name.as_bytes().to_vec())
                 .collect();
             let names = undecoded
                 .iter()
@@ -854,9 +882,11 @@ impl VeilFs {
                 };
                 let backing_ino = std::os::unix::fs::DirEntryExt::ino(entry);
                 let fuse_ino = self.inodes.lock().unwrap().fuse_ino(backing_ino);
+                let mut backing = OsString::from(&copy.backing);
                 let renamed = self.tidy && {
                     match self.vault.rename_entry(dir, iv, &copy.backing, &copy.shown) {
                         Ok(to) => {
+                            backing = to.entry().into();
                             let mut table = self.inodes.lock().unwrap();
                             table.moved(
                                 fuse_ino,
@@ -883,7 +913,13 @@ impl VeilFs {
                 if !renamed {
                     aliases.names.insert(shown.clone(), copy.backing.clone());
                 }
-                entries.push((fuse_ino, entry.file_type().map(attr::file_type)?, shown));
+                let kind = entry.file_type().map(attr::file_type)?;
+                entries.push(ListedEntry {
+                    ino: fuse_ino,
+                    kind,
+                    name: shown,
+                    backing,
+                });
             }
         }
         let mut all = self.aliases.lock().unwrap();
@@ -991,6 +1027,10 @@ impl Filesystem for VeilFs {
         // The kernel lowers these to what it supports; an error just means "kept its value".
         let _ = config.set_max_write(MAX_REQUEST);
         let _ = config.set_max_readahead(MAX_REQUEST);
+        // Listings with attributes: `ls -l` and friends then need no lookup per entry. AUTO
+        // lets the kernel use plain readdir where attributes would go unused.
+        let _ = config
+            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         Ok(())
     }
 
@@ -1269,9 +1309,63 @@ impl Filesystem for VeilFs {
         let Some(listing) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
-        for (index, (ino, kind, name)) in listing.entries.iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(*ino), index as u64 + 1, *kind, name) {
+        for (index, entry) in listing.entries.iter().enumerate().skip(offset as usize) {
+            if reply.add(
+                INodeNo(entry.ino),
+                index as u64 + 1,
+                entry.kind,
+                &entry.name,
+            ) {
                 break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let listing = self.dirs.lock().unwrap().get(&fh.0).cloned();
+        let (Some(listing), Ok(dir)) = (listing, self.path(ino.0)) else {
+            return reply.error(Errno::EBADF);
+        };
+        for (index, entry) in listing.entries.iter().enumerate().skip(offset as usize) {
+            // The kernel takes no reference for "." and "..", and ignores their attributes.
+            let path = if entry.backing.is_empty() {
+                dir.clone()
+            } else {
+                dir.join(&entry.backing)
+            };
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue; // gone since the listing was made
+            };
+            let entry_ino = if entry.backing.is_empty() {
+                entry.ino
+            } else {
+                self.inodes.lock().unwrap().fuse_ino(meta.ino())
+            };
+            let attr = attr::from_metadata(entry_ino, &meta);
+            if reply.add(
+                attr.ino,
+                index as u64 + 1,
+                &entry.name,
+                &TTL,
+                &attr,
+                GENERATION,
+            ) {
+                break;
+            }
+            if !entry.backing.is_empty() {
+                // Each entry given with attributes is a lookup the kernel will forget.
+                self.inodes
+                    .lock()
+                    .unwrap()
+                    .remember(entry_ino, (ino.0, entry.backing.clone()));
             }
         }
         reply.ok();
