@@ -29,8 +29,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
@@ -41,7 +39,7 @@ use veilfs::config::Config;
 use veilfs::fs::{MountOptions, VeilFs};
 use veilfs::vault::Vault;
 
-use super::idle::{self, Tracked};
+use super::idle;
 use super::password::{self, PasswordArgs};
 use super::platform::{self, fusermount_bin, lazy_unmount};
 use super::{
@@ -618,10 +616,11 @@ fn serve(
         return Err(err);
     }
 
-    let requests = Arc::new(AtomicU64::new(0));
+    let mut requests = None;
     let mounted = VeilFs::new(vault).and_then(|fs| {
         let fs = fs.tidy_backing(!options.read_only);
-        veilfs::fs::mount_filesystem(Tracked::new(fs, requests.clone()), mountpoint, options)
+        requests = Some(fs.request_counter());
+        veilfs::fs::mount_filesystem(fs, mountpoint, options)
     });
     let mut session = match mounted {
         Ok(session) => session,
@@ -647,7 +646,9 @@ fn serve(
                 let (mountpoint, source) = (mountpoint.to_path_buf(), options.fsname.clone());
                 std::thread::Builder::new()
                     .name("veilfs-idle".into())
-                    .spawn(move || idle::watch(requests, idle, mountpoint, source))
+                    .spawn(move || {
+                        idle::watch(requests.unwrap_or_default(), idle, mountpoint, source)
+                    })
                     .map(drop)
             }
         });

@@ -71,13 +71,12 @@ pub fn mount(
     )
 }
 
-/// [`mount`] for a [`VeilFs`] the caller made, possibly inside a wrapper of its own (the CLI
-/// counts requests for `--idle` that way).
-pub fn mount_filesystem<F: Filesystem>(
-    fs: F,
+/// [`mount`] for a [`VeilFs`] the caller made (the CLI keeps its request counter for `--idle`).
+pub fn mount_filesystem(
+    fs: VeilFs,
     mountpoint: &Path,
     options: &MountOptions,
-) -> io::Result<fuser::Session<F>> {
+) -> io::Result<fuser::Session<VeilFs>> {
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         MountOption::FSName(options.fsname.clone()),
@@ -189,6 +188,8 @@ pub struct VeilFs {
     /// Sync-conflict copies and re-cased names: see [`VeilFs::tidy_backing`].
     tidy: bool,
     aliases: Mutex<HashMap<u64, DirAliases>>,
+    /// Requests served (all but the kernel's forgets): `--idle` watches it.
+    requests: Arc<AtomicU64>,
 }
 
 fn errno(code: i32) -> Error {
@@ -231,7 +232,17 @@ impl VeilFs {
             chown_new: nix::unistd::geteuid().is_root(),
             tidy: false,
             aliases: Mutex::default(),
+            requests: Arc::default(),
         })
+    }
+
+    /// The count of requests served, shared with the caller (for `--idle`).
+    pub fn request_counter(&self) -> Arc<AtomicU64> {
+        self.requests.clone()
+    }
+
+    fn touch(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
     fn path(&self, ino: u64) -> Result<PathBuf> {
@@ -1035,6 +1046,7 @@ impl Filesystem for VeilFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.touch();
         match self.do_lookup(parent.0, name) {
             Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
             Err(e) => reply.error(to_errno(e)),
@@ -1046,6 +1058,7 @@ impl Filesystem for VeilFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.touch();
         match self.do_getattr(ino.0, fh) {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(to_errno(e)),
@@ -1070,6 +1083,7 @@ impl Filesystem for VeilFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        self.touch();
         match self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh) {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(to_errno(e)),
@@ -1077,6 +1091,7 @@ impl Filesystem for VeilFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.touch();
         let target = self.path(ino.0).and_then(|path| {
             let backing = fs::read_link(path)?;
             self.vault
@@ -1099,6 +1114,7 @@ impl Filesystem for VeilFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        self.touch();
         use nix::sys::stat::{Mode, SFlag};
         let perm = Mode::from_bits_truncate(mode & !umask & 0o7777);
         let kind = SFlag::from_bits_truncate(mode & libc::S_IFMT);
@@ -1129,6 +1145,7 @@ impl Filesystem for VeilFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        self.touch();
         match self.do_mkdir(req, parent.0, name, mode & !umask) {
             Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
             Err(e) => reply.error(to_errno(e)),
@@ -1136,6 +1153,7 @@ impl Filesystem for VeilFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.touch();
         match self.do_unlink(parent.0, name) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(to_errno(e)),
@@ -1143,6 +1161,7 @@ impl Filesystem for VeilFs {
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.touch();
         match self.do_rmdir(parent.0, name) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(to_errno(e)),
@@ -1157,6 +1176,7 @@ impl Filesystem for VeilFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        self.touch();
         let result = self
             .vault
             .names()
@@ -1182,6 +1202,7 @@ impl Filesystem for VeilFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        self.touch();
         match self.do_rename(parent.0, name, newparent.0, newname, flags) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(to_errno(e)),
@@ -1196,6 +1217,7 @@ impl Filesystem for VeilFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        self.touch();
         match self.do_link(ino.0, newparent.0, newname) {
             Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
             Err(e) => reply.error(to_errno(e)),
@@ -1203,6 +1225,7 @@ impl Filesystem for VeilFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.touch();
         match self.do_open(ino.0, flags.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(to_errno(e)),
@@ -1220,6 +1243,7 @@ impl Filesystem for VeilFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.touch();
         match self.do_read(fh, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(to_errno(e)),
@@ -1238,6 +1262,7 @@ impl Filesystem for VeilFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.touch();
         match self.do_write(fh, offset, data) {
             Ok(()) => reply.written(data.len() as u32),
             Err(e) => reply.error(to_errno(e)),
@@ -1252,6 +1277,7 @@ impl Filesystem for VeilFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.touch();
         reply.ok();
     }
 
@@ -1265,6 +1291,7 @@ impl Filesystem for VeilFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.touch();
         self.do_release(fh);
         reply.ok();
     }
@@ -1277,6 +1304,7 @@ impl Filesystem for VeilFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.touch();
         let result = self.handle(fh).and_then(|h| {
             if datasync {
                 h.file.sync_data()?;
@@ -1292,6 +1320,7 @@ impl Filesystem for VeilFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.touch();
         match self.do_opendir(ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(to_errno(e)),
@@ -1306,6 +1335,7 @@ impl Filesystem for VeilFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        self.touch();
         let Some(listing) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
@@ -1330,6 +1360,7 @@ impl Filesystem for VeilFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        self.touch();
         let listing = self.dirs.lock().unwrap().get(&fh.0).cloned();
         let (Some(listing), Ok(dir)) = (listing, self.path(ino.0)) else {
             return reply.error(Errno::EBADF);
@@ -1379,6 +1410,7 @@ impl Filesystem for VeilFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        self.touch();
         self.dirs.lock().unwrap().remove(&fh.0);
         reply.ok();
     }
@@ -1391,6 +1423,7 @@ impl Filesystem for VeilFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.touch();
         let result = self
             .path(ino.0)
             .and_then(|path| Ok(File::open(path)?.sync_all()?));
@@ -1403,6 +1436,7 @@ impl Filesystem for VeilFs {
     // fsblkcnt_t is u64 on Linux but u32 on macOS.
     #[allow(clippy::useless_conversion)]
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.touch();
         match self.do_statfs() {
             Ok(s) => reply.statfs(
                 u64::from(s.blocks()),
@@ -1428,6 +1462,7 @@ impl Filesystem for VeilFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        self.touch();
         match self.do_setxattr(ino.0, name, value, flags) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(to_errno(e)),
@@ -1435,6 +1470,7 @@ impl Filesystem for VeilFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        self.touch();
         match self.do_getxattr(ino.0, name) {
             Ok(value) => reply_sized(reply, size, &value),
             Err(e) => reply.error(to_errno(e)),
@@ -1442,6 +1478,7 @@ impl Filesystem for VeilFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.touch();
         match self.do_listxattr(ino.0) {
             Ok(list) => reply_sized(reply, size, &list),
             Err(e) => reply.error(to_errno(e)),
@@ -1449,6 +1486,7 @@ impl Filesystem for VeilFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.touch();
         match self.do_removexattr(ino.0, name) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(to_errno(e)),
@@ -1456,6 +1494,7 @@ impl Filesystem for VeilFs {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        self.touch();
         match self.do_access(req, ino.0, mask) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(to_errno(e)),
@@ -1472,6 +1511,7 @@ impl Filesystem for VeilFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        self.touch();
         match self.do_create(req, parent.0, name, mode & !umask, flags) {
             Ok((attr, fh)) => {
                 reply.created(&TTL, &attr, GENERATION, FileHandle(fh), FopenFlags::empty())
@@ -1490,6 +1530,7 @@ impl Filesystem for VeilFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        self.touch();
         match self.do_fallocate(fh, offset, length, mode) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(to_errno(e)),

@@ -329,7 +329,16 @@ impl TestVault {
 
     /// Unmounts; panics unless it succeeded and the mount is gone.
     pub fn unmount(&self) {
-        let output = self.try_unmount();
+        // Files a test just closed may still be open for a moment (the kernel sends RELEASE
+        // asynchronously): retry while umount reports busy (exit 10).
+        let mut output = self.try_unmount();
+        for _ in 0..50 {
+            if output.status.code() != Some(10) {
+                break;
+            }
+            thread::sleep(Duration::from_millis(100));
+            output = self.try_unmount();
+        }
         assert_success(&output, "veilfs umount");
         assert!(
             !self.is_mounted(),
