@@ -485,15 +485,7 @@ fn stat_chmod_chown() {
         ))
     });
 
-    // As root: any owner. chown clears setuid and setgid on both sides. (A file that also has
-    // the sticky bit loses it too on the mount: without FUSE handle_killpriv the kernel sends
-    // the new mode itself, and 6.18 sends it without S_ISVTX. A known deviation, not tested.)
-    t.ok("chmod f 6755 before chown", |r| {
-        io_res(fs::set_permissions(
-            p(r, "f"),
-            fs::Permissions::from_mode(0o6755),
-        ))
-    });
+    // As root: any owner. chown clears setuid and setgid on both sides, and keeps the sticky bit.
     t.ok("chown f", |r| {
         io_res(std::os::unix::fs::chown(p(r, "f"), Some(1234), Some(5678)))
     });
@@ -2608,4 +2600,41 @@ fn directory_replaced_behind_the_mounts_back_with_a_reused_inode() {
         ));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A write by a user without CAP_FSETID clears setuid (and setgid on a group-executable file),
+/// as on a local filesystem: the adapter does it when the kernel flags the write.
+#[test]
+fn a_write_by_another_user_clears_setuid_and_setgid() {
+    let vault = TestVault::unmounted();
+    vault.mount_with(&["-o", "allow_other"]);
+    let plain = tempfile::tempdir().unwrap();
+    let mut modes = Vec::new();
+    for dir in [vault.mount_path(), plain.path()] {
+        // The user `nobody` must reach the file through every parent.
+        for parent in dir.ancestors().take(2) {
+            fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let file = dir.join("setid");
+        fs::write(&file, b"x").unwrap();
+        std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o6775)).unwrap();
+        let status = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ])
+            .arg(format!("echo more >> '{}'", file.display()))
+            .status()
+            .unwrap();
+        assert!(status.success(), "writing as nobody into {}", dir.display());
+        // Past the kernel's attribute cache time.
+        std::thread::sleep(Duration::from_millis(1200));
+        modes.push(fs::metadata(&file).unwrap().mode() & 0o7777);
+    }
+    assert_eq!(modes[0], modes[1], "mount vs plain directory");
+    assert_eq!(modes[1], 0o775);
 }

@@ -673,8 +673,11 @@ impl VeilFs {
         content.read(&handle.file, offset, size as usize)
     }
 
-    fn do_write(&self, fh: FileHandle, offset: u64, data: &[u8]) -> Result<()> {
+    fn do_write(&self, fh: FileHandle, offset: u64, data: &[u8], kill_privs: bool) -> Result<()> {
         let handle = self.handle(fh)?;
+        if kill_privs {
+            drop_setid_bits(&handle.file)?;
+        }
         let mut content = handle.content.write().unwrap();
         content.write(self.vault.content_key(), &handle.file, offset, data)
     }
@@ -1016,6 +1019,20 @@ impl VeilFs {
     }
 }
 
+/// What a write by an unprivileged user does to a local file: setuid goes, and setgid where it
+/// means "set group ID" (group-executable) rather than mandatory locking.
+fn drop_setid_bits(file: &File) -> io::Result<()> {
+    let mode = file.metadata()?.mode() & 0o7777;
+    let mut kept = mode & !libc::S_ISUID;
+    if mode & libc::S_IXGRP != 0 {
+        kept &= !libc::S_ISGID;
+    }
+    if kept != mode {
+        file.set_permissions(fs::Permissions::from_mode(kept))?;
+    }
+    Ok(())
+}
+
 /// Flags of a backing open: always readable (partial sectors are read-modify-written), never
 /// appending or truncating (offsets and sizes differ from the plaintext's; the adapter does both).
 fn backing_flags(flags: i32) -> i32 {
@@ -1040,6 +1057,10 @@ impl Filesystem for VeilFs {
         let _ = config.set_max_readahead(MAX_REQUEST);
         // Listings with attributes: `ls -l` and friends then need no lookup per entry. AUTO
         // lets the kernel use plain readdir where attributes would go unused.
+        // We clear setuid/setgid ourselves when the kernel flags a write (and the backing
+        // filesystem does on chown); otherwise the kernel asks for security.capability before
+        // every single write, a round trip each.
+        let _ = config.add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2);
         let _ = config
             .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         Ok(())
@@ -1257,13 +1278,14 @@ impl Filesystem for VeilFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         self.touch();
-        match self.do_write(fh, offset, data) {
+        let kill_privs = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        match self.do_write(fh, offset, data, kill_privs) {
             Ok(()) => reply.written(data.len() as u32),
             Err(e) => reply.error(to_errno(e)),
         }
