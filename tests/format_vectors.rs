@@ -18,7 +18,6 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::io;
 
 use aes::cipher::{Array, KeyInit};
 use aes::Aes256;
@@ -35,7 +34,7 @@ use veilfs::crypto::content::{sectors_overlapping, FileCipher, FileHeader};
 use veilfs::crypto::keys::{ContentKey, MasterKey};
 use veilfs::crypto::names::{DirIv, NameCipher, NameEncoding};
 use veilfs::crypto::recovery::{format_recovery_key, parse_recovery_key};
-use veilfs::layout::file::{Backing, FileContent};
+use veilfs::layout::file::{FileContent, MemBacking};
 use veilfs::layout::longname::BackingName;
 
 const FORMAT_MD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/format.md");
@@ -285,36 +284,6 @@ impl Doc {
 // ---------------------------------------------------------------------------------------------
 // The values, through the crate's public API
 
-/// An in-memory backing file.
-#[derive(Default)]
-struct Mem(RefCell<Vec<u8>>);
-
-impl Backing for Mem {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let data = self.0.borrow();
-        let start = (offset as usize).min(data.len());
-        let n = buf.len().min(data.len() - start);
-        buf[..n].copy_from_slice(&data[start..start + n]);
-        Ok(n)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let mut data = self.0.borrow_mut();
-        let end = offset as usize + buf.len();
-        if data.len() < end {
-            data.resize(end, 0);
-        }
-        data[offset as usize..end].copy_from_slice(buf);
-        Ok(())
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.borrow_mut().resize(len as usize, 0);
-        Ok(())
-    }
-    fn backing_len(&self) -> io::Result<u64> {
-        Ok(self.0.borrow().len() as u64)
-    }
-}
-
 /// The backing file of `plain` under the fixed file ID, sector by sector.
 fn encrypt_file(key: &ContentKey, plain: &[u8]) -> Vec<u8> {
     let cipher = FileCipher::new(
@@ -331,7 +300,7 @@ fn encrypt_file(key: &ContentKey, plain: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&buf);
     }
     // The reader must agree: the vector decrypts back through `FileContent`.
-    let backing = Mem(RefCell::new(out.clone()));
+    let backing = MemBacking(RefCell::new(out.clone()));
     let content = FileContent::load(&backing, key).unwrap();
     assert_eq!(FileContent::size(&backing).unwrap(), size);
     assert_eq!(content.read(&backing, 0, plain.len() + 1).unwrap(), plain);

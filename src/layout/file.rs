@@ -4,6 +4,7 @@
 //! Callers serialize access per file: [`FileContent::read`] may run concurrently with other
 //! reads, while `write` and `truncate` need exclusive access (`&mut self`).
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -45,6 +46,36 @@ impl Backing for File {
     }
     fn backing_len(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
+    }
+}
+
+/// A backing file held in memory: for tests, and tools that work on ciphertext in memory.
+#[derive(Default)]
+pub struct MemBacking(pub RefCell<Vec<u8>>);
+
+impl Backing for MemBacking {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let data = self.0.borrow();
+        let start = (offset as usize).min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let mut data = self.0.borrow_mut();
+        let end = offset as usize + buf.len();
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[offset as usize..end].copy_from_slice(buf);
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.borrow_mut().resize(len as usize, 0);
+        Ok(())
+    }
+    fn backing_len(&self) -> io::Result<u64> {
+        Ok(self.0.borrow().len() as u64)
     }
 }
 
@@ -307,37 +338,6 @@ fn span_mut(buf: &mut [u8], buf_start: u64, sector: Sector) -> &mut [u8] {
 pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::cell::RefCell;
-
-    /// An in-memory backing file.
-    #[derive(Default)]
-    pub(crate) struct MemBacking(pub RefCell<Vec<u8>>);
-
-    impl Backing for MemBacking {
-        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-            let data = self.0.borrow();
-            let start = (offset as usize).min(data.len());
-            let n = buf.len().min(data.len() - start);
-            buf[..n].copy_from_slice(&data[start..start + n]);
-            Ok(n)
-        }
-        fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-            let mut data = self.0.borrow_mut();
-            let end = offset as usize + buf.len();
-            if data.len() < end {
-                data.resize(end, 0);
-            }
-            data[offset as usize..end].copy_from_slice(buf);
-            Ok(())
-        }
-        fn set_len(&self, len: u64) -> io::Result<()> {
-            self.0.borrow_mut().resize(len as usize, 0);
-            Ok(())
-        }
-        fn backing_len(&self) -> io::Result<u64> {
-            Ok(self.0.borrow().len() as u64)
-        }
-    }
 
     #[derive(Clone, Debug)]
     enum Op {
