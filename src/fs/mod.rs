@@ -1068,10 +1068,7 @@ impl Filesystem for VeilFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.touch();
-        match self.do_lookup(parent.0, name) {
-            Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_entry(reply, self.do_lookup(parent.0, name));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -1080,10 +1077,7 @@ impl Filesystem for VeilFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.touch();
-        match self.do_getattr(ino.0, fh) {
-            Ok(attr) => reply.attr(&TTL, &attr),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_attr(reply, self.do_getattr(ino.0, fh));
     }
 
     fn setattr(
@@ -1105,10 +1099,10 @@ impl Filesystem for VeilFs {
         reply: ReplyAttr,
     ) {
         self.touch();
-        match self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh) {
-            Ok(attr) => reply.attr(&TTL, &attr),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_attr(
+            reply,
+            self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh),
+        );
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -1151,10 +1145,7 @@ impl Filesystem for VeilFs {
             }
             Ok(())
         });
-        match result {
-            Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_entry(reply, result);
     }
 
     fn mkdir(
@@ -1167,26 +1158,17 @@ impl Filesystem for VeilFs {
         reply: ReplyEntry,
     ) {
         self.touch();
-        match self.do_mkdir(req, parent.0, name, mode & !umask) {
-            Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_entry(reply, self.do_mkdir(req, parent.0, name, mode & !umask));
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.touch();
-        match self.do_unlink(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_empty(reply, self.do_unlink(parent.0, name));
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.touch();
-        match self.do_rmdir(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_empty(reply, self.do_rmdir(parent.0, name));
     }
 
     fn symlink(
@@ -1207,10 +1189,7 @@ impl Filesystem for VeilFs {
                     Ok(std::os::unix::fs::symlink(&backing, path)?)
                 })
             });
-        match result {
-            Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_entry(reply, result);
     }
 
     fn rename(
@@ -1224,10 +1203,10 @@ impl Filesystem for VeilFs {
         reply: ReplyEmpty,
     ) {
         self.touch();
-        match self.do_rename(parent.0, name, newparent.0, newname, flags) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_empty(
+            reply,
+            self.do_rename(parent.0, name, newparent.0, newname, flags),
+        );
     }
 
     fn link(
@@ -1239,10 +1218,7 @@ impl Filesystem for VeilFs {
         reply: ReplyEntry,
     ) {
         self.touch();
-        match self.do_link(ino.0, newparent.0, newname) {
-            Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_entry(reply, self.do_link(ino.0, newparent.0, newname));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -1335,10 +1311,7 @@ impl Filesystem for VeilFs {
             }
             Ok(())
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_empty(reply, result);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -1449,10 +1422,7 @@ impl Filesystem for VeilFs {
         let result = self
             .path(ino.0)
             .and_then(|path| Ok(File::open(path)?.sync_all()?));
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_empty(reply, result);
     }
 
     // fsblkcnt_t is u64 on Linux but u32 on macOS.
@@ -1485,10 +1455,7 @@ impl Filesystem for VeilFs {
         reply: ReplyEmpty,
     ) {
         self.touch();
-        match self.do_setxattr(ino.0, name, value, flags) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_empty(reply, self.do_setxattr(ino.0, name, value, flags));
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -1509,18 +1476,12 @@ impl Filesystem for VeilFs {
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.touch();
-        match self.do_removexattr(ino.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_empty(reply, self.do_removexattr(ino.0, name));
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         self.touch();
-        match self.do_access(req, ino.0, mask) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_empty(reply, self.do_access(req, ino.0, mask));
     }
 
     fn create(
@@ -1553,10 +1514,31 @@ impl Filesystem for VeilFs {
         reply: ReplyEmpty,
     ) {
         self.touch();
-        match self.do_fallocate(fh, offset, length, mode) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(to_errno(e)),
-        }
+        reply_empty(reply, self.do_fallocate(fh, offset, length, mode));
+    }
+}
+
+/// Replies with an entry, or with the error's errno.
+fn reply_entry(reply: ReplyEntry, result: Result<FileAttr>) {
+    match result {
+        Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
+        Err(e) => reply.error(to_errno(e)),
+    }
+}
+
+/// Replies with attributes, or with the error's errno.
+fn reply_attr(reply: ReplyAttr, result: Result<FileAttr>) {
+    match result {
+        Ok(attr) => reply.attr(&TTL, &attr),
+        Err(e) => reply.error(to_errno(e)),
+    }
+}
+
+/// Replies with success, or with the error's errno.
+fn reply_empty(reply: ReplyEmpty, result: Result<()>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(to_errno(e)),
     }
 }
 
