@@ -758,7 +758,12 @@ impl VeilFs {
     }
 
     fn do_getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
-        let backing_name = self.xattr_name(name).ok_or_else(|| errno(sys::ENOATTR))?;
+        // Only user.* is stored. For the other namespaces "not supported" is the truth, and
+        // it is what `ls -l` (SELinux labels, ACLs) and `cp -a` remember per device: they then
+        // stop asking, where ENODATA would cost one round trip per file for every listing.
+        let backing_name = self
+            .xattr_name(name)
+            .ok_or_else(|| errno(libc::EOPNOTSUPP))?;
         let sealed = sys::get_xattr(&self.path(ino)?, &backing_name)?;
         let encrypted = &backing_name["user.".len()..];
         self.vault.names().decrypt_xattr_value(encrypted, &sealed)
