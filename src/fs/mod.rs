@@ -41,9 +41,6 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Largest read and write requests asked of the kernel: fewer, larger requests amortize the
 /// per-request cost of FUSE.
 const MAX_REQUEST: u32 = 1 << 20;
-/// How open files are served. Writes reach the backing file before they are answered, so a
-/// `close(2)` has nothing left to flush: NOFLUSH spares it the FLUSH round trip.
-const FILE_OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
 /// Undecodable backing entries are logged once each, up to this many.
 const MAX_WARNED: usize = 10_000;
 
@@ -190,6 +187,8 @@ pub struct VeilFs {
     chown_new: bool,
     /// Sync-conflict copies and re-cased names: see [`VeilFs::tidy_backing`].
     tidy: bool,
+    /// How open files are served: see [`VeilFs::init`].
+    open_flags: FopenFlags,
     aliases: Mutex<HashMap<u64, DirAliases>>,
     /// Requests served (all but the kernel's forgets): `--idle` watches it.
     requests: Arc<AtomicU64>,
@@ -234,6 +233,7 @@ impl VeilFs {
             warned: Mutex::default(),
             chown_new: nix::unistd::geteuid().is_root(),
             tidy: false,
+            open_flags: FopenFlags::empty(),
             aliases: Mutex::default(),
             requests: Arc::default(),
         })
@@ -1071,6 +1071,21 @@ impl Filesystem for VeilFs {
         let _ = config.add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2);
         let _ = config
             .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        // Writes reach the backing file before they are answered, so a `close(2)` has nothing
+        // left to flush: NOFLUSH spares it the FLUSH round trip.
+        self.open_flags = FopenFlags::FOPEN_NOFLUSH;
+        // Decrypted pages may outlive an open (KEEP_CACHE) only where the kernel drops them
+        // when it sees a file's size or mtime change (AUTO_INVAL_DATA): a sync tool rewriting
+        // a backing file in place must show within the attribute TTL.
+        if config
+            .add_capabilities(InitFlags::FUSE_AUTO_INVAL_DATA)
+            .is_ok()
+        {
+            self.open_flags |= FopenFlags::FOPEN_KEEP_CACHE;
+        }
+        // Lookups and listings in one directory need not queue behind each other: the adapter
+        // locks what it shares.
+        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
         Ok(())
     }
 
@@ -1232,7 +1247,7 @@ impl Filesystem for VeilFs {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.touch();
         match self.do_open(ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FILE_OPEN_FLAGS),
+            Ok(fh) => reply.opened(FileHandle(fh), self.open_flags),
             Err(e) => reply.error(to_errno(e)),
         }
     }
@@ -1505,7 +1520,7 @@ impl Filesystem for VeilFs {
         self.touch();
         match self.do_create(req, parent.0, name, mode & !umask, flags) {
             Ok((attr, fh)) => {
-                reply.created(&TTL, &attr, GENERATION, FileHandle(fh), FILE_OPEN_FLAGS)
+                reply.created(&TTL, &attr, GENERATION, FileHandle(fh), self.open_flags)
             }
             Err(e) => reply.error(to_errno(e)),
         }
