@@ -369,7 +369,7 @@ fn helper_convention_called_directly() {
             "-nv",
             "-o",
             &format!(
-                "rw,nodev,nosuid,noexec,{passfile},idle=1h,threads=2,noauto,nofail,_netdev,\
+                "rw,nodev,nosuid,noexec,{passfile},idle=1h,cache_ttl=30s,threads=2,noauto,nofail,_netdev,\
                  user,users,user=nobody,comment=x,x-systemd.automount,x-gvfs-name=Vault"
             ),
             "-t",

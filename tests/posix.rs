@@ -2513,7 +2513,7 @@ fn sync_style_replacement_shows_the_new_content() {
     fs::copy(&source, &tmp).unwrap();
     fs::rename(&tmp, &old).unwrap();
     fs::write(&in_place, fs::read(&source).unwrap()).unwrap();
-    fs::OpenOptions::new()
+    OpenOptions::new()
         .write(true)
         .open(&same_size)
         .unwrap()
@@ -2539,6 +2539,43 @@ fn sync_style_replacement_shows_the_new_content() {
         "after 5 s the mount still serves old content (lengths renamed-over, in-place; \
          same-size up to date: {last:?})"
     );
+    assert!(daemon_alive(&vault));
+}
+
+#[test]
+fn cache_ttl_zero_shows_changes_beside_the_mount_at_once() {
+    // With --cache-ttl 0 the kernel asks on every access: a backing file rewritten in place
+    // (same size, so only its mtime tells) reads new at once, where the default waits out 1 s.
+    let vault = TestVault::unmounted();
+    vault.mount_with(&["--cache-ttl", "0"]);
+    let mnt = vault.mount_path();
+    let root = vault.backing_path().to_path_buf();
+    let target = new_backing_entry(&root, || {
+        fs::write(mnt.join("target"), pattern(20_000, 3)).unwrap()
+    });
+    let source = new_backing_entry(&root, || {
+        fs::write(mnt.join("source"), pattern(20_000, 2)).unwrap()
+    });
+    // Read without fstat(2) (which fs::read does, and which sends the kernel to ask whenever
+    // an atime update has made its attributes stale): only the cache time decides.
+    let read = || {
+        let mut data = vec![0; 20_000];
+        File::open(mnt.join("target"))
+            .unwrap()
+            .read_exact(&mut data)
+            .unwrap();
+        data
+    };
+    assert_eq!(read(), pattern(20_000, 3));
+    // A later mtime than the one the kernel saw, whatever the timestamp granularity.
+    std::thread::sleep(Duration::from_millis(50));
+    OpenOptions::new()
+        .write(true)
+        .open(&target)
+        .unwrap()
+        .write_all_at(&fs::read(&source).unwrap(), 0)
+        .unwrap();
+    assert_eq!(read(), pattern(20_000, 2));
     assert!(daemon_alive(&vault));
 }
 

@@ -230,8 +230,9 @@ fn extra_sections(roff: &mut Roff) {
                 " (see above), including the generic ones mount(8) and systemd hand on (rw, ro, \
              dev, nodev, suid, nosuid, exec, noexec, noauto, nofail, _netdev, user, users, \
              x-systemd.*, x-gvfs-*), and the veilfs ones: passfile=FILE, extpass=CMD, \
-             keyfile=FILE, idle=DURATION, threads=N. CMD ends at the next comma, so it cannot \
-             contain one (put a longer command in a script); in /etc/fstab a space is written \
+             keyfile=FILE, idle=DURATION, cache_ttl=DURATION, threads=N. CMD ends at the next \
+             comma, so it cannot contain one (put a longer command in a script); in /etc/fstab \
+             a space is written \
              \\040. The helper returns once the mount is ready, and its exit status is \
              veilfs's (see EXIT STATUS), which mount(8) passes on.",
             ),

@@ -29,7 +29,7 @@ mount(8)'s helper for file systems of type fuse.veilfs: mounts the vault in CIPH
 MOUNTPOINT in the background and returns once the mount is ready.
 
   -o OPTIONS  mount options, as for 'veilfs mount -o', including passfile=FILE, extpass=CMD,
-              keyfile=FILE, idle=DURATION and threads=N
+              keyfile=FILE, idle=DURATION, cache_ttl=DURATION and threads=N
   -s          ignore unknown options (with a warning)
   -f          check everything, but do not mount
   -n          accepted (there is no mtab to write)
@@ -185,6 +185,7 @@ pub fn run(argv: &[OsString]) -> Result<(), CliError> {
         keyfile: None,
         foreground: false,
         idle: None,
+        cache_ttl: None,
         options: args.options,
         threads: None,
         cipherdir: args.cipherdir,

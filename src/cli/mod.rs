@@ -11,6 +11,7 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 
 pub mod docs;
+pub mod duration;
 pub mod fsck;
 pub mod helper;
 pub mod idle;

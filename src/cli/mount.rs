@@ -39,13 +39,13 @@ use veilfs::config::Config;
 use veilfs::fs::{MountOptions, VeilFs};
 use veilfs::vault::Vault;
 
-use super::idle;
 use super::password::{self, PasswordArgs};
 use super::platform::{self, fusermount_bin, lazy_unmount};
 use super::{
     check_cipherdir, CliError, GlobalArgs, EXIT_FAILURE, EXIT_MOUNTPOINT, EXIT_MOUNT_FAILED,
     EXIT_NO_FUSE, EXIT_USAGE,
 };
+use super::{duration, idle};
 
 const MOUNT_HELP: &str = "\
 Mount options (-o, comma-separated, may be repeated):
@@ -56,10 +56,10 @@ Mount options (-o, comma-separated, may be repeated):
   default_permissions, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, sync, async,
   dirsync, max_read=N
                      passed to the kernel
-  passfile=FILE, extpass=CMD, keyfile=FILE, idle=DURATION, threads=N
-                     the same as --passfile, --extpass, --keyfile, --idle and --threads (for
-                     /etc/fstab and systemd mount units: see 'man veilfs'); CMD cannot contain
-                     a comma, and in /etc/fstab a space in it is written \\040
+  passfile=FILE, extpass=CMD, keyfile=FILE, idle=DURATION, cache_ttl=DURATION, threads=N
+                     the same as --passfile, --extpass, --keyfile, --idle, --cache-ttl and
+                     --threads (for /etc/fstab and systemd mount units: see 'man veilfs'); CMD
+                     cannot contain a comma, and in /etc/fstab a space in it is written \\040
   defaults, auto, noauto, user, users, nouser, owner, group, nofail, _netdev, relatime, x-*,
   comment=, user=NAME
                      accepted and ignored (for mount(8), /etc/fstab, systemd and desktops)
@@ -102,8 +102,14 @@ pub struct MountArgs {
 
     /// Unmount after DURATION without any use (30s, 10m, 1h30m); never while a file is open
     /// in the mount or a process has its working directory there
-    #[arg(long, value_name = "DURATION", value_parser = idle::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse_nonzero_duration)]
     pub idle: Option<Duration>,
+
+    /// How long the kernel may trust names, attributes and cached contents before asking again
+    /// [default: 1s]. A vault that only this mount changes can take minutes (repeated ls, stat
+    /// and builds get faster); for one a sync tool writes to, keep 1s, or 0 to ask every time
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse_duration)]
+    pub cache_ttl: Option<Duration>,
 
     /// Mount options, comma-separated (see below)
     #[arg(short = 'o', value_name = "OPTIONS", action = clap::ArgAction::Append)]
@@ -136,11 +142,13 @@ pub struct ParsedOptions {
     pub nonempty: bool,
     /// Passed to the kernel (through `MountOptions::extra`).
     pub extra: Vec<String>,
-    /// `passfile=`, `extpass=`, `keyfile=`, `idle=`, `threads=`: the flags, as options.
+    /// `passfile=`, `extpass=`, `keyfile=`, `idle=`, `cache_ttl=`, `threads=`: the flags, as
+    /// options.
     pub passfile: Option<PathBuf>,
     pub extpass: Option<String>,
     pub keyfile: Option<PathBuf>,
     pub idle: Option<Duration>,
+    pub cache_ttl: Option<Duration>,
     pub threads: Option<u16>,
 }
 
@@ -197,9 +205,16 @@ pub fn parse_options_with<S: AsRef<str>>(
             ("extpass", Some(cmd)) => parsed.extpass = Some(cmd.to_owned()),
             ("keyfile", Some("")) => return Err(empty("a file")),
             ("keyfile", Some(file)) => parsed.keyfile = Some(PathBuf::from(file)),
-            ("idle", Some(duration)) => {
+            ("idle", Some(text)) => {
                 parsed.idle = Some(
-                    idle::parse_duration(duration).map_err(|e| usage(format!("-o idle: {e}")))?,
+                    duration::parse_nonzero_duration(text)
+                        .map_err(|e| usage(format!("-o idle: {e}")))?,
+                )
+            }
+            ("cache_ttl", Some(text)) => {
+                parsed.cache_ttl = Some(
+                    duration::parse_duration(text)
+                        .map_err(|e| usage(format!("-o cache_ttl: {e}")))?,
                 )
             }
             ("threads", Some(n)) => match n.parse::<u16>() {
@@ -302,6 +317,7 @@ struct Settings {
     password: PasswordArgs,
     keyfile: Option<PathBuf>,
     idle: Option<Duration>,
+    cache_ttl: Duration,
     threads: usize,
     options: ParsedOptions,
 }
@@ -330,6 +346,8 @@ fn settings(args: &MountArgs) -> Result<Settings, CliError> {
         password,
         keyfile: either(args.keyfile.clone(), options.keyfile.take(), "keyfile")?,
         idle: either(args.idle, options.idle.take(), "idle")?,
+        cache_ttl: either(args.cache_ttl, options.cache_ttl.take(), "cache_ttl")?
+            .unwrap_or(veilfs::fs::TTL),
         threads: either(args.threads, options.threads.take(), "threads")?
             .map_or_else(default_threads, usize::from),
         options,
@@ -365,6 +383,7 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
         allow_other: options.allow_other,
         extra: options.extra,
         threads: settings.threads,
+        cache_ttl: settings.cache_ttl,
         fsname: cipherdir.to_string_lossy().into_owned(),
     };
 

@@ -1,8 +1,9 @@
 //! The FUSE adapter: translates kernel requests into vault-core calls. Thin by design: names go
 //! through [`Vault`], contents through [`FileContent`], platform calls through [`sys`].
 //!
-//! Kernel cache times are [`TTL`] (one second, like gocryptfs): short enough that changes a
-//! sync tool makes underneath show up promptly, long enough to spare most repeated lookups.
+//! Kernel cache times are [`TTL`] by default (one second, like gocryptfs): short enough that
+//! changes a sync tool makes underneath show up promptly, long enough to spare most repeated
+//! lookups. `MountOptions::cache_ttl` changes it for one mount.
 
 mod attr;
 mod inodes;
@@ -36,7 +37,7 @@ use crate::vault::Vault;
 use inodes::{InodeTable, ROOT};
 use sys::RenameMode;
 
-/// Kernel entry and attribute cache time.
+/// Kernel entry and attribute cache time, unless the mount asks for another.
 pub const TTL: Duration = Duration::from_secs(1);
 /// Largest read and write requests asked of the kernel: fewer, larger requests amortize the
 /// per-request cost of FUSE.
@@ -54,6 +55,9 @@ pub struct MountOptions {
     pub extra: Vec<String>,
     /// Worker threads serving requests.
     pub threads: usize,
+    /// How long the kernel may trust entries, attributes and cached contents ([`TTL`] unless
+    /// the user asks): changes made beside the mount show after at most this long.
+    pub cache_ttl: Duration,
     /// Source shown in /proc/mounts (the backing directory).
     pub fsname: String,
 }
@@ -103,6 +107,10 @@ pub fn mount_filesystem(
         .extend(options.extra.iter().map(|o| kernel_option(o)));
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
+    let fs = VeilFs {
+        ttl: options.cache_ttl,
+        ..fs
+    };
     fuser::Session::new(fs, mountpoint, &config)
 }
 
@@ -189,6 +197,8 @@ pub struct VeilFs {
     tidy: bool,
     /// How open files are served: see [`VeilFs::init`].
     open_flags: FopenFlags,
+    /// Kernel cache time of entries and attributes: see [`MountOptions::cache_ttl`].
+    ttl: Duration,
     aliases: Mutex<HashMap<u64, DirAliases>>,
     /// Requests served (all but the kernel's forgets): `--idle` watches it.
     requests: Arc<AtomicU64>,
@@ -234,6 +244,7 @@ impl VeilFs {
             chown_new: nix::unistd::geteuid().is_root(),
             tidy: false,
             open_flags: FopenFlags::empty(),
+            ttl: TTL,
             aliases: Mutex::default(),
             requests: Arc::default(),
         })
@@ -1076,7 +1087,7 @@ impl Filesystem for VeilFs {
         self.open_flags = FopenFlags::FOPEN_NOFLUSH;
         // Decrypted pages may outlive an open (KEEP_CACHE) only where the kernel drops them
         // when it sees a file's size or mtime change (AUTO_INVAL_DATA): a sync tool rewriting
-        // a backing file in place must show within the attribute TTL.
+        // a backing file in place must show once the attributes expire (`ttl`).
         if config
             .add_capabilities(InitFlags::FUSE_AUTO_INVAL_DATA)
             .is_ok()
@@ -1091,7 +1102,7 @@ impl Filesystem for VeilFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.touch();
-        reply_entry(reply, self.do_lookup(parent.0, name));
+        reply_entry(reply, self.ttl, self.do_lookup(parent.0, name));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -1100,7 +1111,7 @@ impl Filesystem for VeilFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.touch();
-        reply_attr(reply, self.do_getattr(ino.0, fh));
+        reply_attr(reply, self.ttl, self.do_getattr(ino.0, fh));
     }
 
     fn setattr(
@@ -1124,6 +1135,7 @@ impl Filesystem for VeilFs {
         self.touch();
         reply_attr(
             reply,
+            self.ttl,
             self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh),
         );
     }
@@ -1168,7 +1180,7 @@ impl Filesystem for VeilFs {
             }
             Ok(())
         });
-        reply_entry(reply, result);
+        reply_entry(reply, self.ttl, result);
     }
 
     fn mkdir(
@@ -1181,7 +1193,11 @@ impl Filesystem for VeilFs {
         reply: ReplyEntry,
     ) {
         self.touch();
-        reply_entry(reply, self.do_mkdir(req, parent.0, name, mode & !umask));
+        reply_entry(
+            reply,
+            self.ttl,
+            self.do_mkdir(req, parent.0, name, mode & !umask),
+        );
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -1212,7 +1228,7 @@ impl Filesystem for VeilFs {
                     Ok(std::os::unix::fs::symlink(&backing, path)?)
                 })
             });
-        reply_entry(reply, result);
+        reply_entry(reply, self.ttl, result);
     }
 
     fn rename(
@@ -1241,7 +1257,7 @@ impl Filesystem for VeilFs {
         reply: ReplyEntry,
     ) {
         self.touch();
-        reply_entry(reply, self.do_link(ino.0, newparent.0, newname));
+        reply_entry(reply, self.ttl, self.do_link(ino.0, newparent.0, newname));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -1403,7 +1419,7 @@ impl Filesystem for VeilFs {
                 attr.ino,
                 index as u64 + 1,
                 &entry.name,
-                &TTL,
+                &self.ttl,
                 &attr,
                 GENERATION,
             ) {
@@ -1519,9 +1535,13 @@ impl Filesystem for VeilFs {
     ) {
         self.touch();
         match self.do_create(req, parent.0, name, mode & !umask, flags) {
-            Ok((attr, fh)) => {
-                reply.created(&TTL, &attr, GENERATION, FileHandle(fh), self.open_flags)
-            }
+            Ok((attr, fh)) => reply.created(
+                &self.ttl,
+                &attr,
+                GENERATION,
+                FileHandle(fh),
+                self.open_flags,
+            ),
             Err(e) => reply.error(to_errno(e)),
         }
     }
@@ -1541,18 +1561,18 @@ impl Filesystem for VeilFs {
     }
 }
 
-/// Replies with an entry, or with the error's errno.
-fn reply_entry(reply: ReplyEntry, result: Result<FileAttr>) {
+/// Replies with an entry valid for `ttl`, or with the error's errno.
+fn reply_entry(reply: ReplyEntry, ttl: Duration, result: Result<FileAttr>) {
     match result {
-        Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
+        Ok(attr) => reply.entry(&ttl, &attr, GENERATION),
         Err(e) => reply.error(to_errno(e)),
     }
 }
 
-/// Replies with attributes, or with the error's errno.
-fn reply_attr(reply: ReplyAttr, result: Result<FileAttr>) {
+/// Replies with attributes valid for `ttl`, or with the error's errno.
+fn reply_attr(reply: ReplyAttr, ttl: Duration, result: Result<FileAttr>) {
     match result {
-        Ok(attr) => reply.attr(&TTL, &attr),
+        Ok(attr) => reply.attr(&ttl, &attr),
         Err(e) => reply.error(to_errno(e)),
     }
 }
