@@ -2220,6 +2220,17 @@ fn new_backing_entry(dir: &Path, create: impl FnOnce()) -> PathBuf {
     dir.join(&added[0])
 }
 
+/// Overwrites backing file `target` with the bytes of `source` without replacing it (same
+/// inode), as a sync tool writing in place does.
+fn rewrite_in_place(target: &Path, source: &Path) {
+    OpenOptions::new()
+        .write(true)
+        .open(target)
+        .unwrap()
+        .write_all_at(&fs::read(source).unwrap(), 0)
+        .unwrap();
+}
+
 fn daemon_alive(vault: &TestVault) -> bool {
     !vault.daemon_pids().is_empty() && fs::metadata(vault.mount_path()).is_ok()
 }
@@ -2513,12 +2524,7 @@ fn sync_style_replacement_shows_the_new_content() {
     fs::copy(&source, &tmp).unwrap();
     fs::rename(&tmp, &old).unwrap();
     fs::write(&in_place, fs::read(&source).unwrap()).unwrap();
-    OpenOptions::new()
-        .write(true)
-        .open(&same_size)
-        .unwrap()
-        .write_all_at(&fs::read(&source).unwrap(), 0)
-        .unwrap();
+    rewrite_in_place(&same_size, &source);
 
     let expected = pattern(20_000, 2);
     let mut last = (None, None, false);
@@ -2569,12 +2575,7 @@ fn cache_ttl_zero_shows_changes_beside_the_mount_at_once() {
     assert_eq!(read(), pattern(20_000, 3));
     // A later mtime than the one the kernel saw, whatever the timestamp granularity.
     std::thread::sleep(Duration::from_millis(50));
-    OpenOptions::new()
-        .write(true)
-        .open(&target)
-        .unwrap()
-        .write_all_at(&fs::read(&source).unwrap(), 0)
-        .unwrap();
+    rewrite_in_place(&target, &source);
     assert_eq!(read(), pattern(20_000, 2));
     assert!(daemon_alive(&vault));
 }
