@@ -42,10 +42,9 @@ use veilfs::vault::Vault;
 use super::password::{self, PasswordArgs};
 use super::platform::{self, fusermount_bin, lazy_unmount};
 use super::{
-    check_cipherdir, CliError, GlobalArgs, EXIT_FAILURE, EXIT_MOUNTPOINT, EXIT_MOUNT_FAILED,
-    EXIT_NO_FUSE, EXIT_USAGE,
+    check_cipherdir, duration, idle, CliError, GlobalArgs, EXIT_FAILURE, EXIT_MOUNTPOINT,
+    EXIT_MOUNT_FAILED, EXIT_NO_FUSE, EXIT_USAGE,
 };
-use super::{duration, idle};
 
 const MOUNT_HELP: &str = "\
 Mount options (-o, comma-separated, may be repeated):
@@ -106,8 +105,9 @@ pub struct MountArgs {
     pub idle: Option<Duration>,
 
     /// How long the kernel may trust names, attributes and cached contents before asking again
-    /// [default: 1s]. A vault that only this mount changes can take minutes (repeated ls, stat
-    /// and builds get faster); for one a sync tool writes to, keep 1s, or 0 to ask every time
+    /// [default: 1s]. A vault that only this mount changes can take minutes (stat by path, as
+    /// git status and make do, then rarely asks); for one a sync tool writes to, keep 1s, or 0
+    /// to ask every time
     #[arg(long, value_name = "DURATION", value_parser = duration::parse_duration)]
     pub cache_ttl: Option<Duration>,
 
