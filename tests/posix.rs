@@ -2665,39 +2665,45 @@ fn directory_replaced_behind_the_mounts_back_with_a_reused_inode() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// A write by a user without CAP_FSETID clears setuid (and setgid on a group-executable file),
-/// as on a local filesystem: the adapter does it when the kernel flags the write.
+/// A write or a truncate by a user without CAP_FSETID clears setuid (and setgid on a
+/// group-executable file), as on a local filesystem: the adapter does it when the kernel flags
+/// the write, and on any truncate by a caller other than root.
 #[test]
-fn a_write_by_another_user_clears_setuid_and_setgid() {
+fn a_write_or_truncate_by_another_user_clears_setuid_and_setgid() {
     let vault = TestVault::unmounted();
     vault.mount_with(&["-o", "allow_other"]);
     let plain = tempfile::tempdir().unwrap();
-    let mut modes = Vec::new();
-    for dir in [vault.mount_path(), plain.path()] {
-        // The user `nobody` must reach the file through every parent.
-        for parent in dir.ancestors().take(2) {
-            fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).unwrap();
+    for (what, command) in [
+        ("write", "echo more >> '{}'"),
+        ("truncate", "truncate -s 1 '{}'"),
+    ] {
+        let mut modes = Vec::new();
+        for dir in [vault.mount_path(), plain.path()] {
+            // The user `nobody` must reach the file through every parent.
+            for parent in dir.ancestors().take(2) {
+                fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            let file = dir.join(format!("setid-{what}"));
+            fs::write(&file, b"xyz").unwrap();
+            std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o6775)).unwrap();
+            let status = std::process::Command::new("setpriv")
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "sh",
+                    "-c",
+                ])
+                .arg(command.replace("{}", &file.display().to_string()))
+                .status()
+                .unwrap();
+            assert!(status.success(), "{what} as nobody in {}", dir.display());
+            // Past the kernel's attribute cache time.
+            std::thread::sleep(Duration::from_millis(1200));
+            modes.push(fs::metadata(&file).unwrap().mode() & 0o7777);
         }
-        let file = dir.join("setid");
-        fs::write(&file, b"x").unwrap();
-        std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
-        fs::set_permissions(&file, fs::Permissions::from_mode(0o6775)).unwrap();
-        let status = std::process::Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "sh",
-                "-c",
-            ])
-            .arg(format!("echo more >> '{}'", file.display()))
-            .status()
-            .unwrap();
-        assert!(status.success(), "writing as nobody into {}", dir.display());
-        // Past the kernel's attribute cache time.
-        std::thread::sleep(Duration::from_millis(1200));
-        modes.push(fs::metadata(&file).unwrap().mode() & 0o7777);
+        assert_eq!(modes[0], modes[1], "{what}: mount vs plain directory");
+        assert_eq!(modes[1], 0o775, "{what}");
     }
-    assert_eq!(modes[0], modes[1], "mount vs plain directory");
-    assert_eq!(modes[1], 0o775);
 }

@@ -435,16 +435,24 @@ impl VeilFs {
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         fh: Option<FileHandle>,
+        privileged: bool,
     ) -> Result<FileAttr> {
         let target = self.attr_target(ino, fh)?;
         if let Some(size) = size {
-            match &target {
-                AttrTarget::Open(handle) => self.truncate(&handle.content, &handle.file, size)?,
+            let opened;
+            let (content, file) = match &target {
+                AttrTarget::Open(handle) => (handle.content.clone(), &handle.file),
                 AttrTarget::Path(path) => {
-                    let file = OpenOptions::new().read(true).write(true).open(path)?;
-                    let content = self.content(ino, &file)?;
-                    self.truncate(&content, &file, size)?;
+                    opened = OpenOptions::new().read(true).write(true).open(path)?;
+                    (self.content(ino, &opened)?, &opened)
                 }
+            };
+            self.truncate(&content, file, size)?;
+            // The kernel asks for this with FATTR_KILL_SUIDGID, which fuser 0.18 does not pass
+            // on: a truncate by a caller without CAP_FSETID (not root) drops the bits, as on a
+            // local filesystem, unless the same request sets the mode.
+            if !privileged && mode.is_none() {
+                drop_setid_bits(file)?;
             }
         }
         if let Some(mode) = mode {
@@ -1116,7 +1124,7 @@ impl Filesystem for VeilFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -1136,7 +1144,17 @@ impl Filesystem for VeilFs {
         reply_attr(
             reply,
             self.ttl,
-            self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh),
+            self.do_setattr(
+                ino.0,
+                mode,
+                uid,
+                gid,
+                size,
+                atime,
+                mtime,
+                fh,
+                req.uid() == 0,
+            ),
         );
     }
 
