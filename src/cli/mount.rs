@@ -780,8 +780,8 @@ fn daemonize(
             "internal error: cannot fork with {threads} threads running (use --foreground)"
         )));
     }
-    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| CliError::io("cannot create a pipe", e.into()))?;
+    let (read_end, write_end) =
+        platform::cloexec_pipe().map_err(|e| CliError::io("cannot create a pipe", e.into()))?;
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
 

@@ -152,14 +152,34 @@ pub const SYSLOG_SOCKET: &str = "/var/run/syslog";
 /// Sends one datagram to the systemd notification socket `path` (`$NOTIFY_SOCKET`): a path, or
 /// on Linux `@name` for a socket in the abstract namespace.
 pub fn send_notify(path: &std::ffi::OsStr, message: &[u8]) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::net::UnixDatagram;
     let socket = UnixDatagram::unbound()?;
     #[cfg(target_os = "linux")]
-    if let Some(name) = path.as_bytes().strip_prefix(b"@") {
+    if let Some(name) = std::os::unix::ffi::OsStrExt::as_bytes(path).strip_prefix(b"@") {
         use std::os::linux::net::SocketAddrExt;
         let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
         return socket.send_to_addr(message, &addr).map(drop);
     }
     socket.send_to(message, Path::new(path)).map(drop)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/// A pipe whose ends are closed on exec (pipe2 on Linux; pipe and fcntl elsewhere, which is
+/// race-free only while the process has one thread, as it has where veilfs makes this pipe).
+pub fn cloexec_pipe() -> nix::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    #[cfg(target_os = "linux")]
+    {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        let (read_end, write_end) = nix::unistd::pipe()?;
+        for end in [&read_end, &write_end] {
+            fcntl(end, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        }
+        Ok((read_end, write_end))
+    }
 }

@@ -310,7 +310,7 @@ impl VeilFs {
         if !self.chown_new || (req.uid() == 0 && req.gid() == 0) {
             return Ok(());
         }
-        let setgid = fs::metadata(dir)?.mode() & libc::S_ISGID != 0;
+        let setgid = fs::metadata(dir)?.mode() & sys::S_ISGID != 0;
         let gid = if setgid { None } else { Some(req.gid()) };
         std::os::unix::fs::lchown(path, Some(req.uid()), gid)?;
         Ok(())
@@ -556,15 +556,7 @@ impl VeilFs {
         new_name: &OsStr,
         flags: RenameFlags,
     ) -> Result<()> {
-        let mode = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
-            RenameMode::Exchange
-        } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
-            RenameMode::NoReplace
-        } else if flags.is_empty() {
-            RenameMode::Replace
-        } else {
-            return Err(errno(libc::EINVAL));
-        };
+        let mode = RenameMode::from_flags(flags).ok_or_else(|| errno(libc::EINVAL))?;
         let (from_dir, _, from) = self.entry(parent, name)?;
         let (to_dir, _, to) = self.entry(new_parent, new_name)?;
         let from_path = from_dir.join(from.entry());
@@ -845,11 +837,7 @@ impl VeilFs {
 
     fn do_fallocate(&self, fh: FileHandle, offset: u64, length: u64, mode: i32) -> Result<()> {
         let handle = self.handle(fh)?;
-        let keep_size = match mode {
-            0 => false,
-            libc::FALLOC_FL_KEEP_SIZE => true,
-            _ => return Err(errno(libc::EOPNOTSUPP)),
-        };
+        let keep_size = sys::fallocate_keeps_size(mode).ok_or_else(|| errno(libc::EOPNOTSUPP))?;
         let mut content = handle.content.write().unwrap();
         let end = offset
             .checked_add(length)
@@ -1050,9 +1038,9 @@ impl VeilFs {
 /// means "set group ID" (group-executable) rather than mandatory locking.
 fn drop_setid_bits(file: &File) -> io::Result<()> {
     let mode = file.metadata()?.mode() & 0o7777;
-    let mut kept = mode & !libc::S_ISUID;
-    if mode & libc::S_IXGRP != 0 {
-        kept &= !libc::S_ISGID;
+    let mut kept = mode & !sys::S_ISUID;
+    if mode & sys::S_IXGRP != 0 {
+        kept &= !sys::S_ISGID;
     }
     if kept != mode {
         file.set_permissions(fs::Permissions::from_mode(kept))?;
@@ -1184,17 +1172,19 @@ impl Filesystem for VeilFs {
     ) {
         self.touch();
         use nix::sys::stat::{Mode, SFlag};
-        let perm = Mode::from_bits_truncate(mode & !umask & 0o7777);
-        let kind = SFlag::from_bits_truncate(mode & libc::S_IFMT);
+        let perm_bits = mode & !umask & 0o7777;
+        let kind = SFlag::from_bits_truncate((mode & sys::S_IFMT) as libc::mode_t);
         let result = self.create_entry(req, parent.0, name, |path| {
             if kind == SFlag::S_IFREG {
                 OpenOptions::new()
                     .write(true)
                     .create_new(true)
-                    .mode(perm.bits())
+                    .mode(perm_bits)
                     .open(path)?;
             } else {
-                nix::sys::stat::mknod(path, kind, perm, rdev.into()).map_err(io::Error::from)?;
+                let perm = Mode::from_bits_truncate(perm_bits as libc::mode_t);
+                nix::sys::stat::mknod(path, kind, perm, rdev as libc::dev_t)
+                    .map_err(io::Error::from)?;
             }
             Ok(())
         });

@@ -119,12 +119,42 @@ pub const ENOATTR: i32 = libc::ENODATA;
 #[cfg(target_os = "macos")]
 pub const ENOATTR: i32 = libc::ENOATTR;
 
+/// Mode bits as `u32`, the type of `st_mode` everywhere (libc's `mode_t` is `u16` on macOS).
+#[allow(clippy::unnecessary_cast)]
+mod mode_bits {
+    pub const S_ISUID: u32 = libc::S_ISUID as u32;
+    pub const S_ISGID: u32 = libc::S_ISGID as u32;
+    pub const S_IXGRP: u32 = libc::S_IXGRP as u32;
+    pub const S_IFMT: u32 = libc::S_IFMT as u32;
+}
+pub use mode_bits::*;
+
 /// How a rename treats an existing target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RenameMode {
     Replace,
     NoReplace,
     Exchange,
+}
+
+impl RenameMode {
+    /// The mode the kernel's rename flags ask for; `None` for flags veilfs does not support.
+    pub fn from_flags(flags: fuser::RenameFlags) -> Option<Self> {
+        if flags.is_empty() {
+            return Some(Self::Replace);
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use fuser::RenameFlags as F;
+            if flags == F::RENAME_EXCHANGE {
+                return Some(Self::Exchange);
+            }
+            if flags == F::RENAME_NOREPLACE {
+                return Some(Self::NoReplace);
+            }
+        }
+        None
+    }
 }
 
 pub fn rename(from: &Path, to: &Path, mode: RenameMode) -> io::Result<()> {
@@ -144,6 +174,17 @@ pub fn rename(from: &Path, to: &Path, mode: RenameMode) -> io::Result<()> {
     {
         let _ = (from, to);
         Err(io::Error::from_raw_os_error(libc::EINVAL))
+    }
+}
+
+/// What an fallocate `mode` asks for: `Some(keep_size)` for plain allocation, with or without
+/// FALLOC_FL_KEEP_SIZE (Linux); `None` for modes veilfs does not support.
+pub fn fallocate_keeps_size(mode: i32) -> Option<bool> {
+    match mode {
+        0 => Some(false),
+        #[cfg(target_os = "linux")]
+        libc::FALLOC_FL_KEEP_SIZE => Some(true),
+        _ => None,
     }
 }
 
