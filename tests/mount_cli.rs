@@ -244,6 +244,23 @@ fn unknown_and_reserved_options_are_usage_errors() {
 }
 
 #[test]
+fn bad_or_conflicting_cache_ttl_is_a_usage_error() {
+    let vault = TestVault::unmounted();
+    for (args, needle) in [
+        (&["-o", "cache_ttl=soon"][..], "invalid duration 'soon'"),
+        (&["-o", "cache_ttl="][..], "invalid duration ''"),
+        (
+            &["--cache-ttl", "5s", "-o", "cache_ttl=10s"][..],
+            "--cache-ttl and -o cache_ttl= disagree",
+        ),
+    ] {
+        let output = mount_without_password(vault.backing_path(), vault.mount_path(), args);
+        assert_error(&output, 2, &[needle]);
+    }
+    assert!(!vault.is_mounted());
+}
+
+#[test]
 fn threads_out_of_range_is_a_usage_error() {
     let vault = TestVault::unmounted();
     let output = vault.try_mount(&["--threads", "0"]);

@@ -306,7 +306,10 @@ fn either<T: PartialEq>(
     match (flag, option) {
         (Some(flag), Some(option)) if flag != option => Err(CliError::new(
             EXIT_USAGE,
-            format!("--{name} and -o {name}= disagree; give one of them"),
+            format!(
+                "--{} and -o {name}= disagree; give one of them",
+                name.replace('_', "-")
+            ),
         )),
         (flag, option) => Ok(flag.or(option)),
     }
