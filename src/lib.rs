@@ -5,6 +5,7 @@
 //! [`crypto`] for every byte that reaches the backing directory. Nothing below `fs` knows FUSE.
 //! The on-disk format is specified in `docs/format.md`; the code follows its words.
 
+pub mod backing;
 pub mod config;
 pub mod crypto;
 pub mod error;
