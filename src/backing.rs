@@ -448,6 +448,32 @@ impl Dir {
         sys::chmod_at_nofollow(self.fd.as_fd(), name, mode)
     }
 
+    /// `fchmod` of this directory itself.
+    pub fn chmod_self(&self, mode: u32) -> io::Result<()> {
+        Ok(nix::sys::stat::fchmod(
+            &self.fd,
+            Mode::from_bits_truncate(mode as _),
+        )?)
+    }
+
+    /// `fchown` of this directory itself.
+    pub fn chown_self(&self, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        Ok(nix::unistd::fchown(
+            &self.fd,
+            uid.map(nix::unistd::Uid::from_raw),
+            gid.map(nix::unistd::Gid::from_raw),
+        )?)
+    }
+
+    /// `futimens` of this directory itself.
+    pub fn set_times_self(
+        &self,
+        atime: &nix::sys::time::TimeSpec,
+        mtime: &nix::sys::time::TimeSpec,
+    ) -> io::Result<()> {
+        Ok(nix::sys::stat::futimens(&self.fd, atime, mtime)?)
+    }
+
     /// `utimensat` of entry `name`, never through a symlink.
     pub fn set_times(
         &self,

@@ -62,7 +62,7 @@ pub const SALT_LEN: usize = 32;
 const KEK_LEN: usize = 64;
 const WRAPPED_LEN: usize = MASTER_KEY_LEN + 16;
 /// Config files are about 530 bytes; anything much larger is not one.
-const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 /// `creator` is shown by `info`: short, printable text only.
 const CREATOR_MAX_LEN: usize = 100;
 

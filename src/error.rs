@@ -25,8 +25,8 @@ pub enum Error {
     Sidecar(String),
 
     // Directory IVs and file headers.
-    #[error("directory IV file {0} is missing or corrupt")]
-    DirIv(PathBuf),
+    #[error("directory IV file {0} is {1}")]
+    DirIv(PathBuf, String),
     #[error("file header is truncated ({0} bytes)")]
     HeaderTruncated(u64),
     #[error("file header has unsupported format version {0}")]

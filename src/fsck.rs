@@ -22,26 +22,33 @@
 //!   propagate to every device and leave the entry unreadable everywhere.
 //!
 //! Nothing else is touched: undecodable names, truncated headers and bad symlinks are reported.
+//!
+//! The backing directory may hold anything a sync peer planted, so the walk goes through
+//! [`Dir`] handles only: each directory is opened from its parent's handle, never through a
+//! symlink, and nothing is opened that could block (a FIFO, a device). A file veilfs keeps for
+//! itself (`veilfs.diriv`, a sidecar, a copy of one or of `veilfs.conf`) that is not a regular
+//! file is reported for that entry alone, and its siblings are checked as usual.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
-use std::fs::{self, File};
-use std::io::Read;
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use nix::fcntl::OFlag;
 use serde::Serialize;
 
-use crate::config::CONFIG_NAME;
+use crate::backing::{Dir, Entry, FileKind, RenameMode, Size};
+use crate::config::{CONFIG_NAME, MAX_CONFIG_BYTES};
 use crate::crypto::content::HEADER_LEN;
 use crate::crypto::names::{DirIv, DIR_IV_LEN};
 use crate::error::Error;
 use crate::layout::conflict;
-use crate::layout::longname::{sidecar_name, SIDECAR_SUFFIX};
+use crate::layout::diriv;
+use crate::layout::longname::{self, sidecar_name, SIDECAR_SUFFIX};
 use crate::layout::{EntryName, DIRIV_NAME};
 use crate::vault::{BackingEntry, ReservedCopy, Vault};
 
@@ -100,7 +107,9 @@ pub enum Problem {
     Recased,
     /// A sync tool's copy of `veilfs.conf`.
     ConfigCopy,
-    /// Something that could not be read at all.
+    /// Something that could not be read at all, or a file veilfs keeps for itself (the config, a
+    /// sidecar) that is not a regular file: a FIFO, a socket, a device, a symlink or a directory
+    /// planted under its name, which is never opened.
     Unreadable,
 }
 
@@ -206,7 +215,7 @@ pub fn check(vault: &Vault, options: &Options, progress: &(dyn Fn(u64) + Sync)) 
         ignored: AtomicU64::new(0),
     };
     let root = DirTask {
-        path: vault.root().to_path_buf(),
+        place: Place::Root,
         plain: Some(PathBuf::new()),
         parent_iv: None,
     };
@@ -227,27 +236,47 @@ pub fn check(vault: &Vault, options: &Options, progress: &(dyn Fn(u64) + Sync)) 
 }
 
 /// Counts the entries of the backing directory (for a progress bar's length), without the key.
-pub fn count_entries(root: &Path) -> u64 {
-    fn count(dir: &Path) -> u64 {
-        let Ok(entries) = fs::read_dir(dir) else {
+/// Subdirectories are opened from their parent's handle, never through a symlink; what cannot be
+/// opened counts as one entry.
+pub fn count_entries(root: &Dir) -> u64 {
+    fn count(dir: &Dir) -> u64 {
+        let Ok(entries) = dir.entries() else {
             return 0;
         };
-        let mut n = 0;
-        let mut subdirs = Vec::new();
-        for entry in entries.flatten() {
-            n += 1;
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                subdirs.push(entry.path());
-            }
-        }
+        let subdirs: Vec<&Entry> = entries
+            .iter()
+            .filter(|entry| kind_of(dir, entry).is_ok_and(|kind| kind == FileKind::Dir))
+            .collect();
         use rayon::prelude::*;
-        n + subdirs.par_iter().map(|d| count(d)).sum::<u64>()
+        entries.len() as u64
+            + subdirs
+                .par_iter()
+                .map(|entry| dir.open_dir(&entry.name).map_or(0, |sub| count(&sub)))
+                .sum::<u64>()
     }
     count(root)
 }
 
+/// The type of `entry` of `dir`: from the listing, or (where the filesystem does not say) from
+/// `lstat`.
+fn kind_of(dir: &Dir, entry: &Entry) -> io::Result<FileKind> {
+    match entry.kind {
+        Some(kind) => Ok(kind),
+        None => dir.stat(&entry.name).map(|stat| FileKind::of(&stat)),
+    }
+}
+
+/// Where a directory to check is.
+enum Place {
+    /// The vault root, whose handle the vault holds.
+    Root,
+    /// Entry `.1` of directory `.0`: opened only when its turn comes, so that a wide tree does
+    /// not hold a handle for every directory waiting to be checked.
+    Child(Arc<Dir>, String),
+}
+
 struct DirTask {
-    path: PathBuf,
+    place: Place,
     /// Its plaintext path, unknown below an undecodable name.
     plain: Option<PathBuf>,
     /// The parent's IV and the directory's plaintext name, to re-derive a lost IV; `None` for
@@ -270,16 +299,21 @@ struct Walk<'a> {
 /// One directory entry, as read.
 struct Item {
     name: String,
-    kind: fs::FileType,
+    kind: FileKind,
 }
 
 fn join_plain(parent: &Option<PathBuf>, name: &[u8]) -> Option<PathBuf> {
     parent.as_ref().map(|p| p.join(OsStr::from_bytes(name)))
 }
 
+/// What a finding says of a file veilfs keeps for itself that is something else.
+fn not_a_file(kind: FileKind) -> String {
+    format!("{}, not a regular file: not read", kind.described())
+}
+
 impl<'a> Walk<'a> {
     fn relative(&self, path: &Path) -> PathBuf {
-        path.strip_prefix(self.vault.root())
+        path.strip_prefix(self.vault.root_path())
             .unwrap_or(path)
             .to_path_buf()
     }
@@ -343,65 +377,75 @@ impl<'a> Walk<'a> {
 
     fn dir<'s>(&'s self, scope: &rayon::Scope<'s>, task: DirTask) {
         self.dirs.fetch_add(1, Ordering::Relaxed);
-        let path = &task.path;
-        let mut items = Vec::new();
-        match fs::read_dir(path) {
-            Ok(entries) => {
-                for entry in entries {
-                    let entry = match entry {
-                        Ok(entry) => entry,
-                        Err(e) => {
-                            self.report(
-                                Problem::Unreadable,
-                                path,
-                                task.plain.clone(),
-                                format!("reading it: {e}"),
-                            );
-                            break;
-                        }
-                    };
-                    let kind = match entry.file_type() {
-                        Ok(kind) => kind,
-                        Err(e) => {
-                            self.report(Problem::Unreadable, &entry.path(), None, e.to_string());
-                            continue;
-                        }
-                    };
-                    match entry.file_name().into_string() {
-                        Ok(name) => items.push(Item { name, kind }),
-                        Err(name) => {
-                            self.report(
-                                Problem::UndecodableName,
-                                &path.join(name),
-                                None,
-                                "not UTF-8",
-                            );
-                        }
-                    }
-                }
+        let opened = match &task.place {
+            Place::Root => self.vault.root().try_clone(),
+            Place::Child(parent, name) => parent.open_dir(name),
+        };
+        let dir = match opened {
+            Ok(dir) => Arc::new(dir),
+            Err(e) => {
+                let path = match &task.place {
+                    Place::Root => self.vault.root_path().to_path_buf(),
+                    Place::Child(parent, name) => parent.display_path(name),
+                };
+                self.report(
+                    Problem::Unreadable,
+                    &path,
+                    task.plain.clone(),
+                    format!("opening it: {e}"),
+                );
+                return;
             }
+        };
+        let listing = match dir.entries() {
+            Ok(listing) => listing,
             Err(e) => {
                 self.report(
                     Problem::Unreadable,
-                    path,
+                    dir.path(),
                     task.plain.clone(),
                     format!("reading it: {e}"),
                 );
                 return;
             }
+        };
+        let mut items = Vec::new();
+        for entry in listing {
+            let kind = match kind_of(&dir, &entry) {
+                Ok(kind) => kind,
+                Err(e) => {
+                    self.report(
+                        Problem::Unreadable,
+                        &dir.display_path(&entry.name),
+                        None,
+                        e.to_string(),
+                    );
+                    continue;
+                }
+            };
+            match entry.name.into_string() {
+                Ok(name) => items.push(Item { name, kind }),
+                Err(name) => {
+                    self.report(
+                        Problem::UndecodableName,
+                        &dir.display_path(name),
+                        None,
+                        "not UTF-8",
+                    );
+                }
+            }
         }
         items.sort_by(|a, b| a.name.cmp(&b.name));
         let count = items.len() as u64;
 
-        let is_root = path == self.vault.root();
-        let iv = self.dir_iv(path, &task, is_root, &items);
-        match iv {
-            Some((iv, other_ivs)) => self.entries(scope, &task, &iv, &other_ivs, &items),
+        let is_root = matches!(task.place, Place::Root);
+        match self.dir_iv(&dir, &task, is_root, &items) {
+            Some((iv, other_ivs)) => self.entries(scope, &dir, &task, &iv, &other_ivs, &items),
             None => {
                 // Names cannot be read; subdirectories still have IVs of their own.
-                for item in items.iter().filter(|i| i.kind.is_dir()) {
+                for item in items.iter().filter(|i| i.kind == FileKind::Dir) {
                     let child = DirTask {
-                        path: path.join(&item.name),
+                        place: Place::Child(dir.clone(), item.name.clone()),
                         plain: None,
                         parent_iv: None,
                     };
@@ -416,7 +460,7 @@ impl<'a> Walk<'a> {
     /// file; `None` when it cannot be known. Reports and repairs the IV file.
     fn dir_iv(
         &self,
-        path: &Path,
+        dir: &Dir,
         task: &DirTask,
         is_root: bool,
         items: &[Item],
@@ -429,15 +473,14 @@ impl<'a> Walk<'a> {
                 .as_ref()
                 .map(|(parent, name)| vault.new_dir_iv(parent, name))
         };
-        // Sync tools' copies of the IV file.
+        // Sync tools' copies of the IV file (and anything planted under such a name).
         let mut copies = Vec::new();
         for item in items {
-            if item.kind.is_file()
-                && !item.name.eq_ignore_ascii_case(DIRIV_NAME)
+            if !item.name.eq_ignore_ascii_case(DIRIV_NAME)
                 && conflict::candidates(&item.name, vault.names().encoding())
                     .contains(&conflict::Candidate::DirIv)
             {
-                copies.push((item.name.clone(), read_iv_file(&path.join(&item.name))));
+                copies.push((item.name.clone(), read_iv(dir, item)));
             }
         }
         // A few names to try IVs on: an IV fits when one of them decrypts with it (or is a
@@ -454,20 +497,22 @@ impl<'a> Walk<'a> {
         let fits = |iv: &DirIv| {
             samples.iter().any(|name| {
                 matches!(
-                    vault.classify_entry(path, iv, name),
+                    vault.classify_entry(dir, iv, name),
                     BackingEntry::Name(_) | BackingEntry::ConflictCopy { .. }
                 )
             })
         };
         let has_names = !samples.is_empty();
 
+        // The IV file itself; under its own name if it has it, else re-cased.
         let stored_file = items
             .iter()
-            .find(|i| i.name.eq_ignore_ascii_case(DIRIV_NAME));
-        let stored = stored_file.map(|f| read_iv_file(&path.join(&f.name)));
+            .find(|i| i.name == DIRIV_NAME)
+            .or_else(|| items.iter().find(|i| i.name.eq_ignore_ascii_case(DIRIV_NAME)));
+        let stored = stored_file.map(|f| read_iv(dir, f));
         let copy_ivs: Vec<(String, DirIv)> = copies
             .iter()
-            .filter_map(|(name, iv)| iv.map(|iv| (name.clone(), iv)))
+            .filter_map(|(name, iv)| iv.as_ref().ok().map(|iv| (name.clone(), *iv)))
             .collect();
 
         // A stored IV of the right size is kept unless another one fits where it does not.
@@ -476,21 +521,25 @@ impl<'a> Walk<'a> {
                 || copy_ivs.iter().any(|(_, c)| c != stored && fits(c))
         };
         let from_stored =
-            matches!(stored, Some(Some(iv)) if !has_names || fits(&iv) || !better(&iv));
-        let chosen = match stored {
-            Some(Some(iv)) if from_stored => Some(iv),
+            matches!(&stored, Some(Ok(iv)) if !has_names || fits(iv) || !better(iv));
+        let chosen = match &stored {
+            Some(Ok(iv)) if from_stored => Some(*iv),
             _ => {
-                let problem = match stored {
-                    None => Problem::DirIvMissing,
-                    Some(None) => Problem::DirIvCorrupt,
-                    Some(Some(_)) => Problem::DirIvCorrupt,
-                };
-                let what = match stored {
-                    None => "no veilfs.diriv".to_owned(),
-                    Some(None) => "veilfs.diriv is not 16 bytes".to_owned(),
-                    Some(Some(_)) => {
-                        "no name in the directory decrypts with its veilfs.diriv".to_owned()
+                // A missing IV file is the directory's problem; a bad one is the file's.
+                let (problem, at, what) = match (&stored, stored_file) {
+                    (Some(Err(why)), Some(file)) => {
+                        (Problem::DirIvCorrupt, dir.display_path(&file.name), why.clone())
                     }
+                    (Some(Ok(_)), Some(file)) => (
+                        Problem::DirIvCorrupt,
+                        dir.display_path(&file.name),
+                        "no name in the directory decrypts with it".to_owned(),
+                    ),
+                    _ => (
+                        Problem::DirIvMissing,
+                        dir.path().to_path_buf(),
+                        "no veilfs.diriv".to_owned(),
+                    ),
                 };
                 let mut found = None;
                 if let Some(iv) = derived.filter(|iv| fits(iv)) {
@@ -513,14 +562,14 @@ impl<'a> Walk<'a> {
                 match found {
                     Some((iv, source)) => {
                         let detail = format!("{what}; names decrypt with {source}");
-                        let file = stored_file.map(|f| path.join(&f.name));
+                        let existing = stored_file.map(|f| f.name.as_str());
                         self.repairable(
                             problem,
-                            path,
+                            &at,
                             task.plain.clone(),
                             detail,
                             "write veilfs.diriv",
-                            || write_iv_file(path, file.as_deref(), &iv),
+                            || write_iv(dir, existing, &iv),
                         );
                         Some(iv)
                     }
@@ -533,7 +582,7 @@ impl<'a> Walk<'a> {
                         };
                         self.report(
                             problem,
-                            path,
+                            &at,
                             task.plain.clone(),
                             format!("{what}; {why}: its names cannot be read"),
                         );
@@ -544,19 +593,13 @@ impl<'a> Walk<'a> {
         }?;
         // Recased IV file (a case-insensitive sync target, back on a case-sensitive disk).
         if let Some(file) = stored_file.filter(|f| from_stored && f.name != DIRIV_NAME) {
-            let from = path.join(&file.name);
             self.repairable(
                 Problem::Recased,
-                &from,
+                &dir.display_path(&file.name),
                 task.plain.clone(),
                 "the directory IV file was renamed",
                 "rename it to veilfs.diriv",
-                || {
-                    Ok(crate::vault::rename_no_replace(
-                        &from,
-                        &path.join(DIRIV_NAME),
-                    )?)
-                },
+                || Ok(dir.rename(&file.name, dir, DIRIV_NAME, RenameMode::NoReplace)?),
             );
         }
         // Copies: redundant ones go; a different IV is kept while names use it.
@@ -566,21 +609,21 @@ impl<'a> Walk<'a> {
             .filter(|iv| *iv != chosen)
             .collect();
         for (name, iv) in &copies {
-            let copy = path.join(name);
+            let copy = dir.display_path(name);
             match iv {
-                Some(iv) if *iv == chosen => {
+                Ok(iv) if *iv == chosen => {
                     self.repairable(Problem::DirIvCopy, &copy, task.plain.clone(), "same IV as veilfs.diriv", "remove it", || {
-                        Ok(fs::remove_file(&copy)?)
+                        Ok(dir.unlink(name)?)
                     });
                 }
-                Some(_) => self.report(
+                Ok(_) => self.report(
                     Problem::DirIvCopy,
                     &copy,
                     task.plain.clone(),
                     "holds a different IV; names encrypted under it are reported (and re-encrypted by --repair) \
                      separately; remove this file once none are left",
                 ),
-                None => self.report(Problem::DirIvCopy, &copy, task.plain.clone(), "not 16 bytes"),
+                Err(why) => self.report(Problem::DirIvCopy, &copy, task.plain.clone(), why.clone()),
             }
         }
         Some((chosen, other_ivs))
@@ -589,13 +632,13 @@ impl<'a> Walk<'a> {
     fn entries<'s>(
         &'s self,
         scope: &rayon::Scope<'s>,
+        dir: &Arc<Dir>,
         task: &DirTask,
         iv: &DirIv,
         other_ivs: &[DirIv],
         items: &[Item],
     ) {
         let vault = self.vault;
-        let path = &task.path;
         let ignore_case = vault.ignores_case();
         let key = |name: &str| {
             if ignore_case {
@@ -610,7 +653,7 @@ impl<'a> Walk<'a> {
         let mut sidecar_copies = Vec::new();
         // Long-name entries present, and those conflict copies need (by entry name).
         let mut long_entries: HashSet<String> = HashSet::new();
-        let mut kinds: HashMap<&str, fs::FileType> = HashMap::new();
+        let mut kinds: HashMap<&str, FileKind> = HashMap::new();
         for item in items {
             kinds.insert(&item.name, item.kind);
             if let EntryName::Long(hashed) = EntryName::classify(&item.name) {
@@ -618,8 +661,8 @@ impl<'a> Walk<'a> {
             }
         }
         for item in items {
-            let entry_path = path.join(&item.name);
-            match vault.classify_entry(path, iv, &item.name) {
+            let entry_path = dir.display_path(&item.name);
+            match vault.classify_entry(dir, iv, &item.name) {
                 BackingEntry::Name(name) => {
                     let plain = join_plain(&task.plain, &name);
                     let mut current = item.name.clone();
@@ -634,7 +677,7 @@ impl<'a> Walk<'a> {
                                     "rename it to its canonical name",
                                     || {
                                         vault
-                                            .normalize_case(path, iv, &item.name, &name)
+                                            .normalize_case(dir, iv, &item.name, &name)
                                             .map(|_| ())
                                     },
                                 );
@@ -646,7 +689,8 @@ impl<'a> Walk<'a> {
                     }
                     self.entry(
                         scope,
-                        path.join(&current),
+                        dir,
+                        current,
                         item.kind,
                         plain,
                         Some((*iv, name.clone())),
@@ -660,7 +704,15 @@ impl<'a> Walk<'a> {
                     copies.push((item.name.clone(), name));
                 }
                 BackingEntry::Reserved => {
-                    if crate::vault::is_canonical_sidecar(&item.name) {
+                    if item.kind != FileKind::File
+                        && crate::vault::is_canonical_reserved(&item.name)
+                        && !item.name.eq_ignore_ascii_case(DIRIV_NAME)
+                    {
+                        // A config or a sidecar that is something else: never opened, never
+                        // removed (a directory may hold data). A sidecar's entry is reported
+                        // on its own.
+                        self.report(Problem::Unreadable, &entry_path, None, not_a_file(item.kind));
+                    } else if crate::vault::is_canonical_sidecar(&item.name) {
                         sidecars.push(item.name.clone());
                     } else if ignore_case
                         && item.name.eq_ignore_ascii_case(CONFIG_NAME)
@@ -673,24 +725,26 @@ impl<'a> Walk<'a> {
                             "the config file was renamed",
                             "rename it to veilfs.conf",
                             || {
-                                Ok(crate::vault::rename_no_replace(
-                                    &entry_path,
-                                    &path.join(CONFIG_NAME),
+                                Ok(dir.rename(
+                                    &item.name,
+                                    dir,
+                                    CONFIG_NAME,
+                                    RenameMode::NoReplace,
                                 )?)
                             },
                         );
                     }
                 }
                 BackingEntry::ReservedCopy(ReservedCopy::Sidecar { of, valid }) => {
-                    sidecar_copies.push((item.name.clone(), of, valid));
+                    sidecar_copies.push((item.name.clone(), of, valid, item.kind));
                 }
                 BackingEntry::ReservedCopy(ReservedCopy::DirIv) => {} // handled with the IV
-                BackingEntry::ReservedCopy(ReservedCopy::Conf) => self.config_copy(&entry_path),
+                BackingEntry::ReservedCopy(ReservedCopy::Conf) => self.config_copy(dir, item),
                 BackingEntry::SyncTool => {
                     self.ignored.fetch_add(1, Ordering::Relaxed);
                 }
                 BackingEntry::Undecodable(error) => {
-                    self.undecodable(scope, task, iv, other_ivs, item, error);
+                    self.undecodable(scope, dir, task, iv, other_ivs, item, error);
                 }
             }
         }
@@ -698,11 +752,11 @@ impl<'a> Walk<'a> {
         // Conflict copies: shown under names veilfs picks; --repair makes those their names.
         for copy in conflict::name_copies(&taken, copies) {
             let (backing, original, shown) = copy;
-            let from = path.join(&backing);
+            let from = dir.display_path(&backing);
             let plain = join_plain(&task.plain, &shown);
             let original_plain =
                 join_plain(&task.plain, &original).map(|p| p.display().to_string());
-            let mut current = from.clone();
+            let mut current = backing.clone();
             let detail = format!(
                 "a sync tool's copy of {}, shown as {}",
                 original_plain.unwrap_or_else(|| String::from_utf8_lossy(&original).into_owned()),
@@ -715,31 +769,31 @@ impl<'a> Walk<'a> {
                 detail,
                 "rename it to the name it is shown under",
                 || {
-                    let to = vault.rename_entry(path, iv, &backing, &shown)?;
-                    current = path.join(to.entry());
+                    let to = vault.rename_entry(dir, iv, &backing, &shown)?;
+                    current = to.entry().to_owned();
                     Ok(())
                 },
             );
             let kind = kinds[backing.as_str()];
-            self.entry(scope, current, kind, plain, Some((*iv, shown)));
+            self.entry(scope, dir, current, kind, plain, Some((*iv, shown)));
         }
 
         // Sidecars: copies first (they may restore a sidecar), then orphans.
         let mut restored: HashSet<String> = HashSet::new();
-        for (name, of, valid) in sidecar_copies {
-            let copy_path = path.join(&name);
-            let canonical = path.join(sidecar_name(&of));
+        for (name, of, valid, kind) in sidecar_copies {
+            let copy_path = dir.display_path(&name);
+            let canonical = sidecar_name(&of);
             if !valid {
-                self.report(
-                    Problem::SidecarCopy,
-                    &copy_path,
-                    None,
-                    format!("does not hold the name of {of}"),
-                );
+                let detail = if kind == FileKind::File {
+                    format!("does not hold the name of {of}")
+                } else {
+                    not_a_file(kind)
+                };
+                self.report(Problem::SidecarCopy, &copy_path, None, detail);
                 continue;
             }
             let canonical_good =
-                crate::layout::longname::read_sidecar_file(&canonical, &of, ignore_case).is_ok();
+                longname::read_sidecar_file(dir, &canonical, &of, ignore_case).is_ok();
             if canonical_good || restored.contains(&key(&of)) {
                 self.repairable(
                     Problem::SidecarCopy,
@@ -747,13 +801,13 @@ impl<'a> Walk<'a> {
                     None,
                     "duplicates the sidecar",
                     "remove it",
-                    || Ok(fs::remove_file(&copy_path)?),
+                    || Ok(dir.unlink(&name)?),
                 );
             } else if long_entries.contains(&key(&of)) {
-                let what = if canonical.exists() {
-                    "the sidecar is wrong"
-                } else {
-                    "the sidecar is missing"
+                let what = match dir.stat(&canonical).map(|stat| FileKind::of(&stat)) {
+                    Ok(FileKind::File) => "the sidecar is wrong".to_owned(),
+                    Ok(kind) => format!("the sidecar is {}", kind.described()),
+                    Err(_) => "the sidecar is missing".to_owned(),
                 };
                 let done = self.repairable(
                     Problem::SidecarCopy,
@@ -761,74 +815,96 @@ impl<'a> Walk<'a> {
                     None,
                     format!("{what}; this copy holds the right name"),
                     "rename it over the sidecar",
-                    || Ok(fs::rename(&copy_path, &canonical)?),
+                    || Ok(dir.rename(&name, dir, &canonical, RenameMode::Replace)?),
                 );
                 if done {
                     restored.insert(key(&of));
                 }
             } else {
-                self.orphan(&copy_path, Problem::SidecarCopy);
+                self.orphan(dir, &name, Problem::SidecarCopy);
             }
         }
         for name in sidecars {
             let entry = &name[..name.len() - SIDECAR_SUFFIX.len()];
             if !long_entries.contains(&key(entry)) {
-                self.orphan(&path.join(&name), Problem::SidecarOrphan);
+                self.orphan(dir, &name, Problem::SidecarOrphan);
             }
         }
     }
 
-    fn orphan(&self, path: &Path, problem: Problem) {
-        let age = fs::symlink_metadata(path)
+    /// An unused sidecar (or copy of one) `name` of `dir`: removed once older than the grace.
+    fn orphan(&self, dir: &Dir, name: &str, problem: Problem) {
+        let path = dir.display_path(name);
+        let age = dir
+            .stat(name)
             .ok()
-            .and_then(|m| {
-                SystemTime::UNIX_EPOCH.checked_add(Duration::new(m.ctime().max(0) as u64, 0))
+            .and_then(|stat| {
+                SystemTime::UNIX_EPOCH.checked_add(Duration::new(stat.st_ctime.max(0) as u64, 0))
             })
             .and_then(|ctime| SystemTime::now().duration_since(ctime).ok())
             .unwrap_or_default();
         if age >= self.options.orphan_grace {
-            self.repairable(problem, path, None, "no entry uses it", "remove it", || {
-                Ok(fs::remove_file(path)?)
+            self.repairable(problem, &path, None, "no entry uses it", "remove it", || {
+                Ok(dir.unlink(name)?)
             });
         } else {
             let detail = format!(
                 "no entry uses it, but it arrived {} min ago: its entry may still be syncing, so it is left alone",
                 age.as_secs() / 60
             );
-            self.report(problem, path, None, detail);
+            self.report(problem, &path, None, detail);
         }
     }
 
-    fn config_copy(&self, path: &Path) {
-        let same = match (
-            fs::read(path),
-            fs::read(self.vault.root().join(CONFIG_NAME)),
-        ) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        };
-        if same {
-            self.repairable(
+    /// A sync tool's copy of `veilfs.conf`: removed when it is the same file.
+    fn config_copy(&self, dir: &Dir, item: &Item) {
+        let path = dir.display_path(&item.name);
+        if item.kind != FileKind::File {
+            self.report(Problem::ConfigCopy, &path, None, not_a_file(item.kind));
+            return;
+        }
+        let copy = dir.read_small(&item.name, Size::AtMost(MAX_CONFIG_BYTES));
+        let config = self
+            .vault
+            .root()
+            .read_small(CONFIG_NAME, Size::AtMost(MAX_CONFIG_BYTES));
+        match (copy, config) {
+            (Ok(a), Ok(b)) if a == b => {
+                self.repairable(
+                    Problem::ConfigCopy,
+                    &path,
+                    None,
+                    "identical to veilfs.conf",
+                    "remove it",
+                    || Ok(dir.unlink(&item.name)?),
+                );
+            }
+            (Ok(_), Ok(_)) => self.report(
                 Problem::ConfigCopy,
-                path,
-                None,
-                "identical to veilfs.conf",
-                "remove it",
-                || Ok(fs::remove_file(path)?),
-            );
-        } else {
-            self.report(
-                Problem::ConfigCopy,
-                path,
+                &path,
                 None,
                 "differs from veilfs.conf (a password changed on two devices?); keep the one whose password you know",
-            );
+            ),
+            (Err(e), _) => self.report(
+                Problem::ConfigCopy,
+                &path,
+                None,
+                format!("cannot be read: {e}"),
+            ),
+            (_, Err(e)) => self.report(
+                Problem::ConfigCopy,
+                &path,
+                None,
+                format!("cannot be compared with veilfs.conf: {e}"),
+            ),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn undecodable<'s>(
         &'s self,
         scope: &rayon::Scope<'s>,
+        dir: &Arc<Dir>,
         task: &DirTask,
         iv: &DirIv,
         other_ivs: &[DirIv],
@@ -836,13 +912,12 @@ impl<'a> Walk<'a> {
         error: Error,
     ) {
         let vault = self.vault;
-        let path = &task.path;
-        let entry_path = path.join(&item.name);
+        let entry_path = dir.display_path(&item.name);
         // Encrypted under a conflicting copy of the IV file?
         for other in other_ivs {
-            if let Ok(Some(name)) = vault.decrypt_entry(path, other, &item.name) {
+            if let Ok(Some(name)) = vault.decrypt_entry(dir, other, &item.name) {
                 let plain = join_plain(&task.plain, &name);
-                let mut current = entry_path.clone();
+                let mut current = item.name.clone();
                 self.repairable(
                     Problem::NameUnderOtherIv,
                     &entry_path,
@@ -850,80 +925,94 @@ impl<'a> Walk<'a> {
                     "encrypted under the IV of a conflicting copy of veilfs.diriv",
                     "re-encrypt its name under the directory's IV",
                     || {
-                        let to = vault.rename_entry(path, iv, &item.name, &name)?;
-                        current = path.join(to.entry());
+                        let to = vault.rename_entry(dir, iv, &item.name, &name)?;
+                        current = to.entry().to_owned();
                         Ok(())
                     },
                 );
-                self.entry(scope, current, item.kind, plain, Some((*iv, name)));
+                self.entry(scope, dir, current, item.kind, plain, Some((*iv, name)));
                 return;
             }
         }
+        let mut sidecar_kind = None;
         let problem = match (&error, EntryName::classify(&item.name)) {
-            (Error::Sidecar(sidecar), EntryName::Long(_)) => {
-                if path.join(sidecar).exists() {
+            (Error::Sidecar(sidecar), EntryName::Long(_)) => match dir.stat(sidecar) {
+                Ok(stat) => {
+                    sidecar_kind = Some(FileKind::of(&stat));
                     Problem::SidecarMismatch
-                } else {
-                    Problem::SidecarMissing
                 }
-            }
+                Err(_) => Problem::SidecarMissing,
+            },
             _ => Problem::UndecodableName,
         };
-        let detail = match problem {
-            Problem::UndecodableName => format!("{error}; hidden from the mount"),
+        let detail = match (problem, sidecar_kind) {
+            (Problem::UndecodableName, _) => format!("{error}; hidden from the mount"),
+            (_, Some(kind)) if kind != FileKind::File => format!(
+                "its sidecar is {}, not a regular file, so its name cannot be known (a hash cannot be \
+                 inverted); hidden from the mount",
+                kind.described()
+            ),
             _ => "its name cannot be known (a hash cannot be inverted); hidden from the mount"
                 .to_owned(),
         };
         self.report(problem, &entry_path, None, detail);
         // Its contents still have names of their own.
-        if item.kind.is_dir() {
+        if item.kind == FileKind::Dir {
             let child = DirTask {
-                path: entry_path,
+                place: Place::Child(dir.clone(), item.name.clone()),
                 plain: None,
                 parent_iv: None,
             };
             scope.spawn(move |scope| self.dir(scope, child));
         } else {
-            self.count(item.kind, &path.join(&item.name), None);
+            self.count(item.kind, dir, &item.name, None);
         }
     }
 
-    /// Checks one entry of the plaintext tree (contents, target) and walks into directories.
+    /// Checks entry `name` of `dir`, an entry of the plaintext tree (contents, target), and
+    /// walks into directories.
     fn entry<'s>(
         &'s self,
         scope: &rayon::Scope<'s>,
-        path: PathBuf,
-        kind: fs::FileType,
+        dir: &Arc<Dir>,
+        name: String,
+        kind: FileKind,
         plain: Option<PathBuf>,
         parent: Option<(DirIv, Vec<u8>)>,
     ) {
-        if kind.is_dir() {
+        if kind == FileKind::Dir {
             let child = DirTask {
-                path,
+                place: Place::Child(dir.clone(), name),
                 plain,
                 parent_iv: parent,
             };
             scope.spawn(move |scope| self.dir(scope, child));
         } else {
-            self.count(kind, &path, plain);
+            self.count(kind, dir, &name, plain);
         }
     }
 
-    fn count(&self, kind: fs::FileType, path: &Path, plain: Option<PathBuf>) {
-        if kind.is_file() {
-            self.files.fetch_add(1, Ordering::Relaxed);
-            self.check_file(path, plain);
-        } else if kind.is_symlink() {
-            self.symlinks.fetch_add(1, Ordering::Relaxed);
-            self.check_symlink(path, plain);
-        } else if !kind.is_dir() {
-            self.other.fetch_add(1, Ordering::Relaxed);
+    fn count(&self, kind: FileKind, dir: &Dir, name: &str, plain: Option<PathBuf>) {
+        match kind {
+            FileKind::File => {
+                self.files.fetch_add(1, Ordering::Relaxed);
+                self.check_file(dir, name, plain);
+            }
+            FileKind::Symlink => {
+                self.symlinks.fetch_add(1, Ordering::Relaxed);
+                self.check_symlink(dir, name, plain);
+            }
+            FileKind::Dir => {}
+            _ => {
+                self.other.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
-    fn check_file(&self, path: &Path, plain: Option<PathBuf>) {
-        let result = (|| -> std::io::Result<Option<(Problem, String)>> {
-            let mut file = File::open(path)?;
+    fn check_file(&self, dir: &Dir, name: &str, plain: Option<PathBuf>) {
+        let result = (|| -> io::Result<Option<(Problem, String)>> {
+            // Never blocks: had a FIFO taken the file's place since the listing, this fails.
+            let mut file = dir.open_file(name, OFlag::O_RDONLY, 0)?;
             let size = file.metadata()?.len();
             if size == 0 {
                 return Ok(None);
@@ -939,91 +1028,123 @@ impl<'a> Walk<'a> {
             let version = u16::from_be_bytes(version);
             Ok((version != 1).then(|| (Problem::HeaderVersion, format!("version {version}"))))
         })();
+        let path = dir.display_path(name);
         match result {
             Ok(None) => {}
-            Ok(Some((problem, detail))) => self.report(problem, path, plain, detail),
-            Err(e) => self.report(Problem::Unreadable, path, plain, e.to_string()),
+            Ok(Some((problem, detail))) => self.report(problem, &path, plain, detail),
+            Err(e) => self.report(Problem::Unreadable, &path, plain, e.to_string()),
         }
     }
 
-    fn check_symlink(&self, path: &Path, plain: Option<PathBuf>) {
-        match fs::read_link(path) {
+    fn check_symlink(&self, dir: &Dir, name: &str, plain: Option<PathBuf>) {
+        let path = dir.display_path(name);
+        match dir.readlink(name) {
             Ok(target) => {
-                if let Err(e) = self
-                    .vault
-                    .names()
-                    .decrypt_symlink(target.as_os_str().as_bytes())
-                {
-                    self.report(Problem::SymlinkTarget, path, plain, e.to_string());
+                if let Err(e) = self.vault.names().decrypt_symlink(target.as_bytes()) {
+                    self.report(Problem::SymlinkTarget, &path, plain, e.to_string());
                 }
             }
-            Err(e) => self.report(Problem::Unreadable, path, plain, e.to_string()),
+            Err(e) => self.report(Problem::Unreadable, &path, plain, e.to_string()),
         }
     }
 }
 
-/// The IV in a file, if it holds exactly 16 bytes.
-fn read_iv_file(path: &Path) -> Option<DirIv> {
-    let bytes = fs::read(path).ok()?;
-    let iv: [u8; DIR_IV_LEN] = bytes.try_into().ok()?;
-    Some(DirIv(iv))
+/// The IV in file `item` of `dir` (its `veilfs.diriv`, re-cased or not, or a sync tool's copy
+/// of it), or what is wrong with the file. Only a regular file of exactly 16 bytes is read:
+/// anything else planted under such a name is never opened.
+fn read_iv(dir: &Dir, item: &Item) -> Result<DirIv, String> {
+    if item.kind != FileKind::File {
+        return Err(not_a_file(item.kind));
+    }
+    if item.name == DIRIV_NAME {
+        return diriv::read(dir).map_err(|e| match e {
+            Error::DirIv(_, why) => why,
+            e => e.to_string(),
+        });
+    }
+    match dir.read_small(&item.name, Size::Exactly(DIR_IV_LEN as u64)) {
+        Ok(bytes) => {
+            let iv: [u8; DIR_IV_LEN] = bytes.try_into().map_err(|_| "not 16 bytes".to_owned())?;
+            Ok(DirIv(iv))
+        }
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(format!("not {DIR_IV_LEN} bytes")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
-/// Writes `veilfs.diriv`, replacing `existing` (a corrupt IV file) atomically when there is one.
-fn write_iv_file(dir: &Path, existing: Option<&Path>, iv: &DirIv) -> crate::Result<()> {
-    let tmp = dir.join(format!("{DIRIV_NAME}.tmp"));
-    let _ = fs::remove_file(&tmp);
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o400)
-            .open(&tmp)?;
-        file.write_all(&iv.0)?;
-        file.sync_all()?;
+/// Writes `veilfs.diriv` into `dir`, in place of `existing` (a corrupt or re-cased IV file, or
+/// something planted under its name) when there is one. A directory in its place is not removed:
+/// the repair fails instead.
+fn write_iv(dir: &Dir, existing: Option<&str>, iv: &DirIv) -> crate::Result<()> {
+    if let Some(existing) = existing {
+        dir.unlink(existing)?;
     }
-    if let Some(existing) = existing.filter(|e| e.file_name() != Some(OsStr::new(DIRIV_NAME))) {
-        fs::remove_file(existing)?;
-    }
-    fs::rename(&tmp, dir.join(DIRIV_NAME))?;
-    File::open(dir)?.sync_all()?;
-    Ok(())
+    diriv::write_durable(dir, iv)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::stat::Mode;
+
+    fn item(dir: &Dir, name: &str) -> Item {
+        Item {
+            name: name.to_owned(),
+            kind: FileKind::of(&dir.stat(name).unwrap()),
+        }
+    }
 
     #[test]
-    fn iv_files_of_the_wrong_size_are_not_ivs() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("a"), [1; 15]).unwrap();
-        fs::write(dir.path().join("b"), [1; 16]).unwrap();
-        assert_eq!(read_iv_file(&dir.path().join("a")), None);
-        assert_eq!(read_iv_file(&dir.path().join("b")), Some(DirIv([1; 16])));
+    fn iv_files_of_the_wrong_size_or_type_are_not_ivs() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("a"), [1; 15]).unwrap();
+        std::fs::write(tmp.path().join("b"), [1; 16]).unwrap();
+        std::fs::write(tmp.path().join(DIRIV_NAME), [2; 16]).unwrap();
+        nix::unistd::mkfifo(&tmp.path().join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("b"), tmp.path().join("link")).unwrap();
+        let dir = Dir::open_root(tmp.path()).unwrap();
+        assert!(read_iv(&dir, &item(&dir, "a")).is_err());
+        assert_eq!(read_iv(&dir, &item(&dir, "b")), Ok(DirIv([1; 16])));
+        assert_eq!(read_iv(&dir, &item(&dir, DIRIV_NAME)), Ok(DirIv([2; 16])));
+        let fifo = read_iv(&dir, &item(&dir, "fifo")).unwrap_err();
+        assert!(fifo.contains("a FIFO"), "{fifo}");
+        let link = read_iv(&dir, &item(&dir, "link")).unwrap_err();
+        assert!(link.contains("a symbolic link"), "{link}");
     }
 
     #[test]
     fn a_corrupt_iv_file_is_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(DIRIV_NAME), [1; 3]).unwrap();
-        write_iv_file(
-            dir.path(),
-            Some(&dir.path().join(DIRIV_NAME)),
-            &DirIv([7; 16]),
-        )
-        .unwrap();
-        assert_eq!(fs::read(dir.path().join(DIRIV_NAME)).unwrap(), [7; 16]);
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(DIRIV_NAME), [1; 3]).unwrap();
+        let dir = Dir::open_root(tmp.path()).unwrap();
+        write_iv(&dir, Some(DIRIV_NAME), &DirIv([7; 16])).unwrap();
+        assert_eq!(diriv::read(&dir).unwrap(), DirIv([7; 16]));
+
         let upper = tempfile::tempdir().unwrap();
-        fs::write(upper.path().join("VEILFS.DIRIV"), [1; 3]).unwrap();
-        write_iv_file(
-            upper.path(),
-            Some(&upper.path().join("VEILFS.DIRIV")),
-            &DirIv([7; 16]),
+        std::fs::write(upper.path().join("VEILFS.DIRIV"), [1; 3]).unwrap();
+        let dir = Dir::open_root(upper.path()).unwrap();
+        write_iv(&dir, Some("VEILFS.DIRIV"), &DirIv([7; 16])).unwrap();
+        assert!(!dir.exists("VEILFS.DIRIV"));
+        assert_eq!(diriv::read(&dir).unwrap(), DirIv([7; 16]));
+
+        // A FIFO in its place goes; a directory stays, and the repair fails.
+        let planted = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(
+            &planted.path().join(DIRIV_NAME),
+            Mode::from_bits_truncate(0o600),
         )
         .unwrap();
-        assert!(!upper.path().join("VEILFS.DIRIV").exists());
+        let dir = Dir::open_root(planted.path()).unwrap();
+        write_iv(&dir, Some(DIRIV_NAME), &DirIv([7; 16])).unwrap();
+        assert_eq!(diriv::read(&dir).unwrap(), DirIv([7; 16]));
+        let planted = tempfile::tempdir().unwrap();
+        std::fs::create_dir(planted.path().join(DIRIV_NAME)).unwrap();
+        std::fs::write(planted.path().join(DIRIV_NAME).join("data"), b"kept").unwrap();
+        let dir = Dir::open_root(planted.path()).unwrap();
+        assert!(write_iv(&dir, Some(DIRIV_NAME), &DirIv([7; 16])).is_err());
+        assert_eq!(
+            std::fs::read(planted.path().join(DIRIV_NAME).join("data")).unwrap(),
+            b"kept"
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! An unlocked vault: the keys and features of one backing directory, and the name and path
 //! operations every frontend (the mount, fsck, path translation) shares.
 
-use std::fs;
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use std::collections::HashSet;
-
+use crate::backing::{Dir, FileKind, RenameMode};
 use crate::config::Features;
 use crate::crypto::keys::{ContentKey, MasterKey, VaultKeys};
 use crate::crypto::names::{DirIv, NameCipher, NameEncoding};
@@ -56,31 +57,44 @@ pub struct ConflictCopy {
 
 #[derive(Debug)]
 pub struct Vault {
-    root: PathBuf,
+    /// The backing root, held open for the vault's life: see [`crate::backing`].
+    root: Dir,
     keys: VaultKeys,
     names: NameCipher,
     features: Features,
 }
 
 impl Vault {
-    pub fn new(root: &Path, master: &MasterKey, features: &Features) -> Self {
+    /// The vault whose backing root is `root` (opened with [`Dir::open_root`]).
+    pub fn new(root: Dir, master: &MasterKey, features: &Features) -> Self {
         let keys = master.derive();
         let names = NameCipher::new(keys.name.clone(), features.name_encoding);
         Self {
-            root: root.to_path_buf(),
+            root,
             keys,
             names,
             features: features.clone(),
         }
     }
 
-    /// Writes the root's `veilfs.diriv` into a new vault.
-    pub fn initialize_root(&self) -> Result<()> {
-        diriv::write(&self.root, &self.root_iv())
+    /// [`Vault::new`] for the backing directory at `root`, which is opened here and held.
+    pub fn open(root: &Path, master: &MasterKey, features: &Features) -> Result<Self> {
+        Ok(Self::new(Dir::open_root(root)?, master, features))
     }
 
-    pub fn root(&self) -> &Path {
+    /// Writes the root's `veilfs.diriv` into a new vault.
+    pub fn initialize_root(&self) -> Result<()> {
+        diriv::write_durable(&self.root, &self.root_iv())
+    }
+
+    /// The handle of the backing root.
+    pub fn root(&self) -> &Dir {
         &self.root
+    }
+
+    /// Where the backing root was when it was opened: for messages.
+    pub fn root_path(&self) -> &Path {
+        self.root.path()
     }
 
     pub fn features(&self) -> &Features {
@@ -112,7 +126,7 @@ impl Vault {
 
     /// The plaintext name of backing entry `entry` in `dir` (IV `iv`); `None` for names veilfs
     /// reserves. Long names are checked against their sidecar.
-    pub fn decrypt_entry(&self, dir: &Path, iv: &DirIv, entry: &str) -> Result<Option<Vec<u8>>> {
+    pub fn decrypt_entry(&self, dir: &Dir, iv: &DirIv, entry: &str) -> Result<Option<Vec<u8>>> {
         let encoded = match EntryName::classify(entry) {
             // A sync tool's copy of a long-name entry may look reserved
             // (`veilfs.longname (conflicted copy ...).<hash>`): it is not a name, but callers
@@ -137,7 +151,7 @@ impl Vault {
 
     /// The encoded name of long-name entry `hashed` in `dir`, from its sidecar; when that is
     /// missing or wrong, from a sync tool's copy of it that holds the right contents.
-    pub fn read_sidecar(&self, dir: &Path, hashed: &str) -> Result<String> {
+    pub fn read_sidecar(&self, dir: &Dir, hashed: &str) -> Result<String> {
         let first = if self.ignores_case() {
             longname::read_sidecar_ignoring_case(dir, hashed)
         } else {
@@ -150,7 +164,7 @@ impl Vault {
         for (copy, of) in self.sidecar_copies(dir)? {
             if self.same_entry_name(&of, hashed) {
                 if let Ok(encoded) =
-                    longname::read_sidecar_file(&dir.join(&copy), hashed, self.ignores_case())
+                    longname::read_sidecar_file(dir, &copy, hashed, self.ignores_case())
                 {
                     return Ok(encoded);
                 }
@@ -160,11 +174,10 @@ impl Vault {
     }
 
     /// Names in `dir` that look like a sync tool's copy of a sidecar, with the entry each is of.
-    fn sidecar_copies(&self, dir: &Path) -> Result<Vec<(String, String)>> {
+    fn sidecar_copies(&self, dir: &Dir) -> Result<Vec<(String, String)>> {
         let mut copies = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
+        for entry in dir.entries()? {
+            let Ok(name) = entry.name.into_string() else {
                 continue;
             };
             if strip_prefix_ignore_case(&name, LONGNAME_PREFIX.trim_end_matches('.')).is_none()
@@ -188,7 +201,7 @@ impl Vault {
     /// What backing entry `entry` of `dir` (IV `iv`) is. A name that does not decrypt is tried
     /// as a sync tool's conflict copy ([`conflict::candidates`]); a candidate counts only if it
     /// authenticates, so the provider's text never makes an entry appear.
-    pub fn classify_entry(&self, dir: &Path, iv: &DirIv, entry: &str) -> BackingEntry {
+    pub fn classify_entry(&self, dir: &Dir, iv: &DirIv, entry: &str) -> BackingEntry {
         let error = match self.decrypt_entry(dir, iv, entry) {
             Ok(Some(name)) => return BackingEntry::Name(name),
             Ok(None) if is_canonical_reserved(entry) => return BackingEntry::Reserved,
@@ -218,9 +231,7 @@ impl Vault {
                     }
                 }
                 Candidate::Sidecar(of) => {
-                    if longname::read_sidecar_file(&dir.join(entry), &of, self.ignores_case())
-                        .is_ok()
-                    {
+                    if longname::read_sidecar_file(dir, entry, &of, self.ignores_case()).is_ok() {
                         return BackingEntry::ReservedCopy(ReservedCopy::Sidecar {
                             of,
                             valid: true,
@@ -256,7 +267,7 @@ impl Vault {
     /// ([`conflict::name_copies`]: deterministic, so every device picks the same names).
     pub fn conflict_copies<'a>(
         &self,
-        dir: &Path,
+        dir: &Dir,
         iv: &DirIv,
         taken: &HashSet<Vec<u8>>,
         undecoded: impl IntoIterator<Item = &'a str>,
@@ -283,34 +294,71 @@ impl Vault {
     /// Cleans up a conflict copy or a re-cased name so the vault holds only canonical names.
     pub fn rename_entry(
         &self,
-        dir: &Path,
+        dir: &Dir,
         iv: &DirIv,
         from: &str,
         to: &[u8],
     ) -> Result<BackingName> {
         let backing = self.backing_name(iv, to)?;
-        let from_path = dir.join(from);
-        let to_path = dir.join(backing.entry());
-        let meta = fs::symlink_metadata(&from_path)?;
-        if meta.is_dir() && diriv::read(&from_path).is_ok() {
-            // A directory's IV must be durable before it is renamed (format.md, Directory IVs).
-            diriv::sync(&from_path)?;
+        if FileKind::of(&dir.stat(from)?) == FileKind::Dir {
+            let moved = dir.open_dir(from)?;
+            if diriv::read(&moved).is_ok() {
+                // A directory's IV must be durable before it is renamed (format.md, Directory IVs).
+                diriv::sync(&moved)?;
+            }
         }
+        self.create_entry(dir, &backing, |entry| {
+            dir.rename(from, dir, entry, RenameMode::NoReplace)
+        })?;
+        Ok(backing)
+    }
+
+    /// The one way an entry comes into a backing directory: writes the sidecar of a long
+    /// `backing` name, then runs `create` with the entry's name. If `create` fails, the
+    /// directory is left as it was: the sidecar goes again unless the entry exists (it was
+    /// there before, and the sidecar with it).
+    pub fn create_entry<T>(
+        &self,
+        dir: &Dir,
+        backing: &BackingName,
+        create: impl FnOnce(&str) -> io::Result<T>,
+    ) -> Result<T> {
         backing.write_sidecar(dir)?;
-        if let Err(e) = rename_no_replace(&from_path, &to_path) {
-            if fs::symlink_metadata(&to_path).is_err() {
+        create(backing.entry()).map_err(|e| {
+            if !dir.exists(backing.entry()) {
                 let _ = backing.remove_sidecar(dir);
             }
-            return Err(e.into());
+            e.into()
+        })
+    }
+
+    /// Undoes [`Self::create_entry`] after a later step failed: removes the entry (a directory
+    /// with its IV file) and its sidecar.
+    pub fn remove_new_entry(&self, dir: &Dir, backing: &BackingName) {
+        let removed = match dir.stat(backing.entry()).map(|s| FileKind::of(&s)) {
+            Ok(FileKind::Dir) => dir
+                .open_dir(backing.entry())
+                .and_then(|sub| sub.unlink_if_present(DIRIV_NAME))
+                .and_then(|()| dir.rmdir(backing.entry())),
+            Ok(_) => dir.unlink(backing.entry()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = removed
+            .map_err(Error::from)
+            .and_then(|()| backing.remove_sidecar(dir))
+        {
+            tracing::error!(
+                "cannot remove {} after a failed create: {e}",
+                dir.display_path(backing.entry()).display()
+            );
         }
-        Ok(backing)
     }
 
     /// Renames an entry whose backing name had its case changed (`entry`, plaintext `name`) back
     /// to its canonical name, and removes its sidecar's re-cased name.
     pub fn normalize_case(
         &self,
-        dir: &Path,
+        dir: &Dir,
         iv: &DirIv,
         entry: &str,
         name: &[u8],
@@ -326,14 +374,15 @@ impl Vault {
             ],
             _ => Vec::new(),
         };
-        let from = dir.join(entry);
-        let to = dir.join(backing.entry());
         backing.write_sidecar(dir)?;
-        match rename_no_replace(&from, &to) {
+        match dir.rename(entry, dir, backing.entry(), RenameMode::NoReplace) {
             Ok(()) => {}
             // A case-insensitive file system: the target "exists" and is the entry itself.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && same_file(&from, &to) => {
-                fs::rename(&from, &to)?
+            Err(e)
+                if e.kind() == io::ErrorKind::AlreadyExists
+                    && same_file(dir, entry, backing.entry()) =>
+            {
+                dir.rename(entry, dir, backing.entry(), RenameMode::Replace)?
             }
             Err(e) => return Err(e.into()),
         }
@@ -341,8 +390,8 @@ impl Vault {
         // case-insensitive one it is the canonical sidecar itself, which stays.
         if let Some(canonical) = backing.sidecar() {
             for old in old_sidecars {
-                if old != canonical && !same_file(&dir.join(&old), &dir.join(&canonical)) {
-                    let _ = fs::remove_file(dir.join(old));
+                if old != canonical && !same_file(dir, &old, &canonical) {
+                    let _ = dir.unlink(old);
                 }
             }
         }
@@ -352,13 +401,13 @@ impl Vault {
     /// In a vault whose names may have been re-cased ([`Vault::ignores_case`]): every entry of
     /// `dir` (IV `iv`) whose backing name is not its canonical one, as (plaintext name, backing
     /// name). Empty in other vaults.
-    pub fn recased_entries(&self, dir: &Path, iv: &DirIv) -> Result<Vec<(Vec<u8>, String)>> {
+    pub fn recased_entries(&self, dir: &Dir, iv: &DirIv) -> Result<Vec<(Vec<u8>, String)>> {
         let mut found = Vec::new();
         if !self.ignores_case() {
             return Ok(found);
         }
-        for entry in fs::read_dir(dir)? {
-            let Ok(name) = entry?.file_name().into_string() else {
+        for entry in dir.entries()? {
+            let Ok(name) = entry.name.into_string() else {
                 continue;
             };
             if name.bytes().all(|b| !b.is_ascii_uppercase()) && !name.starts_with(LONGNAME_PREFIX) {
@@ -378,13 +427,12 @@ impl Vault {
 
     /// In a vault whose names may have been re-cased ([`Vault::ignores_case`]): the name under
     /// which `backing` actually exists in `dir`, when it is not its canonical one.
-    pub fn find_recased(&self, dir: &Path, backing: &BackingName) -> Result<Option<String>> {
+    pub fn find_recased(&self, dir: &Dir, backing: &BackingName) -> Result<Option<String>> {
         if !self.ignores_case() {
             return Ok(None);
         }
-        for entry in fs::read_dir(dir)? {
-            let name = entry?.file_name();
-            if let Some(name) = name.to_str() {
+        for entry in dir.entries()? {
+            if let Some(name) = entry.name.to_str() {
                 if name != backing.entry() && name.eq_ignore_ascii_case(backing.entry()) {
                     return Ok(Some(name.to_owned()));
                 }
@@ -393,95 +441,108 @@ impl Vault {
         Ok(None)
     }
 
-    /// Creates backing directory `name` in `parent` (IV `parent_iv`) with its IV file.
+    /// Creates backing directory `name` in `parent` (IV `parent_iv`) with its IV file and then
+    /// `mode` (so that a mode without write permission does not keep the IV file out). On any
+    /// failure, a full disk included, nothing of it is left.
     pub fn create_dir(
         &self,
-        parent: &Path,
+        parent: &Dir,
         parent_iv: &DirIv,
         name: &[u8],
         mode: u32,
-    ) -> Result<PathBuf> {
-        use std::os::unix::fs::DirBuilderExt;
+    ) -> Result<BackingName> {
         let backing = self.backing_name(parent_iv, name)?;
-        backing.write_sidecar(parent)?;
-        let path = parent.join(backing.entry());
-        if let Err(e) = fs::DirBuilder::new().mode(mode).create(&path) {
-            if e.kind() != std::io::ErrorKind::AlreadyExists {
-                backing.remove_sidecar(parent)?;
-            }
-            return Err(e.into());
-        }
-        if let Err(e) = diriv::write(&path, &self.new_dir_iv(parent_iv, name)) {
-            let _ = fs::remove_dir(&path);
-            let _ = backing.remove_sidecar(parent);
+        self.create_entry(parent, &backing, |entry| parent.mkdir(entry, 0o700))?;
+        let filled = parent
+            .open_dir(backing.entry())
+            .map_err(Error::from)
+            .and_then(|dir| {
+                diriv::write(&dir, &self.new_dir_iv(parent_iv, name))?;
+                // A setgid parent passed its setgid bit on, whatever the mode asked.
+                let inherited = dir.stat_self()?.st_mode as u32 & libc::S_ISGID as u32;
+                dir.chmod_self(mode | inherited)?;
+                Ok(())
+            });
+        if let Err(e) = filled {
+            self.remove_new_entry(parent, &backing);
             return Err(e);
         }
-        Ok(path)
+        Ok(backing)
     }
 
     /// Creates regular file `name` in `parent` (IV `parent_iv`) holding `contents`: what the
     /// mount does for `create` and `write`, for tools and tests that fill a vault without one.
     pub fn create_file(
         &self,
-        parent: &Path,
+        parent: &Dir,
         parent_iv: &DirIv,
         name: &[u8],
         contents: &[u8],
-    ) -> Result<PathBuf> {
+    ) -> Result<BackingName> {
+        use nix::fcntl::OFlag;
         let backing = self.backing_name(parent_iv, name)?;
-        backing.write_sidecar(parent)?;
-        let path = parent.join(backing.entry());
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+        let file = self.create_entry(parent, &backing, |entry| {
+            parent.open_file(entry, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL, 0o644)
+        })?;
         let mut content = crate::layout::file::FileContent::default();
-        content.write(self.content_key(), &file, 0, contents)?;
-        Ok(path)
+        if let Err(e) = content.write(self.content_key(), &file, 0, contents) {
+            self.remove_new_entry(parent, &backing);
+            return Err(e);
+        }
+        Ok(backing)
     }
 
     /// Creates symlink `name` to `target` in `parent` (IV `parent_iv`).
     pub fn create_symlink(
         &self,
-        parent: &Path,
+        parent: &Dir,
         parent_iv: &DirIv,
         name: &[u8],
         target: &[u8],
-    ) -> Result<PathBuf> {
+    ) -> Result<BackingName> {
         let backing = self.backing_name(parent_iv, name)?;
         let encrypted = self.names.encrypt_symlink(target)?;
-        backing.write_sidecar(parent)?;
-        let path = parent.join(backing.entry());
-        std::os::unix::fs::symlink(encrypted, &path)?;
-        Ok(path)
+        self.create_entry(parent, &backing, |entry| parent.symlink(&encrypted, entry))?;
+        Ok(backing)
+    }
+
+    /// The backing directory at plaintext path `plain` (relative to the mount root), with its
+    /// IV: every step opened below the root, never through a symlink.
+    pub fn open_plain_dir(&self, plain: &Path) -> Result<(Dir, DirIv)> {
+        let mut dir = self.root.try_clone()?;
+        let mut iv = self.root_iv();
+        for component in plain.components() {
+            let name = match component {
+                std::path::Component::Normal(name) => name,
+                std::path::Component::RootDir | std::path::Component::CurDir => continue,
+                _ => return Err(Error::InvalidName),
+            };
+            let entry = self.existing_backing_name(&dir, &iv, name)?;
+            dir = dir.open_dir(entry)?;
+            iv = diriv::read(&dir)?;
+        }
+        Ok((dir, iv))
+    }
+
+    /// The backing entry name of plaintext `name` in `dir` (IV `iv`): in a vault whose names a
+    /// sync target may have re-cased, an existing entry is given under the name it has.
+    fn existing_backing_name(&self, dir: &Dir, iv: &DirIv, name: &OsStr) -> Result<String> {
+        let entry = self.backing_name(iv, name.as_encoded_bytes())?;
+        Ok(match self.find_recased(dir, &entry) {
+            Ok(Some(recased)) if !dir.exists(entry.entry()) => recased,
+            _ => entry.entry().to_owned(),
+        })
     }
 
     /// The backing path of a plaintext path relative to the mount root. The directories on the
     /// way must exist (their IVs are read); the last component need not. In a vault whose names
     /// a sync target may have re-cased, an existing entry is given under the name it has.
     pub fn encrypt_path(&self, plain: &Path) -> Result<PathBuf> {
-        let mut backing = self.root.clone();
-        let mut iv = self.root_iv();
-        let mut components = plain.components().peekable();
-        while let Some(component) = components.next() {
-            let name = component.as_os_str().as_encoded_bytes();
-            if matches!(
-                component,
-                std::path::Component::RootDir | std::path::Component::CurDir
-            ) {
-                continue;
-            }
-            let entry = self.backing_name(&iv, name)?;
-            match self.find_recased(&backing, &entry) {
-                Ok(Some(recased)) if fs::symlink_metadata(backing.join(entry.entry())).is_err() => {
-                    backing.push(recased)
-                }
-                _ => backing.push(entry.entry()),
-            }
-            if components.peek().is_some() {
-                iv = diriv::read(&backing)?;
-            }
+        let parent = plain.parent().unwrap_or(Path::new(""));
+        let (dir, iv) = self.open_plain_dir(parent)?;
+        let mut backing = dir.path().to_path_buf();
+        if let Some(name) = plain.file_name() {
+            backing.push(self.existing_backing_name(&dir, &iv, name)?);
         }
         Ok(backing)
     }
@@ -492,8 +553,8 @@ impl Vault {
     pub fn decrypt_path(&self, backing: &Path) -> Result<PathBuf> {
         use std::path::Component;
         let relative = if backing.is_absolute() {
-            let root = fs::canonicalize(&self.root)?;
-            let parent = backing.parent().map(fs::canonicalize).transpose()?;
+            let root = std::fs::canonicalize(self.root.path())?;
+            let parent = backing.parent().map(std::fs::canonicalize).transpose()?;
             let absolute = match (parent, backing.file_name()) {
                 (Some(parent), Some(name)) => parent.join(name),
                 _ => backing.to_path_buf(),
@@ -507,14 +568,14 @@ impl Vault {
                         format!(
                             "{} is not inside the vault {}",
                             backing.display(),
-                            self.root.display()
+                            self.root.path().display()
                         ),
                     ))
                 })?
         } else {
             backing.to_path_buf()
         };
-        let mut dir = self.root.clone();
+        let mut dir = self.root.try_clone()?;
         let mut iv = self.root_iv();
         let mut plain = PathBuf::new();
         let mut components = relative.components().peekable();
@@ -524,7 +585,7 @@ impl Vault {
                 Component::Normal(entry) => entry.to_str().ok_or(Error::NameEncoding("UTF-8"))?,
                 _ => return Err(Error::InvalidName),
             };
-            fs::symlink_metadata(dir.join(entry))?;
+            dir.stat(entry)?;
             let not_an_entry = |what: &str| {
                 Error::Io(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
@@ -541,8 +602,8 @@ impl Vault {
                 BackingEntry::Undecodable(e) => return Err(e),
             };
             plain.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&name));
-            dir.push(entry);
             if components.peek().is_some() {
+                dir = dir.open_dir(entry)?;
                 iv = diriv::read(&dir)?;
             }
         }
@@ -550,7 +611,7 @@ impl Vault {
     }
 
     /// The name the conflict copy `entry` of `dir` is shown under.
-    fn shown_name(&self, dir: &Path, iv: &DirIv, entry: &str) -> Result<Vec<u8>> {
+    fn shown_name(&self, dir: &Dir, iv: &DirIv, entry: &str) -> Result<Vec<u8>> {
         let copies = self.scan_conflict_copies(dir, iv)?;
         copies
             .into_iter()
@@ -561,11 +622,11 @@ impl Vault {
 
     /// Every conflict copy in `dir` (IV `iv`), named as a listing names them: reads and
     /// decrypts the whole directory.
-    pub fn scan_conflict_copies(&self, dir: &Path, iv: &DirIv) -> Result<Vec<ConflictCopy>> {
+    pub fn scan_conflict_copies(&self, dir: &Dir, iv: &DirIv) -> Result<Vec<ConflictCopy>> {
         let mut taken = HashSet::new();
         let mut undecoded = Vec::new();
-        for item in fs::read_dir(dir)? {
-            let Ok(name) = item?.file_name().into_string() else {
+        for item in dir.entries()? {
+            let Ok(name) = item.name.into_string() else {
                 continue;
             };
             match self.decrypt_entry(dir, iv, &name) {
@@ -612,28 +673,11 @@ pub fn is_canonical_sidecar(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+/// Whether entries `a` and `b` of `dir` are one inode (names differing in case on a
+/// case-insensitive filesystem).
+fn same_file(dir: &Dir, a: &str, b: &str) -> bool {
+    match (dir.stat(a), dir.stat(b)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
         _ => false,
-    }
-}
-
-/// rename(2) that fails with EEXIST instead of replacing `to`.
-pub fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
-        renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE)
-            .map_err(std::io::Error::from)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        // Not atomic: good enough where renameat2 does not exist (macOS has renamex_np).
-        if fs::symlink_metadata(to).is_ok() {
-            return Err(std::io::Error::from_raw_os_error(libc::EEXIST));
-        }
-        fs::rename(from, to)
     }
 }

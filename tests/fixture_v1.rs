@@ -7,10 +7,12 @@
 //! To create it anew: `rm -r tests/fixtures/vault-v1 && cargo test --test fixture_v1 -- --ignored`.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
+
+use veilfs::backing::{Dir, FileKind};
 use veilfs::config::{Config, Features, KdfParams};
 use veilfs::crypto::content::HEADER_LEN;
 use veilfs::crypto::keys::MasterKey;
@@ -112,47 +114,54 @@ fn copy_tree(from: &Path, to: &Path) {
 /// backing names veilfs reserves to `reserved`, both under `prefix` (the plaintext path).
 fn walk(
     vault: &Vault,
-    dir: &Path,
+    dir: &Dir,
     iv: &DirIv,
     prefix: &str,
     tree: &mut BTreeMap<String, Node>,
     reserved: &mut Vec<String>,
 ) {
-    for entry in fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let backing = entry
-            .file_name()
-            .into_string()
-            .expect("backing names are ASCII");
-        let path = entry.path();
+    for entry in dir.entries().unwrap() {
+        let backing = entry.name.into_string().expect("backing names are ASCII");
         let Some(name) = vault.decrypt_entry(dir, iv, &backing).unwrap() else {
             reserved.push(format!("{prefix}{backing}"));
             continue;
         };
         let name = format!("{prefix}{}", String::from_utf8(name).unwrap());
-        let meta = fs::symlink_metadata(&path).unwrap();
-        let node = if meta.is_dir() {
-            let child_iv = diriv::read(&path).unwrap();
-            walk(vault, &path, &child_iv, &format!("{name}/"), tree, reserved);
-            Node::Dir
-        } else if meta.file_type().is_symlink() {
-            let target = fs::read_link(&path).unwrap();
-            Node::Symlink(
-                vault
-                    .names()
-                    .decrypt_symlink(target.as_os_str().as_encoded_bytes())
-                    .unwrap(),
-            )
-        } else {
-            let file = fs::File::open(&path).unwrap();
-            let size = FileContent::size(&file).unwrap();
-            assert_eq!(
-                meta.len(),
-                if size == 0 { 0 } else { size + HEADER_LEN },
-                "{name}"
-            );
-            let content = FileContent::load(&file, vault.content_key()).unwrap();
-            Node::File(content.read(&file, 0, size as usize + 1).unwrap())
+        let meta = dir.stat(&backing).unwrap();
+        let node = match FileKind::of(&meta) {
+            FileKind::Dir => {
+                let child = dir.open_dir(&backing).unwrap();
+                let child_iv = diriv::read(&child).unwrap();
+                walk(
+                    vault,
+                    &child,
+                    &child_iv,
+                    &format!("{name}/"),
+                    tree,
+                    reserved,
+                );
+                Node::Dir
+            }
+            FileKind::Symlink => {
+                let target = dir.readlink(&backing).unwrap();
+                Node::Symlink(
+                    vault
+                        .names()
+                        .decrypt_symlink(target.as_encoded_bytes())
+                        .unwrap(),
+                )
+            }
+            _ => {
+                let file = dir.open_file(&backing, OFlag::O_RDONLY, 0).unwrap();
+                let size = FileContent::size(&file).unwrap();
+                assert_eq!(
+                    meta.st_size as u64,
+                    if size == 0 { 0 } else { size + HEADER_LEN },
+                    "{name}"
+                );
+                let content = FileContent::load(&file, vault.content_key()).unwrap();
+                Node::File(content.read(&file, 0, size as usize + 1).unwrap())
+            }
         };
         assert!(tree.insert(name, node).is_none());
     }
@@ -173,13 +182,13 @@ fn read_the_v1_fixture() {
         Err(Error::WrongPassword)
     ));
     let master = config.unlock(PASSWORD.as_bytes()).unwrap();
-    let vault = Vault::new(&root, &master, config.features());
+    let vault = Vault::open(&root, &master, config.features()).unwrap();
 
-    let root_iv = diriv::read(&root).unwrap();
+    let root_iv = diriv::read(vault.root()).unwrap();
     assert_eq!(root_iv, vault.root_iv(), "the root IV is derived");
     let mut tree = BTreeMap::new();
     let mut reserved = Vec::new();
-    walk(&vault, &root, &root_iv, "", &mut tree, &mut reserved);
+    walk(&vault, vault.root(), &root_iv, "", &mut tree, &mut reserved);
 
     let expected = expected();
     assert_eq!(
@@ -209,7 +218,7 @@ fn read_the_v1_fixture() {
     assert_eq!(reserved, want);
 
     // Directory IVs are derived from the parent's IV and the name.
-    let docs_iv = diriv::read(&root.join(docs.entry())).unwrap();
+    let docs_iv = diriv::read(&vault.root().open_dir(docs.entry()).unwrap()).unwrap();
     assert_eq!(docs_iv, vault.new_dir_iv(&root_iv, b"docs"));
     assert_eq!(vault.encrypt_path(Path::new("docs/notes.md")).unwrap(), {
         let notes = vault.backing_name(&docs_iv, b"notes.md").unwrap();
@@ -243,19 +252,19 @@ fn make_fixture() {
     )
     .save(&root)
     .unwrap();
-    let vault = Vault::new(&root, &master, &features);
+    let vault = Vault::open(&root, &master, &features).unwrap();
     vault.initialize_root().unwrap();
     let root_iv = vault.root_iv();
 
-    let write_file = |dir: &Path, iv: &DirIv, name: &str, chunks: &[(u64, &[u8])]| {
+    let write_file = |dir: &Dir, iv: &DirIv, name: &str, chunks: &[(u64, &[u8])]| {
         let backing = vault.backing_name(iv, name.as_bytes()).unwrap();
         backing.write_sidecar(dir).unwrap();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(dir.join(backing.entry()))
+        let file = dir
+            .open_file(
+                backing.entry(),
+                OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
+                0o644,
+            )
             .unwrap();
         let mut content = FileContent::load(&file, vault.content_key()).unwrap();
         for &(offset, data) in chunks {
@@ -270,12 +279,15 @@ fn make_fixture() {
     for (path, node) in &expected() {
         let (dir, iv, name) = match path.split_once('/') {
             Some(("docs", name)) => (
-                root.join(vault.backing_name(&root_iv, b"docs").unwrap().entry()),
+                vault
+                    .root()
+                    .open_dir(vault.backing_name(&root_iv, b"docs").unwrap().entry())
+                    .unwrap(),
                 docs_iv,
                 name,
             ),
             Some(_) => unreachable!(),
-            None => (root.clone(), root_iv, path.as_str()),
+            None => (vault.root().try_clone().unwrap(), root_iv, path.as_str()),
         };
         match node {
             Node::Dir => {
@@ -285,7 +297,7 @@ fn make_fixture() {
                 let backing = vault.backing_name(&iv, name.as_bytes()).unwrap();
                 backing.write_sidecar(&dir).unwrap();
                 let encrypted = vault.names().encrypt_symlink(target).unwrap();
-                std::os::unix::fs::symlink(encrypted, dir.join(backing.entry())).unwrap();
+                dir.symlink(encrypted, backing.entry()).unwrap();
             }
             Node::File(data) if name == "sparse.bin" => {
                 write_file(

@@ -66,7 +66,7 @@ fn a_lost_iv_is_re_derived_and_verified_before_it_is_written() {
     let v = CoreVault::new(NameEncoding::Base64Url);
     let dir = v.mkdir("projects");
     v.write("projects/plan.txt", b"plan");
-    let iv = diriv::read(&dir).unwrap();
+    let iv = v.iv(&dir);
     remove_iv(&dir);
     let report = check(&v);
     assert_eq!(problems(&report), [Problem::DirIvMissing]);
@@ -77,13 +77,13 @@ fn a_lost_iv_is_re_derived_and_verified_before_it_is_written() {
     );
     let report = repair(&v);
     assert!(report.is_clean(), "{:?}", report.findings);
-    assert_eq!(diriv::read(&dir).unwrap(), iv);
+    assert_eq!(v.iv(&dir), iv);
     assert_eq!(v.read("projects/plan.txt"), b"plan");
 
     // Root too: its IV comes from the key.
     remove_iv(&v.root);
     assert!(repair(&v).is_clean());
-    assert_eq!(diriv::read(&v.root).unwrap(), v.vault.root_iv());
+    assert_eq!(v.iv(&v.root), v.vault.root_iv());
 }
 
 #[test]
@@ -92,10 +92,15 @@ fn the_iv_of_a_renamed_directory_is_not_guessed() {
     let dir = v.mkdir("old-name");
     v.write("old-name/kept.txt", b"kept");
     // Rename as the mount does: the IV stays, so it no longer derives from the new name.
-    let iv = diriv::read(&dir).unwrap();
+    let iv = v.iv(&dir);
     let renamed = v
         .vault
-        .rename_entry(&v.root, &v.vault.root_iv(), name_of(&dir), b"new-name")
+        .rename_entry(
+            v.vault.root(),
+            &v.vault.root_iv(),
+            name_of(&dir),
+            b"new-name",
+        )
         .unwrap();
     let dir = v.root.join(renamed.entry());
     remove_iv(&dir);
@@ -112,7 +117,7 @@ fn the_iv_of_a_renamed_directory_is_not_guessed() {
         "an unverified IV must not be written"
     );
     // Put back by hand, all is well again.
-    diriv::write(&dir, &iv).unwrap();
+    diriv::write(&v.dir(&dir), &iv).unwrap();
     assert!(check(&v).findings.is_empty());
 }
 
@@ -120,10 +125,10 @@ fn the_iv_of_a_renamed_directory_is_not_guessed() {
 fn an_empty_directory_gets_the_iv_re_creating_it_would_give() {
     let v = CoreVault::new(NameEncoding::Base32);
     let dir = v.mkdir("cache");
-    let iv = diriv::read(&dir).unwrap();
+    let iv = v.iv(&dir);
     remove_iv(&dir);
     assert!(repair(&v).is_clean());
-    assert_eq!(diriv::read(&dir).unwrap(), iv);
+    assert_eq!(v.iv(&dir), iv);
 }
 
 #[test]
@@ -131,14 +136,14 @@ fn a_corrupt_iv_is_replaced_when_the_derived_one_fits() {
     let v = CoreVault::new(NameEncoding::Base64Url);
     let dir = v.mkdir("d");
     v.write("d/f", b"contents of f, long enough");
-    let iv = diriv::read(&dir).unwrap();
+    let iv = v.iv(&dir);
     for garbage in [&b"short"[..], &[7u8; 16][..]] {
         remove_iv(&dir);
         fs::write(dir.join("veilfs.diriv"), garbage).unwrap();
         let report = check(&v);
         assert_eq!(problems(&report), [Problem::DirIvCorrupt], "{garbage:?}");
         assert!(repair(&v).is_clean());
-        assert_eq!(diriv::read(&dir).unwrap(), iv);
+        assert_eq!(v.iv(&dir), iv);
     }
 }
 
@@ -239,6 +244,318 @@ fn undecodable_directories_are_still_walked() {
     let mut found = problems(&check(&v));
     found.sort_by_key(|p| format!("{p:?}"));
     assert_eq!(found, [Problem::HeaderTruncated, Problem::UndecodableName]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a sync peer may plant
+
+/// Runs `f` in a thread of its own; fails (instead of hanging the suite) if it takes longer than
+/// `secs` seconds: what a FIFO opened in blocking mode, or a walk through a symlink loop, would do.
+fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(value) => value,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what} did not finish within {secs} s: blocked on something planted?")
+        }
+        Err(e) => panic!("{what} panicked: {e}"),
+    }
+}
+
+/// Runs `cmd`; fails if it has not exited within `secs` seconds (killing it).
+fn output_within(mut cmd: Command, secs: u64) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {secs} s: blocked on something planted?");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn fsck_command(v: &CoreVault, args: &[&str]) -> Command {
+    let mut cmd = veilfs();
+    cmd.arg("fsck")
+        .arg("--passfile")
+        .arg(v.passfile())
+        .args(args)
+        .arg(&v.root);
+    cmd
+}
+
+fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+}
+
+/// Every entry below `dir` (not following symlinks): type, mode, and contents or target.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, (u32, Vec<u8>)> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut found = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(at) = todo.pop() {
+        for entry in fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let contents = if meta.is_dir() {
+                todo.push(path.clone());
+                Vec::new()
+            } else if meta.file_type().is_symlink() {
+                fs::read_link(&path)
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec()
+            } else if meta.is_file() {
+                fs::read(&path).unwrap()
+            } else {
+                Vec::new()
+            };
+            let mode = std::os::unix::fs::MetadataExt::mode(&meta);
+            found.insert(
+                path.strip_prefix(dir).unwrap().to_path_buf(),
+                (mode, contents),
+            );
+        }
+    }
+    found
+}
+
+/// (problem, backing path) of every finding, sorted.
+fn where_found(report: &Report) -> Vec<(Problem, String)> {
+    let mut found: Vec<(Problem, String)> = report
+        .findings
+        .iter()
+        .map(|f| (f.problem, f.backing.display().to_string()))
+        .collect();
+    found.sort_by(|a, b| {
+        a.1.cmp(&b.1)
+            .then(format!("{:?}", a.0).cmp(&format!("{:?}", b.0)))
+    });
+    found
+}
+
+#[test]
+fn planted_special_files_fail_alone_and_nothing_blocks_or_escapes() {
+    let v = CoreVault::new(NameEncoding::Base64Url);
+    let rel = |path: &Path| path.strip_prefix(&v.root).unwrap().display().to_string();
+
+    // Healthy entries, one of them with a problem of its own that fsck must still find.
+    v.write("plain.txt", b"plain");
+    v.mkdir("healthy");
+    v.write("healthy/ok.txt", b"ok");
+    let cut = v.write("healthy/cut.bin", b"0123456789abcdefghij");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(5)
+        .unwrap();
+
+    // 1. A FIFO as a subdirectory's veilfs.diriv.
+    let fifo_iv_dir = v.mkdir("fifo-iv");
+    v.write("fifo-iv/inside.txt", b"inside");
+    let iv = v.iv(&fifo_iv_dir);
+    remove_iv(&fifo_iv_dir);
+    let fifo_iv = fifo_iv_dir.join("veilfs.diriv");
+    mkfifo(&fifo_iv);
+
+    // 2. A FIFO as the sidecar of a long-name entry.
+    let fifo_sidecar_entry = v.write(&long_name("fifo-sidecar"), b"x");
+    let fifo_sidecar =
+        fifo_sidecar_entry.with_file_name(format!("{}.name", name_of(&fifo_sidecar_entry)));
+    assert_eq!(
+        name_of(&fifo_sidecar).len(),
+        "veilfs.longname.".len() + 43 + ".name".len()
+    );
+    fs::remove_file(&fifo_sidecar).unwrap();
+    mkfifo(&fifo_sidecar);
+
+    // 3. A FIFO as a sync tool's copy of a (good) sidecar.
+    let copied = v.write(&long_name("copied"), b"copied");
+    let fifo_sidecar_copy = copied.with_file_name(format!(
+        "{}.sync-conflict-20261201-101010-ABCDEFG.name",
+        name_of(&copied)
+    ));
+    mkfifo(&fifo_sidecar_copy);
+
+    // 4. A directory (holding data) as the sidecar of a long-name entry.
+    let dir_sidecar_entry = v.write(&long_name("dir-sidecar"), b"y");
+    let dir_sidecar =
+        dir_sidecar_entry.with_file_name(format!("{}.name", name_of(&dir_sidecar_entry)));
+    fs::remove_file(&dir_sidecar).unwrap();
+    fs::create_dir(&dir_sidecar).unwrap();
+    fs::write(dir_sidecar.join("data"), b"not veilfs's").unwrap();
+
+    // 5. A socket and a FIFO as sync tools' copies of veilfs.conf; a FIFO as a copy of a
+    //    healthy directory's IV file.
+    let socket_conf = v
+        .root
+        .join("veilfs.sync-conflict-20261201-101010-ABCDEFG.conf");
+    drop(std::os::unix::net::UnixListener::bind(&socket_conf).unwrap());
+    let fifo_conf = v.root.join("veilfs (conflicted copy 2026-12-01).conf");
+    mkfifo(&fifo_conf);
+    let fifo_iv_copy = v
+        .backing("healthy")
+        .join("veilfs.sync-conflict-20261201-101010-ABCDEFG.diriv");
+    mkfifo(&fifo_iv_copy);
+
+    // 6. A subdirectory swapped for a symlink to a directory outside the vault: its old self,
+    //    without its IV file, so a repair through the link would write one there.
+    let moved = v.mkdir("moved");
+    v.write("moved/secret.txt", b"secret");
+    let outside = v.dir.path().join("outside");
+    fs::rename(&moved, &outside).unwrap();
+    remove_iv(&outside);
+    std::os::unix::fs::symlink(&outside, &moved).unwrap();
+    let outside_before = snapshot(&outside);
+
+    let expected = {
+        let mut expected = vec![
+            (Problem::HeaderTruncated, rel(&cut)),
+            (Problem::DirIvCorrupt, rel(&fifo_iv)),
+            (Problem::SidecarMismatch, rel(&fifo_sidecar_entry)),
+            (Problem::Unreadable, rel(&fifo_sidecar)),
+            (Problem::SidecarCopy, rel(&fifo_sidecar_copy)),
+            (Problem::SidecarMismatch, rel(&dir_sidecar_entry)),
+            (Problem::Unreadable, rel(&dir_sidecar)),
+            (Problem::ConfigCopy, rel(&socket_conf)),
+            (Problem::ConfigCopy, rel(&fifo_conf)),
+            (Problem::DirIvCopy, rel(&fifo_iv_copy)),
+            (Problem::SymlinkTarget, rel(&moved)),
+        ];
+        expected.sort_by(|a, b| {
+            a.1.cmp(&b.1)
+                .then(format!("{:?}", a.0).cmp(&format!("{:?}", b.0)))
+        });
+        expected
+    };
+    let v = std::sync::Arc::new(v);
+
+    let report = within(20, "fsck", {
+        let v = v.clone();
+        move || check(&v)
+    });
+    assert_eq!(where_found(&report), expected, "{:#?}", report.findings);
+    let detail = |path: &Path| {
+        let rel = path.strip_prefix(&v.root).unwrap();
+        report
+            .findings
+            .iter()
+            .filter(|f| f.backing == rel)
+            .map(|f| f.detail.clone())
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    for (path, kind) in [
+        (&fifo_iv, "a FIFO"),
+        (&fifo_sidecar_entry, "a FIFO"),
+        (&fifo_sidecar, "a FIFO"),
+        (&fifo_sidecar_copy, "a FIFO"),
+        (&dir_sidecar_entry, "a directory"),
+        (&dir_sidecar, "a directory"),
+        (&socket_conf, "a socket"),
+        (&fifo_conf, "a FIFO"),
+        (&fifo_iv_copy, "a FIFO"),
+    ] {
+        let detail = detail(path);
+        assert!(detail.contains(kind), "{}: {detail}", path.display());
+    }
+    // Every healthy entry was checked: plain.txt, the three long-name entries, healthy/ok.txt,
+    // healthy/cut.bin and fifo-iv/inside.txt (its directory's IV re-derived and confirmed).
+    assert_eq!(report.checked.files, 7, "{:?}", report.checked);
+    assert_eq!(report.checked.symlinks, 1);
+    assert_eq!(report.checked.dirs, 3, "the symlink is not walked into");
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .find(|f| f.problem == Problem::DirIvCorrupt)
+            .unwrap()
+            .outcome,
+        Outcome::Repairable
+    );
+    let counted = within(20, "count_entries", {
+        let v = v.clone();
+        move || fsck::count_entries(v.vault.root())
+    });
+    assert!(counted >= 20, "{counted}");
+
+    // The command, in a child under a timeout: the same findings, by backing path.
+    for args in [&[][..], &["--json"][..]] {
+        let out = output_within(fsck_command(&v, args), 30);
+        assert_eq!(out.status.code(), Some(11), "{args:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for (_, path) in &expected {
+            assert!(
+                text.contains(path.as_str()),
+                "{args:?}: {path} not in {text}"
+            );
+        }
+    }
+
+    // --repair: only the FIFO in the IV file's place goes (the IV is re-derived, confirmed by
+    // the name in the directory); everything else planted is left as it was, and nothing is
+    // written outside the vault.
+    let repaired = within(20, "fsck --repair", {
+        let v = v.clone();
+        move || repair(&v)
+    });
+    assert_eq!(where_found(&repaired), expected, "{:#?}", repaired.findings);
+    assert_eq!(repaired.repaired(), 1, "{:#?}", repaired.findings);
+    assert!(fs::symlink_metadata(&fifo_iv).unwrap().is_file());
+    assert_eq!(v.iv(&fifo_iv_dir), iv);
+    assert_eq!(v.read("fifo-iv/inside.txt"), b"inside");
+    for planted in [&fifo_sidecar, &fifo_sidecar_copy, &fifo_conf, &fifo_iv_copy] {
+        assert!(
+            std::os::unix::fs::FileTypeExt::is_fifo(
+                &fs::symlink_metadata(planted).unwrap().file_type()
+            ),
+            "{} left alone",
+            planted.display()
+        );
+    }
+    assert_eq!(fs::read(dir_sidecar.join("data")).unwrap(), b"not veilfs's");
+    assert!(fs::symlink_metadata(&moved)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        snapshot(&outside),
+        outside_before,
+        "nothing written outside the vault"
+    );
+
+    // The same through the command, with the FIFO planted again.
+    remove_iv(&fifo_iv_dir);
+    mkfifo(&fifo_iv);
+    let out = output_within(fsck_command(&v, &["--repair"]), 30);
+    assert_eq!(out.status.code(), Some(11));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "repaired: directory IV corrupt: fifo-iv ({}",
+            rel(&fifo_iv)
+        )),
+        "{text}"
+    );
+    assert!(text.contains("10 remaining"), "{text}");
+    assert_eq!(v.iv(&fifo_iv_dir), iv);
+    assert_eq!(
+        snapshot(&outside),
+        outside_before,
+        "nothing written outside the vault"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -348,8 +665,8 @@ fn fsck_of_100k_files() {
         v.mkdir(&dir);
         let (path, iv) = {
             let p = v.backing(&dir);
-            let iv = diriv::read(&p).unwrap();
-            (p, iv)
+            let iv = v.iv(&p);
+            (v.dir(&p), iv)
         };
         for f in 0..per_dir {
             let name = if f % 100 == 0 {

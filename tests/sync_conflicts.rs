@@ -50,11 +50,12 @@ fn listing(v: &CoreVault, plain_dir: &str) -> BTreeMap<String, String> {
     } else {
         v.backing(plain_dir)
     };
+    let dir = v.dir(&dir);
     let iv = diriv::read(&dir).unwrap();
     let mut names = BTreeMap::new();
     let mut undecoded = Vec::new();
-    for entry in fs::read_dir(&dir).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
+    for entry in dir.entries().unwrap() {
+        let name = entry.name.into_string().unwrap();
         match v.vault.decrypt_entry(&dir, &iv, &name) {
             Ok(Some(plain)) => {
                 names.insert(String::from_utf8(plain).unwrap(), name);
@@ -165,7 +166,7 @@ fn one_pattern(encoding: NameEncoding, tool: &str, suffix: &str, kind: Kind) {
 
     // The core recognises the copy, of the right entry.
     let iv = v.vault.root_iv();
-    match v.vault.classify_entry(&v.root, &iv, &copy) {
+    match v.vault.classify_entry(v.vault.root(), &iv, &copy) {
         BackingEntry::ConflictCopy { name, .. } => {
             assert_eq!(name, original.as_bytes(), "{context}")
         }
@@ -246,7 +247,7 @@ fn sidecar_copies_restore_a_lost_sidecar_or_go_when_redundant() {
             let iv = v.vault.root_iv();
             assert!(
                 matches!(
-                    v.vault.classify_entry(&v.root, &iv, name_of(&copy)),
+                    v.vault.classify_entry(v.vault.root(), &iv, name_of(&copy)),
                     BackingEntry::ReservedCopy(ReservedCopy::Sidecar { valid: true, .. })
                 ),
                 "{context}"
@@ -298,10 +299,10 @@ fn names_under_a_conflicting_directory_iv_are_re_encrypted() {
     let v = CoreVault::new(NameEncoding::Base64Url);
     let dir = v.mkdir("shared");
     v.write("shared/kept.txt", b"kept");
-    let iv = diriv::read(&dir).unwrap();
+    let iv = v.iv(&dir);
     let other = veilfs::crypto::names::DirIv([0x42; 16]);
     v.vault
-        .create_file(&dir, &other, b"other-side.txt", b"other")
+        .create_file(&v.dir(&dir), &other, b"other-side.txt", b"other")
         .unwrap();
     fs::write(
         dir.join("veilfs.sync-conflict-20240301-101500-7XJRS2Q.diriv"),
@@ -320,7 +321,7 @@ fn names_under_a_conflicting_directory_iv_are_re_encrypted() {
     repair(&v);
     assert_eq!(v.read("shared/other-side.txt"), b"other");
     assert_eq!(v.read("shared/kept.txt"), b"kept");
-    assert_eq!(diriv::read(&dir).unwrap(), iv);
+    assert_eq!(v.iv(&dir), iv);
 }
 
 #[test]
@@ -394,7 +395,7 @@ fn two_devices_renaming_the_same_copy_agree() {
         .collect();
     a_names.sort();
     // Device B: the same key, its own copy of the backing directory.
-    let b = veilfs::vault::Vault::new(&b_root, &master_of(&a), a.vault.features());
+    let b = veilfs::vault::Vault::open(&b_root, &master_of(&a), a.vault.features()).unwrap();
     fsck::check(
         &b,
         &Options {

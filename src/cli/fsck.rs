@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
+use veilfs::backing::{Dir, RenameMode};
 use veilfs::config::CONFIG_NAME;
 use veilfs::fsck::{self, Finding, Options, Outcome, Report};
 
@@ -78,11 +79,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     let mut early = Vec::new();
     if let Some(recased) = recased_config(&args.cipherdir) {
         if args.repair {
-            std::fs::rename(
-                args.cipherdir.join(&recased),
-                args.cipherdir.join(CONFIG_NAME),
-            )
-            .map_err(|e| CliError::io(format!("cannot rename {recased} to {CONFIG_NAME}"), e))?;
+            Dir::open_root(&args.cipherdir)
+                .and_then(|root| root.rename(&recased, &root, CONFIG_NAME, RenameMode::NoReplace))
+                .map_err(|e| CliError::io(format!("cannot rename {recased} to {CONFIG_NAME}"), e))?;
             early.push(format!(
                 "repaired: {recased}: config file renamed back to {CONFIG_NAME}"
             ));
@@ -118,7 +117,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
 
     if args.json {
         let json = JsonReport {
-            cipherdir: vault.root().display().to_string(),
+            cipherdir: vault.root_path().display().to_string(),
             clean: report.is_clean(),
             repair: args.repair,
             repaired: report.repaired() + early.len(),

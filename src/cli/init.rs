@@ -125,7 +125,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     config.save(dir).map_err(|e| {
         CliError::from(e).context(format!("cannot write {}", dir.join(CONFIG_NAME).display()))
     })?;
-    if let Err(e) = Vault::new(dir, &master, config.features()).initialize_root() {
+    if let Err(e) =
+        Vault::open(dir, &master, config.features()).and_then(|vault| vault.initialize_root())
+    {
         // Leave the directory as it was, so that init can simply be run again.
         let _ = fs::remove_file(dir.join(CONFIG_NAME));
         return Err(CliError::from(e).context(format!("cannot initialize {}", dir.display())));

@@ -378,7 +378,7 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     let master = password::unlock(&config, &password, keyfile.as_ref())?;
     drop(password);
     drop(keyfile);
-    let vault = Vault::new(&cipherdir, &master, config.features());
+    let vault = Vault::open(&cipherdir, &master, config.features())?;
     drop(master);
 
     let mount_options = MountOptions {

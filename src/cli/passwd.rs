@@ -158,9 +158,9 @@ fn read_recovery_key(file: &Path) -> Result<MasterKey, CliError> {
 /// A recovery key that parses may still belong to another vault, and wrapping it would lock the
 /// user out: check it against the root directory IV, which the master key determines.
 fn check_recovery_key(dir: &Path, config: &Config, master: &MasterKey) -> Result<(), CliError> {
-    let expected = Vault::new(dir, master, config.features()).root_iv();
-    match diriv::read(dir) {
-        Ok(iv) if iv == expected => Ok(()),
+    let vault = Vault::open(dir, master, config.features())?;
+    match diriv::read(vault.root()) {
+        Ok(iv) if iv == vault.root_iv() => Ok(()),
         Ok(_) => Err(veilfs::Error::WrongRecoveryKey.into()),
         Err(e) => Err(CliError::from(e).context(format!(
             "cannot check the recovery key against this vault, so the password is left unchanged \

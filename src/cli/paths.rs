@@ -7,6 +7,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use veilfs::backing::Dir;
 use veilfs::config::{Config, CONFIG_NAME};
 use veilfs::vault::Vault;
 
@@ -97,18 +98,20 @@ pub fn open_vault(
     let keyfile = password::keyfile_for(&config, &cipherdir, keyfile)?;
     let secret = password.source().read("Password: ")?;
     let master = password::unlock(&config, &secret, keyfile.as_ref())?;
-    Ok(Vault::new(&cipherdir, &master, config.features()))
+    Ok(Vault::open(&cipherdir, &master, config.features())?)
 }
 
-/// The name of `veilfs.conf` in another case, when only that exists.
+/// The name of `veilfs.conf` in another case, when only that exists (as anything: a symlink
+/// is not followed).
 pub fn recased_config(cipherdir: &Path) -> Option<String> {
-    if cipherdir.join(CONFIG_NAME).exists() {
+    let root = Dir::open_root(cipherdir).ok()?;
+    if root.exists(CONFIG_NAME) {
         return None;
     }
-    fs::read_dir(cipherdir)
+    root.entries()
         .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
+        .into_iter()
+        .filter_map(|e| e.name.into_string().ok())
         .find(|name| name.eq_ignore_ascii_case(CONFIG_NAME))
 }
 
@@ -174,7 +177,7 @@ pub fn run_encrypt(args: EncryptArgs, _global: &GlobalArgs) -> Result<(), CliErr
     translate(args.paths, "encrypt", |plain| {
         let backing = vault.encrypt_path(plain)?;
         Ok(backing
-            .strip_prefix(vault.root())
+            .strip_prefix(vault.root_path())
             .map(Path::to_path_buf)
             .unwrap_or(backing))
     })

@@ -2,30 +2,23 @@
 //! sizes translated (contents are length-preserving behind an 18-byte header; symlink targets
 //! are decrypted).
 
-use std::fs::Metadata;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{FileAttr, FileType, INodeNo};
 
+use crate::backing::{FileKind, Stat};
 use crate::crypto::content::plaintext_size;
 use crate::crypto::names::symlink_target_len;
 
-pub fn file_type(ft: std::fs::FileType) -> FileType {
-    if ft.is_dir() {
-        FileType::Directory
-    } else if ft.is_symlink() {
-        FileType::Symlink
-    } else if ft.is_fifo() {
-        FileType::NamedPipe
-    } else if ft.is_socket() {
-        FileType::Socket
-    } else if ft.is_char_device() {
-        FileType::CharDevice
-    } else if ft.is_block_device() {
-        FileType::BlockDevice
-    } else {
-        FileType::RegularFile
+pub fn file_type(kind: FileKind) -> FileType {
+    match kind {
+        FileKind::File => FileType::RegularFile,
+        FileKind::Dir => FileType::Directory,
+        FileKind::Symlink => FileType::Symlink,
+        FileKind::Fifo => FileType::NamedPipe,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDevice => FileType::CharDevice,
+        FileKind::BlockDevice => FileType::BlockDevice,
     }
 }
 
@@ -38,30 +31,33 @@ fn time(secs: i64, nsecs: i64) -> SystemTime {
     }
 }
 
-/// Attributes of inode `ino` whose backing metadata is `meta`.
-pub fn from_metadata(ino: u64, meta: &Metadata) -> FileAttr {
-    let kind = file_type(meta.file_type());
+/// Attributes of inode `ino` whose backing `fstat` is `stat`.
+// The stat fields' integer types differ between Linux and macOS.
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+pub fn from_stat(ino: u64, stat: &Stat) -> FileAttr {
+    let kind = file_type(FileKind::of(stat));
+    let len = stat.st_size.max(0) as u64;
     let size = match kind {
         // A truncated header shows as an empty file; reading it reports the error.
-        FileType::RegularFile => plaintext_size(meta.len()).unwrap_or(0),
+        FileType::RegularFile => plaintext_size(len).unwrap_or(0),
         // From the backing target's length alone: no readlink, which would touch its atime.
-        FileType::Symlink => symlink_target_len(meta.len()).unwrap_or(meta.len()),
-        _ => meta.len(),
+        FileType::Symlink => symlink_target_len(len).unwrap_or(len),
+        _ => len,
     };
     FileAttr {
         ino: INodeNo(ino),
         size,
-        blocks: meta.blocks(),
-        atime: time(meta.atime(), meta.atime_nsec()),
-        mtime: time(meta.mtime(), meta.mtime_nsec()),
-        ctime: time(meta.ctime(), meta.ctime_nsec()),
+        blocks: stat.st_blocks as u64,
+        atime: time(stat.st_atime as i64, stat.st_atime_nsec as i64),
+        mtime: time(stat.st_mtime as i64, stat.st_mtime_nsec as i64),
+        ctime: time(stat.st_ctime as i64, stat.st_ctime_nsec as i64),
         crtime: UNIX_EPOCH,
         kind,
-        perm: (meta.mode() & 0o7777) as u16,
-        nlink: meta.nlink() as u32,
-        uid: meta.uid(),
-        gid: meta.gid(),
-        rdev: meta.rdev() as u32,
+        perm: (stat.st_mode as u32 & 0o7777) as u16,
+        nlink: stat.st_nlink as u32,
+        uid: stat.st_uid,
+        gid: stat.st_gid,
+        rdev: stat.st_rdev as u32,
         blksize: 4096,
         flags: 0,
     }

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::path::PathBuf;
 
 use crate::crypto::names::DirIv;
 
@@ -24,21 +23,19 @@ struct Node {
 
 #[derive(Debug)]
 pub struct InodeTable {
-    root_path: PathBuf,
     /// The backing root's inode number, shown to the kernel as [`ROOT`].
     root_backing_ino: u64,
     nodes: HashMap<u64, Node>,
 }
 
 impl InodeTable {
-    pub fn new(root_path: PathBuf, root_backing_ino: u64, root_iv: DirIv) -> Self {
+    pub fn new(root_backing_ino: u64, root_iv: DirIv) -> Self {
         let root = Node {
             locations: Vec::new(),
             lookups: 1,
             iv: Some(root_iv),
         };
         Self {
-            root_path,
             root_backing_ino,
             nodes: HashMap::from([(ROOT, root)]),
         }
@@ -53,21 +50,36 @@ impl InodeTable {
         }
     }
 
-    /// The backing path of `ino`, through the first of its known locations.
-    pub fn path(&self, ino: u64) -> Option<PathBuf> {
+    /// The backing inode number of a FUSE inode number.
+    pub fn backing_ino(&self, ino: u64) -> u64 {
+        if ino == ROOT {
+            self.root_backing_ino
+        } else {
+            ino
+        }
+    }
+
+    /// Where `ino` is: the first of its known locations. `None` for the root.
+    pub fn location(&self, ino: u64) -> Option<&Location> {
+        self.nodes.get(&ino)?.locations.first()
+    }
+
+    /// The backing entry names leading from the root to `ino`, through the first of each
+    /// node's known locations; empty for the root.
+    pub fn names_to(&self, ino: u64) -> Option<Vec<OsString>> {
         let mut names = Vec::new();
         let mut current = ino;
         while current != ROOT {
-            let (parent, name) = self.nodes.get(&current)?.locations.first()?;
-            names.push(name.as_os_str());
+            let (parent, name) = self.location(current)?;
+            names.push(name.clone());
             current = *parent;
+            // A plaintext path of PATH_MAX bytes has at most 2048 components.
             if names.len() > 4096 {
                 return None; // a cycle: never produced by rename, which the kernel serializes
             }
         }
-        let mut path = self.root_path.clone();
-        path.extend(names.iter().rev());
-        Some(path)
+        names.reverse();
+        Some(names)
     }
 
     pub fn iv(&self, ino: u64) -> Option<DirIv> {
@@ -137,17 +149,17 @@ mod tests {
 
     #[test]
     fn renaming_a_directory_moves_its_subtree() {
-        let mut table = InodeTable::new(PathBuf::from("/b"), 2, DirIv([0; 16]));
+        let mut table = InodeTable::new(2, DirIv([0; 16]));
         table.remember(10, (ROOT, "dir".into()));
         table.remember(11, (10, "file".into()));
-        assert_eq!(table.path(11).unwrap(), PathBuf::from("/b/dir/file"));
+        assert_eq!(table.names_to(11).unwrap(), ["dir", "file"]);
         table.moved(10, (ROOT, OsStr::new("dir")), (ROOT, "renamed".into()));
-        assert_eq!(table.path(11).unwrap(), PathBuf::from("/b/renamed/file"));
+        assert_eq!(table.names_to(11).unwrap(), ["renamed", "file"]);
     }
 
     #[test]
     fn an_inode_found_at_a_new_location_forgets_its_iv() {
-        let mut table = InodeTable::new(PathBuf::from("/b"), 2, DirIv([0; 16]));
+        let mut table = InodeTable::new(2, DirIv([0; 16]));
         table.remember(30, (ROOT, "old".into()));
         table.set_iv(30, DirIv([1; 16]));
         table.remember(30, (ROOT, "old".into()));
@@ -158,12 +170,12 @@ mod tests {
 
     #[test]
     fn hard_links_survive_unlinking_one_name() {
-        let mut table = InodeTable::new(PathBuf::from("/b"), 2, DirIv([0; 16]));
+        let mut table = InodeTable::new(2, DirIv([0; 16]));
         table.remember(20, (ROOT, "a".into()));
         table.remember(20, (ROOT, "b".into()));
         table.unlink(20, ROOT, OsStr::new("b"));
-        assert_eq!(table.path(20).unwrap(), PathBuf::from("/b/a"));
+        assert_eq!(table.names_to(20).unwrap(), ["a"]);
         table.forget(20, 2);
-        assert_eq!(table.path(20), None);
+        assert_eq!(table.names_to(20), None);
     }
 }

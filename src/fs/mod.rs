@@ -11,10 +11,10 @@ pub mod sys;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -27,6 +27,11 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, SessionACL, TimeOrNow, WriteFlags,
 };
 
+use nix::fcntl::OFlag;
+use nix::sys::stat::SFlag;
+use nix::sys::time::TimeSpec;
+
+use crate::backing::{Dir, Entry, FileKind, RenameMode, Stat};
 use crate::crypto::content::HEADER_LEN;
 use crate::crypto::names::DirIv;
 use crate::error::{Error, Result};
@@ -35,7 +40,6 @@ use crate::layout::longname::BackingName;
 use crate::layout::{diriv, DIRIV_NAME};
 use crate::vault::Vault;
 use inodes::{InodeTable, ROOT};
-use sys::RenameMode;
 
 /// Kernel entry and attribute cache time, unless the mount asks for another.
 pub const TTL: Duration = Duration::from_secs(1);
@@ -140,18 +144,90 @@ struct OpenFile {
     content: Arc<RwLock<FileContent>>,
 }
 
+/// Where an inode is in the backing directory: the handle of its parent and its entry name, or
+/// for the root, the root's own handle and no name.
+struct Located {
+    dir: Dir,
+    name: Option<OsString>,
+    /// The backing inode the entry must still be: a sync tool may have replaced it since.
+    backing_ino: u64,
+}
+
+impl Located {
+    /// `lstat` of the entry; ESTALE when the name now holds another inode, so that the kernel
+    /// looks the name up afresh (and finds what the sync tool put there).
+    fn stat(&self) -> Result<Stat> {
+        let stat = match &self.name {
+            Some(name) => self.dir.stat(name)?,
+            None => self.dir.stat_self()?,
+        };
+        self.check(&stat)?;
+        Ok(stat)
+    }
+
+    fn check(&self, stat: &Stat) -> Result<()> {
+        if stat.st_ino as u64 != self.backing_ino {
+            return Err(errno(libc::ESTALE));
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> Option<&OsStr> {
+        self.name.as_deref()
+    }
+
+    /// The entry's name, for calls that cannot apply to the root.
+    fn entry_name(&self, root_errno: i32) -> Result<&OsStr> {
+        self.name().ok_or_else(|| errno(root_errno))
+    }
+
+    /// Opens the entry as a regular file (never following a symlink, never blocking).
+    fn open(&self, flags: OFlag) -> Result<File> {
+        let file = self
+            .dir
+            .open_file(self.entry_name(libc::EISDIR)?, flags, 0)?;
+        self.check(&nix::sys::stat::fstat(&file).map_err(io::Error::from)?)?;
+        Ok(file)
+    }
+
+    fn chmod(&self, mode: u32) -> io::Result<()> {
+        match self.name() {
+            Some(name) => self.dir.chmod(name, mode),
+            None => self.dir.chmod_self(mode),
+        }
+    }
+
+    fn chown(&self, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        match self.name() {
+            Some(name) => self.dir.chown(name, uid, gid),
+            None => self.dir.chown_self(uid, gid),
+        }
+    }
+
+    fn set_times(&self, atime: &TimeSpec, mtime: &TimeSpec) -> io::Result<()> {
+        match self.name() {
+            Some(name) => self.dir.set_times(name, atime, mtime),
+            None => self.dir.set_times_self(atime, mtime),
+        }
+    }
+}
+
 enum AttrTarget {
     Open(Arc<OpenFile>),
-    Path(PathBuf),
+    Entry(Located),
 }
 
 impl AttrTarget {
-    fn metadata(&self) -> io::Result<fs::Metadata> {
+    fn stat(&self) -> Result<Stat> {
         match self {
-            AttrTarget::Open(handle) => handle.file.metadata(),
-            AttrTarget::Path(path) => fs::symlink_metadata(path),
+            AttrTarget::Open(handle) => Ok(fstat(&handle.file)?),
+            AttrTarget::Entry(located) => located.stat(),
         }
     }
+}
+
+fn fstat(file: &File) -> io::Result<Stat> {
+    nix::sys::stat::fstat(file).map_err(io::Error::from)
 }
 
 /// One entry of a directory listing.
@@ -212,8 +288,7 @@ fn to_errno(e: Error) -> Errno {
     Errno::from_i32(e.errno())
 }
 
-fn time_spec(t: Option<TimeOrNow>) -> nix::sys::time::TimeSpec {
-    use nix::sys::time::TimeSpec;
+fn time_spec(t: Option<TimeOrNow>) -> TimeSpec {
     match t {
         None => TimeSpec::UTIME_OMIT,
         Some(TimeOrNow::Now) => TimeSpec::UTIME_NOW,
@@ -229,10 +304,19 @@ fn time_spec(t: Option<TimeOrNow>) -> nix::sys::time::TimeSpec {
     }
 }
 
+/// The kind of a listed backing entry: from the listing, or from `lstat` where the backing
+/// filesystem does not say.
+fn entry_kind(dir: &Dir, entry: &Entry) -> io::Result<FileKind> {
+    match entry.kind {
+        Some(kind) => Ok(kind),
+        None => Ok(FileKind::of(&dir.stat(&entry.name)?)),
+    }
+}
+
 impl VeilFs {
     pub fn new(vault: Vault) -> io::Result<Self> {
-        let root_ino = fs::metadata(vault.root())?.ino();
-        let inodes = InodeTable::new(vault.root().to_path_buf(), root_ino, vault.root_iv());
+        let root_ino = vault.root().stat_self()?.st_ino as u64;
+        let inodes = InodeTable::new(root_ino, vault.root_iv());
         Ok(Self {
             vault,
             inodes: Mutex::new(inodes),
@@ -255,87 +339,144 @@ impl VeilFs {
         self.requests.clone()
     }
 
-    fn touch(&self) {
+    fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn path(&self, ino: u64) -> Result<PathBuf> {
-        self.inodes
-            .lock()
-            .unwrap()
-            .path(ino)
-            .ok_or_else(|| errno(libc::ENOENT))
+    /// Opens the backing directory of directory `ino`, walking from the root through the
+    /// names the inode table knows, never through a symlink ([`Dir::walk`]). The directory found
+    /// must still be the inode the kernel means: otherwise ESTALE, and the kernel looks again.
+    fn open_dir(&self, ino: u64) -> Result<Dir> {
+        let root = self.vault.root();
+        if ino == ROOT {
+            return Ok(root.try_clone()?);
+        }
+        let names = self.inodes.lock().unwrap().names_to(ino);
+        let names = names.ok_or_else(|| errno(libc::ENOENT))?;
+        let dir = root.walk(&names).map_err(|e| self.walk_failed(&names, e))?;
+        if dir.stat_self()?.st_ino as u64 != ino {
+            return Err(errno(libc::ESTALE));
+        }
+        Ok(dir)
     }
 
-    /// Backing path and IV of directory `ino`.
-    fn dir(&self, ino: u64) -> Result<(PathBuf, DirIv)> {
-        let (path, iv) = {
-            let table = self.inodes.lock().unwrap();
-            (table.path(ino), table.iv(ino))
+    /// A walk that met a symlink (ELOOP) or a file (ENOTDIR) where a directory was: someone
+    /// replaced a backing directory. Never followed; the request fails with EIO and the backing
+    /// path is logged once.
+    fn walk_failed(&self, names: &[OsString], e: io::Error) -> Error {
+        let path = || {
+            let mut path = self.vault.root_path().to_path_buf();
+            path.extend(names);
+            path
         };
-        let path = path.ok_or_else(|| errno(libc::ENOENT))?;
-        let iv = match iv {
+        match e.raw_os_error() {
+            Some(libc::ELOOP | libc::ENOTDIR) => {
+                let why = io::Error::other(
+                    "a directory on the way was replaced by a symlink or a file; not followed",
+                );
+                self.warn_once(path(), &why.into());
+                errno(libc::EIO)
+            }
+            Some(libc::EACCES) => {
+                self.warn_once(path(), &Error::from(e));
+                errno(libc::EACCES)
+            }
+            _ => e.into(),
+        }
+    }
+
+    /// Where inode `ino` is: its parent's handle and its backing name.
+    fn locate(&self, ino: u64) -> Result<Located> {
+        let (location, backing_ino) = {
+            let table = self.inodes.lock().unwrap();
+            (table.location(ino).cloned(), table.backing_ino(ino))
+        };
+        match location {
+            _ if ino == ROOT => Ok(Located {
+                dir: self.open_dir(ROOT)?,
+                name: None,
+                backing_ino,
+            }),
+            Some((parent, name)) => Ok(Located {
+                dir: self.open_dir(parent)?,
+                name: Some(name),
+                backing_ino,
+            }),
+            None => Err(errno(libc::ENOENT)),
+        }
+    }
+
+    /// Backing handle and IV of directory `ino`.
+    fn dir(&self, ino: u64) -> Result<(Dir, DirIv)> {
+        let dir = self.open_dir(ino)?;
+        let known = self.inodes.lock().unwrap().iv(ino);
+        let iv = match known {
             Some(iv) => iv,
             None => {
-                let iv = diriv::read(&path)?;
+                let iv = diriv::read(&dir).inspect_err(|e| {
+                    self.warn_once(dir.display_path(DIRIV_NAME), e);
+                })?;
                 self.inodes.lock().unwrap().set_iv(ino, iv);
                 iv
             }
         };
-        Ok((path, iv))
+        Ok((dir, iv))
     }
 
     /// Backing directory, its IV, and the backing name of `name` in directory `parent`.
-    fn entry(&self, parent: u64, name: &OsStr) -> Result<(PathBuf, DirIv, BackingName)> {
+    fn entry(&self, parent: u64, name: &OsStr) -> Result<(Dir, DirIv, BackingName)> {
         let (dir, iv) = self.dir(parent)?;
         let backing = self.vault.backing_name(&iv, name.as_bytes())?;
         Ok((dir, iv, backing))
     }
 
     /// Attributes of a backing entry the kernel now holds a reference to.
-    fn looked_up(&self, parent: u64, dir: &Path, backing: &BackingName) -> Result<FileAttr> {
-        let path = dir.join(backing.entry());
-        let meta = fs::symlink_metadata(&path)?;
+    fn looked_up(&self, parent: u64, dir: &Dir, backing: &BackingName) -> Result<FileAttr> {
+        let stat = dir.stat(backing.entry())?;
         let mut table = self.inodes.lock().unwrap();
-        let ino = table.fuse_ino(meta.ino());
+        let ino = table.fuse_ino(stat.st_ino as u64);
         table.remember(ino, (parent, backing.entry().into()));
         drop(table);
-        Ok(attr::from_metadata(ino, &meta))
+        Ok(attr::from_stat(ino, &stat))
     }
 
-    /// Hands a new entry to the calling user when running as root, keeping the group a setgid
-    /// directory gave it.
-    fn give_to_caller(&self, req: &Request, dir: &Path, path: &Path) -> Result<()> {
+    /// Hands new entry `entry` of `dir` to the calling user when running as root, keeping the
+    /// group a setgid directory gave it.
+    fn give_to_caller(&self, caller: Caller, dir: &Dir, entry: &str) -> io::Result<()> {
         // Root's own entries already belong to root.
-        if !self.chown_new || (req.uid() == 0 && req.gid() == 0) {
+        if !self.chown_new || (caller.uid == 0 && caller.gid == 0) {
             return Ok(());
         }
-        let setgid = fs::metadata(dir)?.mode() & sys::S_ISGID != 0;
-        let gid = if setgid { None } else { Some(req.gid()) };
-        std::os::unix::fs::lchown(path, Some(req.uid()), gid)?;
-        Ok(())
+        let setgid = dir.stat_self()?.st_mode as u32 & sys::S_ISGID != 0;
+        let gid = if setgid { None } else { Some(caller.gid) };
+        dir.chown(entry, Some(caller.uid), gid)
     }
 
-    /// Runs `create` for a new entry `name` in `parent` (after writing a long name's sidecar),
-    /// gives it to the caller, and returns its attributes.
-    fn create_entry(
+    /// Creates new entry `name` in `parent` through `create` (with a long name's sidecar, see
+    /// [`Vault::create_entry`]), gives it to the caller, and returns its attributes with what
+    /// `create` returned. On any failure the backing directory is left as it was.
+    fn create_entry<T>(
         &self,
-        req: &Request,
+        caller: Caller,
         parent: u64,
         name: &OsStr,
-        create: impl FnOnce(&Path) -> Result<()>,
-    ) -> Result<FileAttr> {
+        create: impl FnOnce(&Dir, &str) -> io::Result<T>,
+    ) -> Result<(FileAttr, T)> {
         let (dir, _, backing) = self.entry(parent, name)?;
-        backing.write_sidecar(&dir)?;
-        let path = dir.join(backing.entry());
-        if let Err(e) = create(&path) {
-            if fs::symlink_metadata(&path).is_err() {
-                let _ = backing.remove_sidecar(&dir);
+        let made = self
+            .vault
+            .create_entry(&dir, &backing, |entry| create(&dir, entry))?;
+        let attr = self
+            .give_to_caller(caller, &dir, backing.entry())
+            .map_err(Error::from)
+            .and_then(|()| self.looked_up(parent, &dir, &backing));
+        match attr {
+            Ok(attr) => Ok((attr, made)),
+            Err(e) => {
+                self.vault.remove_new_entry(&dir, &backing);
+                Err(e)
             }
-            return Err(e);
         }
-        self.give_to_caller(req, &dir, &path)?;
-        self.looked_up(parent, &dir, &backing)
     }
 
     /// The shared content state of inode `ino`, loading it through `file` if nobody has it open.
@@ -381,7 +522,7 @@ impl VeilFs {
     fn warn_once(&self, path: PathBuf, error: &Error) {
         let mut warned = self.warned.lock().unwrap();
         if warned.len() < MAX_WARNED && warned.insert(path.clone()) {
-            tracing::warn!("skipping backing entry {}: {error}", path.display());
+            tracing::warn!("backing entry {}: {error}", path.display());
         }
     }
 
@@ -395,14 +536,15 @@ impl VeilFs {
         }
     }
 
-    /// Where attribute requests on `ino` go: its handle `fh` if given, else its backing path,
+    /// Where attribute requests on `ino` go: its handle `fh` if given, else its backing entry,
     /// else any open handle of it (an unlinked file that is still open has attributes too).
     fn attr_target(&self, ino: u64, fh: Option<FileHandle>) -> Result<AttrTarget> {
         if let Some(handle) = fh.and_then(|fh| self.handle(fh).ok()) {
             return Ok(AttrTarget::Open(handle));
         }
-        match self.path(ino) {
-            Ok(path) if fs::symlink_metadata(&path).is_ok() => Ok(AttrTarget::Path(path)),
+        let located = self.locate(ino);
+        match located {
+            Ok(located) if located.stat().is_ok() => Ok(AttrTarget::Entry(located)),
             result => {
                 let open = self
                     .files
@@ -411,17 +553,19 @@ impl VeilFs {
                     .values()
                     .find(|h| h.ino == ino)
                     .cloned();
-                open.map(AttrTarget::Open)
-                    .ok_or_else(|| result.err().unwrap_or_else(|| errno(libc::ENOENT)))
+                match (open, result) {
+                    (Some(handle), _) => Ok(AttrTarget::Open(handle)),
+                    (None, Ok(located)) => {
+                        Err(located.stat().err().unwrap_or_else(|| errno(libc::ENOENT)))
+                    }
+                    (None, Err(e)) => Err(e),
+                }
             }
         }
     }
 
     fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> Result<FileAttr> {
-        Ok(attr::from_metadata(
-            ino,
-            &self.attr_target(ino, fh)?.metadata()?,
-        ))
+        Ok(attr::from_stat(ino, &self.attr_target(ino, fh)?.stat()?))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -442,8 +586,8 @@ impl VeilFs {
             let opened;
             let (content, file) = match &target {
                 AttrTarget::Open(handle) => (handle.content.clone(), &handle.file),
-                AttrTarget::Path(path) => {
-                    opened = OpenOptions::new().read(true).write(true).open(path)?;
+                AttrTarget::Entry(located) => {
+                    opened = located.open(OFlag::O_RDWR)?;
                     (self.content(ino, &opened)?, &opened)
                 }
             };
@@ -456,43 +600,40 @@ impl VeilFs {
             }
         }
         if let Some(mode) = mode {
-            let permissions = fs::Permissions::from_mode(mode & 0o7777);
             match &target {
-                AttrTarget::Open(handle) => handle.file.set_permissions(permissions)?,
-                AttrTarget::Path(path) => fs::set_permissions(path, permissions)?,
+                AttrTarget::Open(handle) => handle
+                    .file
+                    .set_permissions(fs::Permissions::from_mode(mode & 0o7777))?,
+                AttrTarget::Entry(located) => located.chmod(mode & 0o7777)?,
             }
         }
         if uid.is_some() || gid.is_some() {
             match &target {
                 AttrTarget::Open(handle) => std::os::unix::fs::fchown(&handle.file, uid, gid)?,
-                AttrTarget::Path(path) => std::os::unix::fs::lchown(path, uid, gid)?,
+                AttrTarget::Entry(located) => located.chown(uid, gid)?,
             }
         }
         if atime.is_some() || mtime.is_some() {
             let (atime, mtime) = (time_spec(atime), time_spec(mtime));
             match &target {
-                AttrTarget::Open(handle) => nix::sys::stat::futimens(&handle.file, &atime, &mtime),
-                AttrTarget::Path(path) => nix::sys::stat::utimensat(
-                    nix::fcntl::AT_FDCWD,
-                    path,
-                    &atime,
-                    &mtime,
-                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-                ),
+                AttrTarget::Open(handle) => nix::sys::stat::futimens(&handle.file, &atime, &mtime)
+                    .map_err(io::Error::from)?,
+                AttrTarget::Entry(located) => located.set_times(&atime, &mtime)?,
             }
-            .map_err(io::Error::from)?;
         }
-        Ok(attr::from_metadata(ino, &target.metadata()?))
+        Ok(attr::from_stat(ino, &target.stat()?))
     }
 
-    fn do_mkdir(&self, req: &Request, parent: u64, name: &OsStr, mode: u32) -> Result<FileAttr> {
+    fn do_mkdir(&self, caller: Caller, parent: u64, name: &OsStr, mode: u32) -> Result<FileAttr> {
         let (dir, iv) = self.dir(parent)?;
-        let path = self
+        let backing = self
             .vault
             .create_dir(&dir, &iv, name.as_bytes(), mode & 0o7777)?;
-        self.give_to_caller(req, &dir, &path)?;
-        let backing = self.vault.backing_name(&iv, name.as_bytes())?;
-        let attr = self.looked_up(parent, &dir, &backing)?;
+        let attr = self
+            .give_to_caller(caller, &dir, backing.entry())
+            .map_err(Error::from)
+            .and_then(|()| self.looked_up(parent, &dir, &backing))
+            .inspect_err(|_| self.vault.remove_new_entry(&dir, &backing))?;
         let child_iv = self.vault.new_dir_iv(&iv, name.as_bytes());
         self.inodes.lock().unwrap().set_iv(attr.ino.0, child_iv);
         Ok(attr)
@@ -500,50 +641,51 @@ impl VeilFs {
 
     fn do_unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
         let (dir, _, backing) = self.entry(parent, name)?;
-        let path = dir.join(backing.entry());
-        let meta = fs::symlink_metadata(&path)?;
-        fs::remove_file(&path)?;
+        let stat = dir.stat(backing.entry())?;
+        dir.unlink(backing.entry())?;
         backing.remove_sidecar(&dir)?;
         let mut table = self.inodes.lock().unwrap();
-        let ino = table.fuse_ino(meta.ino());
+        let ino = table.fuse_ino(stat.st_ino as u64);
         table.unlink(ino, parent, OsStr::new(backing.entry()));
         Ok(())
     }
 
-    /// Removes the IV file of a backing directory that holds nothing else, so the directory can
-    /// be removed or replaced; returns the IV for [`Self::restore_diriv`] if that then fails.
-    fn empty_dir_for_removal(path: &Path) -> Result<DirIv> {
-        for entry in fs::read_dir(path)? {
-            if entry?.file_name() != DIRIV_NAME {
-                return Err(errno(libc::ENOTEMPTY));
-            }
+    /// Removes the IV file of backing directory `entry` of `parent` if it holds nothing else, so
+    /// the directory can be removed or replaced; returns its handle and IV for
+    /// [`Self::restore_diriv`] if that then fails.
+    fn empty_dir_for_removal(parent: &Dir, entry: &str) -> Result<(Dir, DirIv)> {
+        let dir = parent.open_dir(entry)?;
+        if dir.entries()?.iter().any(|e| e.name != DIRIV_NAME) {
+            return Err(errno(libc::ENOTEMPTY));
         }
-        let iv = diriv::read(path)?;
-        fs::remove_file(path.join(DIRIV_NAME))?;
-        Ok(iv)
+        let iv = diriv::read(&dir)?;
+        dir.unlink(DIRIV_NAME)?;
+        Ok((dir, iv))
     }
 
-    fn restore_diriv(path: &Path, iv: &DirIv) {
-        if let Err(e) = diriv::write(path, iv) {
-            tracing::error!("could not restore {}/{DIRIV_NAME}: {e}", path.display());
+    fn restore_diriv(dir: &Dir, iv: &DirIv) {
+        if let Err(e) = diriv::write(dir, iv) {
+            tracing::error!(
+                "could not restore {}: {e}",
+                dir.display_path(DIRIV_NAME).display()
+            );
         }
     }
 
     fn do_rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
         let (dir, _, backing) = self.entry(parent, name)?;
-        let path = dir.join(backing.entry());
-        let meta = fs::symlink_metadata(&path)?;
-        if !meta.is_dir() {
+        let stat = dir.stat(backing.entry())?;
+        if FileKind::of(&stat) != FileKind::Dir {
             return Err(errno(libc::ENOTDIR));
         }
-        let iv = Self::empty_dir_for_removal(&path)?;
-        if let Err(e) = fs::remove_dir(&path) {
-            Self::restore_diriv(&path, &iv);
+        let (emptied, iv) = Self::empty_dir_for_removal(&dir, backing.entry())?;
+        if let Err(e) = dir.rmdir(backing.entry()) {
+            Self::restore_diriv(&emptied, &iv);
             return Err(e.into());
         }
         backing.remove_sidecar(&dir)?;
         let mut table = self.inodes.lock().unwrap();
-        let ino = table.fuse_ino(meta.ino());
+        let ino = table.fuse_ino(stat.st_ino as u64);
         table.unlink(ino, parent, OsStr::new(backing.entry()));
         Ok(())
     }
@@ -556,27 +698,26 @@ impl VeilFs {
         new_name: &OsStr,
         flags: RenameFlags,
     ) -> Result<()> {
-        let mode = RenameMode::from_flags(flags).ok_or_else(|| errno(libc::EINVAL))?;
+        let mode = rename_mode(flags).ok_or_else(|| errno(libc::EINVAL))?;
         let (from_dir, _, from) = self.entry(parent, name)?;
         let (to_dir, _, to) = self.entry(new_parent, new_name)?;
-        let from_path = from_dir.join(from.entry());
-        let to_path = to_dir.join(to.entry());
-        let from_meta = fs::symlink_metadata(&from_path)?;
-        let to_meta = fs::symlink_metadata(&to_path).ok();
-        if from_meta.is_dir() {
-            diriv::sync(&from_path)?;
+        let from_stat = from_dir.stat(from.entry())?;
+        let to_stat = to_dir.stat(to.entry()).ok();
+        let is_dir = |stat: &Stat| FileKind::of(stat) == FileKind::Dir;
+        if is_dir(&from_stat) {
+            diriv::sync(&from_dir.open_dir(from.entry())?)?;
         }
-        if mode == RenameMode::Exchange && to_meta.as_ref().is_some_and(|m| m.is_dir()) {
-            diriv::sync(&to_path)?;
+        if mode == RenameMode::Exchange && to_stat.as_ref().is_some_and(is_dir) {
+            diriv::sync(&to_dir.open_dir(to.entry())?)?;
         }
         if mode == RenameMode::Exchange {
             // Names stay where they are, so their sidecars do too; only the inodes swap.
-            let to_meta = to_meta.ok_or_else(|| errno(libc::ENOENT))?;
-            sys::rename(&from_path, &to_path, mode)?;
+            let to_stat = to_stat.ok_or_else(|| errno(libc::ENOENT))?;
+            from_dir.rename(from.entry(), &to_dir, to.entry(), mode)?;
             let mut table = self.inodes.lock().unwrap();
             let (a, b) = (
-                table.fuse_ino(from_meta.ino()),
-                table.fuse_ino(to_meta.ino()),
+                table.fuse_ino(from_stat.st_ino as u64),
+                table.fuse_ino(to_stat.st_ino as u64),
             );
             table.moved(
                 a,
@@ -590,35 +731,37 @@ impl VeilFs {
             );
             return Ok(());
         }
-        if to_meta.as_ref().is_some_and(|m| m.ino() == from_meta.ino()) {
+        if to_stat
+            .as_ref()
+            .is_some_and(|s| s.st_ino == from_stat.st_ino)
+        {
             return Ok(()); // two names of one inode: rename(2) does nothing
         }
         // A directory may replace an empty one, which in the backing dir still holds its IV.
-        let replaced_iv = match &to_meta {
-            Some(m) if mode == RenameMode::Replace && m.is_dir() && from_meta.is_dir() => {
-                Some(Self::empty_dir_for_removal(&to_path)?)
+        let replaced = match &to_stat {
+            Some(s) if mode == RenameMode::Replace && is_dir(s) && is_dir(&from_stat) => {
+                Some(Self::empty_dir_for_removal(&to_dir, to.entry())?)
             }
             _ => None,
         };
-        to.write_sidecar(&to_dir)?;
-        if let Err(e) = sys::rename(&from_path, &to_path, mode) {
-            if let Some(iv) = replaced_iv {
-                Self::restore_diriv(&to_path, &iv);
+        let renamed = self.vault.create_entry(&to_dir, &to, |entry| {
+            from_dir.rename(from.entry(), &to_dir, entry, mode)
+        });
+        if let Err(e) = renamed {
+            if let Some((emptied, iv)) = replaced {
+                Self::restore_diriv(&emptied, &iv);
             }
-            if to_meta.is_none() {
-                let _ = to.remove_sidecar(&to_dir);
-            }
-            return Err(e.into());
+            return Err(e);
         }
-        if from.sidecar().is_some() && (from_dir != to_dir || from.entry() != to.entry()) {
+        if from.sidecar().is_some() && (parent != new_parent || from.entry() != to.entry()) {
             from.remove_sidecar(&from_dir)?;
         }
         let mut table = self.inodes.lock().unwrap();
-        if let Some(m) = to_meta {
-            let replaced = table.fuse_ino(m.ino());
+        if let Some(s) = to_stat {
+            let replaced = table.fuse_ino(s.st_ino as u64);
             table.unlink(replaced, new_parent, OsStr::new(to.entry()));
         }
-        let moved = table.fuse_ino(from_meta.ino());
+        let moved = table.fuse_ino(from_stat.st_ino as u64);
         table.moved(
             moved,
             (parent, OsStr::new(from.entry())),
@@ -628,20 +771,34 @@ impl VeilFs {
     }
 
     fn do_link(&self, ino: u64, new_parent: u64, new_name: &OsStr) -> Result<FileAttr> {
-        let source = self.path(ino)?;
+        let source = self.locate(ino)?;
+        source.stat()?;
+        let from = source.entry_name(libc::EPERM)?;
         let (dir, _, backing) = self.entry(new_parent, new_name)?;
-        backing.write_sidecar(&dir)?;
-        if let Err(e) = fs::hard_link(&source, dir.join(backing.entry())) {
-            let _ = backing.remove_sidecar(&dir);
-            return Err(e.into());
-        }
+        self.vault
+            .create_entry(&dir, &backing, |entry| source.dir.link(from, &dir, entry))?;
         self.looked_up(new_parent, &dir, &backing)
     }
 
     fn do_open(&self, ino: u64, flags: i32) -> Result<u64> {
-        let path = self.path(ino)?;
-        let file = open_backing(&path, flags)?;
-        let fh = self.add_handle(ino, file)?;
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        let access = if writable {
+            OFlag::O_RDWR
+        } else {
+            OFlag::O_RDONLY
+        };
+        let located = self.locate(ino)?;
+        // What the user cannot see (a planted FIFO, a truncated header, a backing file veilfs
+        // may not open) is logged once with its backing path.
+        let warn = |e: Error| {
+            if matches!(e.errno(), libc::EIO | libc::EACCES) {
+                let path = located.dir.display_path(located.name().unwrap_or_default());
+                self.warn_once(path, &e);
+            }
+            e
+        };
+        let file = located.open(access | backing_flags(flags)).map_err(warn)?;
+        let fh = self.add_handle(ino, file).map_err(warn)?;
         if flags & libc::O_TRUNC != 0 {
             let handle = self.handle(FileHandle(fh))?;
             self.truncate(&handle.content, &handle.file, 0)?;
@@ -651,29 +808,27 @@ impl VeilFs {
 
     fn do_create(
         &self,
-        req: &Request,
+        caller: Caller,
         parent: u64,
         name: &OsStr,
         mode: u32,
         flags: i32,
     ) -> Result<(FileAttr, u64)> {
-        let mut file = None;
-        let attr = self.create_entry(req, parent, name, |path| {
-            let mut options = OpenOptions::new();
-            options
-                .read(true)
-                .write(true)
-                .mode(mode & 0o7777)
-                .custom_flags(backing_flags(flags));
-            if flags & libc::O_EXCL != 0 {
-                options.create_new(true);
-            } else {
-                options.create(true);
+        let created = self.create_entry(caller, parent, name, |dir, entry| {
+            let create = OFlag::O_RDWR | OFlag::O_CREAT | backing_flags(flags);
+            // Always exclusive, so that a failure later never removes a file that was there
+            // before: without O_EXCL the kernel looked the name up first and found nothing.
+            dir.open_file(entry, create | OFlag::O_EXCL, mode & 0o7777)
+        });
+        let (attr, file) = match created {
+            // Created by someone else since the kernel looked: open(2) opens it.
+            Err(e) if e.errno() == libc::EEXIST && flags & libc::O_EXCL == 0 => {
+                let attr = self.do_lookup(parent, name)?;
+                return Ok((attr, self.do_open(attr.ino.0, flags)?));
             }
-            file = Some(options.open(path)?);
-            Ok(())
-        })?;
-        let fh = self.add_handle(attr.ino.0, file.expect("set by create_entry"))?;
+            result => result?,
+        };
+        let fh = self.add_handle(attr.ino.0, file)?;
         if flags & libc::O_TRUNC != 0 {
             let handle = self.handle(FileHandle(fh))?;
             self.truncate(&handle.content, &handle.file, 0)?;
@@ -708,46 +863,41 @@ impl VeilFs {
     }
 
     fn do_opendir(&self, ino: u64) -> Result<u64> {
-        let (path, iv) = self.dir(ino)?;
-        let parent_ino = if ino == ROOT {
-            ROOT
-        } else {
-            let parent = path.parent().map(fs::metadata).transpose()?;
-            parent.map_or(ROOT, |m| self.inodes.lock().unwrap().fuse_ino(m.ino()))
+        let (dir, iv) = self.dir(ino)?;
+        let parent_ino = {
+            let table = self.inodes.lock().unwrap();
+            table.location(ino).map_or(ROOT, |(parent, _)| *parent)
         };
         let mut entries = vec![
             ListedEntry::dot(ino, "."),
             ListedEntry::dot(parent_ino, ".."),
         ];
         let mut undecoded = Vec::new();
-        for entry in fs::read_dir(&path)? {
-            let entry = entry?;
-            let backing_name = entry.file_name();
-            let Some(backing_str) = backing_name.to_str() else {
-                self.warn_once(entry.path(), &Error::NameEncoding("UTF-8"));
+        for entry in dir.entries()? {
+            let Some(backing_str) = entry.name.to_str() else {
+                self.warn_once(dir.display_path(&entry.name), &Error::NameEncoding("UTF-8"));
                 continue;
             };
-            match self.vault.decrypt_entry(&path, &iv, backing_str) {
+            match self.vault.decrypt_entry(&dir, &iv, backing_str) {
                 Ok(Some(plain)) => {
-                    let kind = entry.file_type().map(attr::file_type)?;
-                    let ino = self
-                        .inodes
-                        .lock()
-                        .unwrap()
-                        .fuse_ino(std::os::unix::fs::DirEntryExt::ino(&entry));
+                    let kind = match entry_kind(&dir, &entry) {
+                        Ok(kind) => attr::file_type(kind),
+                        Err(_) => continue, // gone since it was listed
+                    };
+                    let ino = self.inodes.lock().unwrap().fuse_ino(entry.ino);
                     let name = OsString::from(sys::os_str(&plain));
                     entries.push(ListedEntry {
                         ino,
                         kind,
                         name,
-                        backing: backing_name,
+                        backing: entry.name,
                     });
                 }
                 Ok(None) => {}
                 Err(e) => undecoded.push((entry, e)),
             }
         }
-        self.list_conflict_copies(ino, &path, &iv, undecoded, &mut entries)?;
+        self.list_conflict_copies(ino, &dir, &iv, undecoded, &mut entries);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dirs
             .lock()
@@ -757,7 +907,7 @@ impl VeilFs {
     }
 
     fn do_statfs(&self) -> Result<nix::sys::statvfs::Statvfs> {
-        nix::sys::statvfs::statvfs(self.vault.root()).map_err(|e| io::Error::from(e).into())
+        Ok(self.vault.root().statvfs()?)
     }
 
     fn xattr_name(&self, name: &OsStr) -> Option<String> {
@@ -775,7 +925,8 @@ impl VeilFs {
         let backing_name = self
             .xattr_name(name)
             .ok_or_else(|| errno(libc::EOPNOTSUPP))?;
-        let sealed = sys::get_xattr(&self.path(ino)?, &backing_name)?;
+        let located = self.locate(ino)?;
+        let sealed = located.dir.get_xattr(located.name(), &backing_name)?;
         let encrypted = &backing_name["user.".len()..];
         self.vault.names().decrypt_xattr_value(encrypted, &sealed)
     }
@@ -788,13 +939,17 @@ impl VeilFs {
             .vault
             .names()
             .encrypt_xattr_value(&backing_name["user.".len()..], value);
-        sys::set_xattr(&self.path(ino)?, &backing_name, &sealed, flags)?;
+        let located = self.locate(ino)?;
+        located
+            .dir
+            .set_xattr(located.name(), &backing_name, &sealed, flags)?;
         Ok(())
     }
 
     fn do_listxattr(&self, ino: u64) -> Result<Vec<u8>> {
+        let located = self.locate(ino)?;
         let mut list = Vec::new();
-        for backing_name in sys::list_xattrs(&self.path(ino)?)? {
+        for backing_name in located.dir.list_xattrs(located.name())? {
             let Some(encrypted) = backing_name.to_str().and_then(|n| n.strip_prefix("user."))
             else {
                 continue;
@@ -810,21 +965,22 @@ impl VeilFs {
 
     fn do_removexattr(&self, ino: u64, name: &OsStr) -> Result<()> {
         let backing_name = self.xattr_name(name).ok_or_else(|| errno(sys::ENOATTR))?;
-        sys::remove_xattr(&self.path(ino)?, &backing_name)?;
+        let located = self.locate(ino)?;
+        located.dir.remove_xattr(located.name(), &backing_name)?;
         Ok(())
     }
 
-    fn do_access(&self, req: &Request, ino: u64, mask: AccessFlags) -> Result<()> {
-        let meta = fs::symlink_metadata(self.path(ino)?)?;
+    fn do_access(&self, caller: Caller, ino: u64, mask: AccessFlags) -> Result<()> {
+        let stat = self.locate(ino)?.stat()?;
         let wanted = (mask.bits() & 0o7) as u32;
-        let mode = meta.mode();
-        let granted = if req.uid() == 0 {
+        let mode = stat.st_mode as u32;
+        let granted = if caller.uid == 0 {
             // Root may do anything, but execute only what someone may execute.
-            let any_exec = mode & 0o111 != 0 || meta.is_dir();
+            let any_exec = mode & 0o111 != 0 || FileKind::of(&stat) == FileKind::Dir;
             0o6 | if any_exec { 0o1 } else { 0 }
-        } else if req.uid() == meta.uid() {
+        } else if caller.uid == stat.st_uid {
             (mode >> 6) & 0o7
-        } else if req.gid() == meta.gid() {
+        } else if caller.gid == stat.st_gid {
             (mode >> 3) & 0o7
         } else {
             mode & 0o7
@@ -849,6 +1005,128 @@ impl VeilFs {
         sys::fallocate(&handle.file, HEADER_LEN + offset, length, true)?;
         Ok(())
     }
+
+    fn do_readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        let located = self.locate(ino)?;
+        let backing = located.dir.readlink(located.entry_name(libc::EINVAL)?)?;
+        self.vault.names().decrypt_symlink(backing.as_bytes())
+    }
+
+    fn do_mknod(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        rdev: u32,
+    ) -> Result<FileAttr> {
+        let perm = mode & 0o7777;
+        let kind = SFlag::from_bits_truncate((mode & sys::S_IFMT) as libc::mode_t);
+        let (attr, ()) = self.create_entry(caller, parent, name, |dir, entry| {
+            if kind == SFlag::S_IFREG {
+                dir.open_file(
+                    entry,
+                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+                    perm,
+                )
+                .map(drop)
+            } else {
+                dir.mknod(entry, kind, perm, rdev.into())
+            }
+        })?;
+        Ok(attr)
+    }
+
+    fn do_symlink(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &OsStr,
+        target: &Path,
+    ) -> Result<FileAttr> {
+        let encrypted = self
+            .vault
+            .names()
+            .encrypt_symlink(target.as_os_str().as_bytes())?;
+        let (attr, ()) = self.create_entry(caller, parent, name, |dir, entry| {
+            dir.symlink(&encrypted, entry)
+        })?;
+        Ok(attr)
+    }
+
+    /// One batch of a `readdirplus` listing from `offset`: each entry with its attributes,
+    /// `lstat`ed through the directory's handle. `add` returns true when the reply is full.
+    fn list_plus(
+        &self,
+        ino: u64,
+        listing: &DirListing,
+        offset: u64,
+        mut add: impl FnMut(u64, &OsStr, &FileAttr) -> bool,
+    ) -> Result<()> {
+        let dir = self.open_dir(ino)?;
+        for (index, entry) in listing.entries.iter().enumerate().skip(offset as usize) {
+            // The kernel takes no reference for "." and "..", and ignores their attributes.
+            let stat = if entry.backing.is_empty() {
+                dir.stat_self()
+            } else {
+                dir.stat(&entry.backing)
+            };
+            let Ok(stat) = stat else {
+                continue; // gone since the listing was made
+            };
+            let entry_ino = if entry.backing.is_empty() {
+                entry.ino
+            } else {
+                self.inodes.lock().unwrap().fuse_ino(stat.st_ino as u64)
+            };
+            let attr = attr::from_stat(entry_ino, &stat);
+            if add(index as u64 + 1, &entry.name, &attr) {
+                break;
+            }
+            if !entry.backing.is_empty() {
+                // Each entry given with attributes is a lookup the kernel will forget.
+                self.inodes
+                    .lock()
+                    .unwrap()
+                    .remember(entry_ino, (ino, entry.backing.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Who asks: the parts of a FUSE request the operations need, so that they can be driven
+/// without one.
+#[derive(Clone, Copy, Debug)]
+struct Caller {
+    uid: u32,
+    gid: u32,
+}
+
+impl From<&Request> for Caller {
+    fn from(req: &Request) -> Self {
+        Caller {
+            uid: req.uid(),
+            gid: req.gid(),
+        }
+    }
+}
+
+/// The mode the kernel's rename flags ask for; `None` for flags veilfs does not support.
+fn rename_mode(flags: RenameFlags) -> Option<RenameMode> {
+    if flags.is_empty() {
+        return Some(RenameMode::Replace);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        if flags == RenameFlags::RENAME_EXCHANGE {
+            return Some(RenameMode::Exchange);
+        }
+        if flags == RenameFlags::RENAME_NOREPLACE {
+            return Some(RenameMode::NoReplace);
+        }
+    }
+    None
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -882,11 +1160,11 @@ impl VeilFs {
     fn list_conflict_copies(
         &self,
         ino: u64,
-        dir: &Path,
+        dir: &Dir,
         iv: &DirIv,
-        undecoded: Vec<(fs::DirEntry, Error)>,
+        undecoded: Vec<(Entry, Error)>,
         entries: &mut Vec<ListedEntry>,
-    ) -> Result<()> {
+    ) {
         let mut aliases = DirAliases::default();
         if !undecoded.is_empty() {
             let taken: HashSet<Vec<u8>> = entries[2..]
@@ -895,22 +1173,21 @@ impl VeilFs {
                 .collect();
             let names = undecoded
                 .iter()
-                .filter_map(|(e, _)| e.file_name().into_string().ok())
+                .filter_map(|(e, _)| e.name.to_str().map(str::to_owned))
                 .collect::<Vec<_>>();
             let copies =
                 self.vault
                     .conflict_copies(dir, iv, &taken, names.iter().map(String::as_str));
             for (entry, error) in &undecoded {
-                let name = entry.file_name();
+                let path = dir.display_path(&entry.name);
                 let Some(copy) = copies
                     .iter()
-                    .find(|c| name.to_str() == Some(c.backing.as_str()))
+                    .find(|c| entry.name.to_str() == Some(c.backing.as_str()))
                 else {
-                    self.warn_once(entry.path(), error);
+                    self.warn_once(path, error);
                     continue;
                 };
-                let backing_ino = std::os::unix::fs::DirEntryExt::ino(entry);
-                let fuse_ino = self.inodes.lock().unwrap().fuse_ino(backing_ino);
+                let fuse_ino = self.inodes.lock().unwrap().fuse_ino(entry.ino);
                 let mut backing = OsString::from(&copy.backing);
                 let renamed = self.tidy && {
                     match self.vault.rename_entry(dir, iv, &copy.backing, &copy.shown) {
@@ -924,16 +1201,13 @@ impl VeilFs {
                             );
                             tracing::info!(
                                 "renamed conflict copy {} to {}",
-                                entry.path().display(),
+                                path.display(),
                                 to.entry()
                             );
                             true
                         }
                         Err(e) => {
-                            tracing::warn!(
-                                "cannot rename conflict copy {}: {e}",
-                                entry.path().display()
-                            );
+                            tracing::warn!("cannot rename conflict copy {}: {e}", path.display());
                             false
                         }
                     }
@@ -942,7 +1216,10 @@ impl VeilFs {
                 if !renamed {
                     aliases.names.insert(shown.clone(), copy.backing.clone());
                 }
-                let kind = entry.file_type().map(attr::file_type)?;
+                let Ok(kind) = entry_kind(dir, entry) else {
+                    continue; // gone since it was listed
+                };
+                let kind = attr::file_type(kind);
                 entries.push(ListedEntry {
                     ino: fuse_ino,
                     kind,
@@ -957,7 +1234,6 @@ impl VeilFs {
         } else {
             all.insert(ino, aliases);
         }
-        Ok(())
     }
 
     /// `do_lookup` of a name whose canonical backing entry does not exist: a conflict copy shown
@@ -965,7 +1241,7 @@ impl VeilFs {
     fn lookup_alias(
         &self,
         parent: u64,
-        dir: &Path,
+        dir: &Dir,
         iv: &DirIv,
         name: &OsStr,
     ) -> Option<Result<FileAttr>> {
@@ -1027,7 +1303,9 @@ impl VeilFs {
                     }
                     return Some(self.looked_up(parent, dir, &to));
                 }
-                Err(e) => tracing::warn!("cannot rename {}/{entry}: {e}", dir.display()),
+                Err(e) => {
+                    tracing::warn!("cannot rename {}: {e}", dir.display_path(&entry).display())
+                }
             }
         }
         Some(self.looked_up(parent, dir, &BackingName::Short(entry)))
@@ -1037,7 +1315,7 @@ impl VeilFs {
 /// What a write by an unprivileged user does to a local file: setuid goes, and setgid where it
 /// means "set group ID" (group-executable) rather than mandatory locking.
 fn drop_setid_bits(file: &File) -> io::Result<()> {
-    let mode = file.metadata()?.mode() & 0o7777;
+    let mode = fstat(file)?.st_mode as u32 & 0o7777;
     let mut kept = mode & !sys::S_ISUID;
     if mode & sys::S_IXGRP != 0 {
         kept &= !sys::S_ISGID;
@@ -1048,19 +1326,11 @@ fn drop_setid_bits(file: &File) -> io::Result<()> {
     Ok(())
 }
 
-/// Flags of a backing open: always readable (partial sectors are read-modify-written), never
-/// appending or truncating (offsets and sizes differ from the plaintext's; the adapter does both).
-fn backing_flags(flags: i32) -> i32 {
-    flags & (libc::O_SYNC | libc::O_DSYNC | libc::O_NOFOLLOW)
-}
-
-fn open_backing(path: &Path, flags: i32) -> io::Result<File> {
-    let writable = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
-    OpenOptions::new()
-        .read(true)
-        .write(writable)
-        .custom_flags(backing_flags(flags))
-        .open(path)
+/// Flags of a backing open besides its access mode: always readable (partial sectors are
+/// read-modify-written), never appending or truncating (offsets and sizes differ from the
+/// plaintext's; the adapter does both). [`Dir::open_file`] adds O_NOFOLLOW and O_NONBLOCK.
+fn backing_flags(flags: i32) -> OFlag {
+    OFlag::from_bits_truncate(flags & (libc::O_SYNC | libc::O_DSYNC))
 }
 
 const GENERATION: Generation = Generation(0);
@@ -1097,7 +1367,7 @@ impl Filesystem for VeilFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.touch();
+        self.count_request();
         reply_entry(reply, self.ttl, self.do_lookup(parent.0, name));
     }
 
@@ -1106,7 +1376,7 @@ impl Filesystem for VeilFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        self.touch();
+        self.count_request();
         reply_attr(reply, self.ttl, self.do_getattr(ino.0, fh));
     }
 
@@ -1128,7 +1398,7 @@ impl Filesystem for VeilFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        self.touch();
+        self.count_request();
         reply_attr(
             reply,
             self.ttl,
@@ -1147,14 +1417,8 @@ impl Filesystem for VeilFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.touch();
-        let target = self.path(ino.0).and_then(|path| {
-            let backing = fs::read_link(path)?;
-            self.vault
-                .names()
-                .decrypt_symlink(backing.as_os_str().as_bytes())
-        });
-        match target {
+        self.count_request();
+        match self.do_readlink(ino.0) {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(to_errno(e)),
         }
@@ -1170,25 +1434,13 @@ impl Filesystem for VeilFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        self.touch();
-        use nix::sys::stat::{Mode, SFlag};
-        let perm_bits = mode & !umask & 0o7777;
-        let kind = SFlag::from_bits_truncate((mode & sys::S_IFMT) as libc::mode_t);
-        let result = self.create_entry(req, parent.0, name, |path| {
-            if kind == SFlag::S_IFREG {
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(perm_bits)
-                    .open(path)?;
-            } else {
-                let perm = Mode::from_bits_truncate(perm_bits as libc::mode_t);
-                nix::sys::stat::mknod(path, kind, perm, rdev as libc::dev_t)
-                    .map_err(io::Error::from)?;
-            }
-            Ok(())
-        });
-        reply_entry(reply, self.ttl, result);
+        self.count_request();
+        let mode = (mode & sys::S_IFMT) | (mode & !umask & 0o7777);
+        reply_entry(
+            reply,
+            self.ttl,
+            self.do_mknod(req.into(), parent.0, name, mode, rdev),
+        );
     }
 
     fn mkdir(
@@ -1200,21 +1452,21 @@ impl Filesystem for VeilFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        self.touch();
+        self.count_request();
         reply_entry(
             reply,
             self.ttl,
-            self.do_mkdir(req, parent.0, name, mode & !umask),
+            self.do_mkdir(req.into(), parent.0, name, mode & !umask),
         );
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.touch();
+        self.count_request();
         reply_empty(reply, self.do_unlink(parent.0, name));
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.touch();
+        self.count_request();
         reply_empty(reply, self.do_rmdir(parent.0, name));
     }
 
@@ -1226,17 +1478,12 @@ impl Filesystem for VeilFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        self.touch();
-        let result = self
-            .vault
-            .names()
-            .encrypt_symlink(target.as_os_str().as_bytes())
-            .and_then(|backing| {
-                self.create_entry(req, parent.0, link_name, |path| {
-                    Ok(std::os::unix::fs::symlink(&backing, path)?)
-                })
-            });
-        reply_entry(reply, self.ttl, result);
+        self.count_request();
+        reply_entry(
+            reply,
+            self.ttl,
+            self.do_symlink(req.into(), parent.0, link_name, target),
+        );
     }
 
     fn rename(
@@ -1249,7 +1496,7 @@ impl Filesystem for VeilFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        self.touch();
+        self.count_request();
         reply_empty(
             reply,
             self.do_rename(parent.0, name, newparent.0, newname, flags),
@@ -1264,12 +1511,12 @@ impl Filesystem for VeilFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        self.touch();
+        self.count_request();
         reply_entry(reply, self.ttl, self.do_link(ino.0, newparent.0, newname));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        self.touch();
+        self.count_request();
         match self.do_open(ino.0, flags.0) {
             Ok(fh) => reply.opened(FileHandle(fh), self.open_flags),
             Err(e) => reply.error(to_errno(e)),
@@ -1287,7 +1534,7 @@ impl Filesystem for VeilFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.touch();
+        self.count_request();
         match self.do_read(fh, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(to_errno(e)),
@@ -1306,7 +1553,7 @@ impl Filesystem for VeilFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        self.touch();
+        self.count_request();
         let kill_privs = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
         match self.do_write(fh, offset, data, kill_privs) {
             Ok(()) => reply.written(data.len() as u32),
@@ -1322,7 +1569,7 @@ impl Filesystem for VeilFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.touch();
+        self.count_request();
         reply.ok();
     }
 
@@ -1336,7 +1583,7 @@ impl Filesystem for VeilFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.touch();
+        self.count_request();
         self.do_release(fh);
         reply.ok();
     }
@@ -1349,7 +1596,7 @@ impl Filesystem for VeilFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.touch();
+        self.count_request();
         let result = self.handle(fh).and_then(|h| {
             if datasync {
                 h.file.sync_data()?;
@@ -1362,7 +1609,7 @@ impl Filesystem for VeilFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.touch();
+        self.count_request();
         match self.do_opendir(ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(to_errno(e)),
@@ -1377,7 +1624,7 @@ impl Filesystem for VeilFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        self.touch();
+        self.count_request();
         let Some(listing) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
@@ -1402,46 +1649,17 @@ impl Filesystem for VeilFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        self.touch();
-        let listing = self.dirs.lock().unwrap().get(&fh.0).cloned();
-        let (Some(listing), Ok(dir)) = (listing, self.path(ino.0)) else {
+        self.count_request();
+        let Some(listing) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
-        for (index, entry) in listing.entries.iter().enumerate().skip(offset as usize) {
-            // The kernel takes no reference for "." and "..", and ignores their attributes.
-            let path = if entry.backing.is_empty() {
-                dir.clone()
-            } else {
-                dir.join(&entry.backing)
-            };
-            let Ok(meta) = fs::symlink_metadata(&path) else {
-                continue; // gone since the listing was made
-            };
-            let entry_ino = if entry.backing.is_empty() {
-                entry.ino
-            } else {
-                self.inodes.lock().unwrap().fuse_ino(meta.ino())
-            };
-            let attr = attr::from_metadata(entry_ino, &meta);
-            if reply.add(
-                attr.ino,
-                index as u64 + 1,
-                &entry.name,
-                &self.ttl,
-                &attr,
-                GENERATION,
-            ) {
-                break;
-            }
-            if !entry.backing.is_empty() {
-                // Each entry given with attributes is a lookup the kernel will forget.
-                self.inodes
-                    .lock()
-                    .unwrap()
-                    .remember(entry_ino, (ino.0, entry.backing.clone()));
-            }
+        let listed = self.list_plus(ino.0, &listing, offset, |offset, name, attr| {
+            reply.add(attr.ino, offset, name, &self.ttl, attr, GENERATION)
+        });
+        match listed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(to_errno(e)),
         }
-        reply.ok();
     }
 
     fn releasedir(
@@ -1452,7 +1670,7 @@ impl Filesystem for VeilFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.touch();
+        self.count_request();
         self.dirs.lock().unwrap().remove(&fh.0);
         reply.ok();
     }
@@ -1465,17 +1683,15 @@ impl Filesystem for VeilFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.touch();
-        let result = self
-            .path(ino.0)
-            .and_then(|path| Ok(File::open(path)?.sync_all()?));
+        self.count_request();
+        let result = self.open_dir(ino.0).and_then(|dir| Ok(dir.sync()?));
         reply_empty(reply, result);
     }
 
     // fsblkcnt_t is u64 on Linux but u32 on macOS.
     #[allow(clippy::useless_conversion)]
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        self.touch();
+        self.count_request();
         match self.do_statfs() {
             Ok(s) => reply.statfs(
                 u64::from(s.blocks()),
@@ -1501,12 +1717,12 @@ impl Filesystem for VeilFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        self.touch();
+        self.count_request();
         reply_empty(reply, self.do_setxattr(ino.0, name, value, flags));
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        self.touch();
+        self.count_request();
         match self.do_getxattr(ino.0, name) {
             Ok(value) => reply_sized(reply, size, &value),
             Err(e) => reply.error(to_errno(e)),
@@ -1514,7 +1730,7 @@ impl Filesystem for VeilFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        self.touch();
+        self.count_request();
         match self.do_listxattr(ino.0) {
             Ok(list) => reply_sized(reply, size, &list),
             Err(e) => reply.error(to_errno(e)),
@@ -1522,13 +1738,13 @@ impl Filesystem for VeilFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.touch();
+        self.count_request();
         reply_empty(reply, self.do_removexattr(ino.0, name));
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        self.touch();
-        reply_empty(reply, self.do_access(req, ino.0, mask));
+        self.count_request();
+        reply_empty(reply, self.do_access(req.into(), ino.0, mask));
     }
 
     fn create(
@@ -1541,8 +1757,8 @@ impl Filesystem for VeilFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        self.touch();
-        match self.do_create(req, parent.0, name, mode & !umask, flags) {
+        self.count_request();
+        match self.do_create(req.into(), parent.0, name, mode & !umask, flags) {
             Ok((attr, fh)) => reply.created(
                 &self.ttl,
                 &attr,
@@ -1564,7 +1780,7 @@ impl Filesystem for VeilFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        self.touch();
+        self.count_request();
         reply_empty(reply, self.do_fallocate(fh, offset, length, mode));
     }
 }

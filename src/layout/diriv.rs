@@ -1,44 +1,68 @@
-//! Reading and writing `veilfs.diriv`, the 16-byte IV of a backing directory.
+//! Reading and writing `veilfs.diriv`, the 16-byte IV of a backing directory. All diriv I/O goes
+//! through here.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::io;
 
 use super::DIRIV_NAME;
+use crate::backing::{Dir, Size};
 use crate::crypto::names::{DirIv, DIR_IV_LEN};
 use crate::error::{Error, Result};
 
-pub fn read(dir: &Path) -> Result<DirIv> {
-    let path = dir.join(DIRIV_NAME);
+/// The mode of every IV file: read-only, and writable by nobody, since it never changes.
+pub const DIRIV_MODE: u32 = 0o400;
+
+/// Reads the IV of `dir`: a regular file of exactly 16 bytes; anything else (missing, a FIFO, a
+/// symlink, another size) is [`Error::DirIv`] naming the file and what is wrong with it.
+pub fn read(dir: &Dir) -> Result<DirIv> {
+    let bytes = match dir.read_small(DIRIV_NAME, Size::Exactly(DIR_IV_LEN as u64)) {
+        // Upper-cased by a case-insensitive sync target and brought back to a case-sensitive disk.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => dir
+            .read_small(
+                DIRIV_NAME.to_ascii_uppercase(),
+                Size::Exactly(DIR_IV_LEN as u64),
+            )
+            .map_err(|_| e),
+        result => result,
+    };
+    let bytes = bytes.map_err(|e| Error::DirIv(dir.display_path(DIRIV_NAME), why(&e)))?;
     let mut iv = [0; DIR_IV_LEN];
-    // Upper-cased by a case-insensitive sync target and brought back to a case-sensitive disk.
-    let mut file = File::open(&path)
-        .or_else(|_| File::open(dir.join(DIRIV_NAME.to_ascii_uppercase())))
-        .map_err(|_| Error::DirIv(path.clone()))?;
-    let mut extra = [0; 1];
-    if file.read_exact(&mut iv).is_err() || file.read(&mut extra).map_or(true, |n| n != 0) {
-        return Err(Error::DirIv(path));
-    }
+    iv.copy_from_slice(&bytes);
     Ok(DirIv(iv))
 }
 
-/// Writes the IV of a directory that has just been created. Not fsynced: a diriv lost in a crash
-/// is derived again by `fsck --repair`, since IVs are deterministic.
-pub fn write(dir: &Path, iv: &DirIv) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o400)
-        .open(dir.join(DIRIV_NAME))?;
-    file.write_all(&iv.0)?;
+/// What is wrong with an IV file, for [`Error::DirIv`].
+fn why(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "missing".into(),
+        // The message of a wrong type or size names the path already: keep only what it says.
+        io::ErrorKind::InvalidData => e
+            .to_string()
+            .rsplit_once(" is ")
+            .map_or_else(|| e.to_string(), |(_, what)| what.to_owned()),
+        _ => e.to_string(),
+    }
+}
+
+/// Writes the IV of a directory that has just been created, read-only. Not fsynced: a diriv lost
+/// in a crash is derived again by `fsck --repair`, since IVs are deterministic. A write that
+/// fails (a full disk) leaves no file behind.
+pub fn write(dir: &Dir, iv: &DirIv) -> Result<()> {
+    dir.write_new(DIRIV_NAME, &iv.0, DIRIV_MODE, false)?;
+    Ok(())
+}
+
+/// [`write`], made durable before returning: for repairs.
+pub fn write_durable(dir: &Dir, iv: &DirIv) -> Result<()> {
+    dir.write_new(DIRIV_NAME, &iv.0, DIRIV_MODE, true)?;
+    dir.sync()?;
     Ok(())
 }
 
 /// Makes a directory's IV file durable. Needed before the directory is renamed: after that,
 /// fsck could no longer re-derive a lost IV from the directory's (new) name.
-pub fn sync(dir: &Path) -> Result<()> {
-    File::open(dir.join(DIRIV_NAME))?.sync_all()?;
-    File::open(dir)?.sync_all()?;
+pub fn sync(dir: &Dir) -> Result<()> {
+    dir.open_file(DIRIV_NAME, nix::fcntl::OFlag::O_RDONLY, 0)?
+        .sync_all()?;
+    dir.sync()?;
     Ok(())
 }

@@ -2,17 +2,21 @@
 //! `veilfs.longname.<base64url(SHA-256(encoded))>` plus a sidecar `<that>.name` holding the
 //! encoded name.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::path::Path;
+use std::io;
 
 use data_encoding::BASE64URL_NOPAD;
 use sha2::{Digest, Sha256};
 
+use crate::backing::{Dir, Size};
 use crate::error::{Error, Result};
 
 pub const LONGNAME_PREFIX: &str = "veilfs.longname.";
 pub const SIDECAR_SUFFIX: &str = ".name";
+/// The mode of every sidecar: its name never changes, but a stale one is replaced.
+pub const SIDECAR_MODE: u32 = 0o644;
+/// A sidecar holds one encoded name: at most 362 characters for a 255-byte name in base64url,
+/// 436 in base32. Anything longer is not a sidecar and is not read.
+pub const SIDECAR_MAX: u64 = 4096;
 
 /// Where an encoded name lives in its backing directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,27 +62,31 @@ impl BackingName {
     }
 
     /// Writes the sidecar of a long name into `dir` (before its entry is created, so an entry
-    /// never exists without one). Replaces a stale sidecar of the same hash.
-    pub fn write_sidecar(&self, dir: &Path) -> Result<()> {
-        if let BackingName::Long { hashed, encoded } = self {
-            let path = dir.join(sidecar_name(hashed));
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(path)?;
-            file.write_all(encoded.as_bytes())?;
+    /// never exists without one). A sidecar that already holds this name is kept; a stale one of
+    /// the same hash (or a planted file that is not a sidecar) is replaced. A write that fails (a
+    /// full disk) leaves no sidecar behind.
+    pub fn write_sidecar(&self, dir: &Dir) -> Result<()> {
+        let BackingName::Long { hashed, encoded } = self else {
+            return Ok(());
+        };
+        let name = sidecar_name(hashed);
+        match dir.write_new(&name, encoded.as_bytes(), SIDECAR_MODE, false) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if read_sidecar(dir, hashed).is_ok_and(|found| found == *encoded) {
+                    return Ok(());
+                }
+                dir.unlink(&name)?;
+                dir.write_new(&name, encoded.as_bytes(), SIDECAR_MODE, false)?;
+            }
+            result => result?,
         }
         Ok(())
     }
 
     /// Removes the sidecar of a long name whose entry is gone.
-    pub fn remove_sidecar(&self, dir: &Path) -> Result<()> {
+    pub fn remove_sidecar(&self, dir: &Dir) -> Result<()> {
         if let Some(sidecar) = self.sidecar() {
-            match fs::remove_file(dir.join(sidecar)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
+            dir.unlink_if_present(sidecar)?;
         }
         Ok(())
     }
@@ -96,15 +104,15 @@ pub fn sidecar_name(hashed: &str) -> String {
 }
 
 /// Reads the encoded name of long-name entry `hashed` in `dir`, checking it matches the hash.
-pub fn read_sidecar(dir: &Path, hashed: &str) -> Result<String> {
-    read_sidecar_file(&dir.join(sidecar_name(hashed)), hashed, false)
+pub fn read_sidecar(dir: &Dir, hashed: &str) -> Result<String> {
+    read_sidecar_file(dir, &sidecar_name(hashed), hashed, false)
 }
 
 /// [`read_sidecar`] for a vault on a case-insensitive target (base32): the entry's and the
 /// sidecar's names may have had their case changed, so the sidecar is also looked for as
 /// `<ENTRY>.NAME`, `<entry>.name` and `<ENTRY>.NAME`, and the hash compared ignoring case. A
 /// base64url SHA-256 folded to one case keeps more than 220 bits, so this matches nothing else.
-pub fn read_sidecar_ignoring_case(dir: &Path, hashed: &str) -> Result<String> {
+pub fn read_sidecar_ignoring_case(dir: &Dir, hashed: &str) -> Result<String> {
     let mut names = vec![
         sidecar_name(hashed),
         format!("{hashed}{}", SIDECAR_SUFFIX.to_ascii_uppercase()),
@@ -114,7 +122,7 @@ pub fn read_sidecar_ignoring_case(dir: &Path, hashed: &str) -> Result<String> {
     names.dedup();
     let mut last = Error::Sidecar(sidecar_name(hashed));
     for name in names {
-        match read_sidecar_file(&dir.join(name), hashed, true) {
+        match read_sidecar_file(dir, &name, hashed, true) {
             Ok(encoded) => return Ok(encoded),
             Err(e) => last = e,
         }
@@ -122,14 +130,20 @@ pub fn read_sidecar_ignoring_case(dir: &Path, hashed: &str) -> Result<String> {
     Err(last)
 }
 
-/// Reads a sidecar (or a sync tool's copy of one) at `path` and checks it belongs to `hashed`.
-pub fn read_sidecar_file(path: &Path, hashed: &str, ignore_case: bool) -> Result<String> {
+/// Reads sidecar `name` of `dir` (or a sync tool's copy of one) and checks it belongs to
+/// `hashed`. Only a regular file of at most [`SIDECAR_MAX`] bytes is read: a FIFO, a symlink or
+/// a huge file planted under a sidecar's name is refused without blocking.
+pub fn read_sidecar_file(dir: &Dir, name: &str, hashed: &str, ignore_case: bool) -> Result<String> {
     let bad = || Error::Sidecar(sidecar_name(hashed));
-    // Sidecars are at most a few hundred bytes; refuse to read something huge.
-    let file = fs::File::open(path).map_err(|_| bad())?;
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, 4096), &mut bytes)
-        .map_err(|_| bad())?;
+    let bytes = dir
+        .read_small(name, Size::AtMost(SIDECAR_MAX))
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => {
+                tracing::warn!("not reading sidecar: {e}");
+                bad()
+            }
+            _ => bad(),
+        })?;
     let encoded = String::from_utf8(bytes).map_err(|_| bad())?;
     if !hash_matches(hashed, &encoded, ignore_case) {
         return Err(bad());
@@ -153,20 +167,31 @@ mod tests {
 
     #[test]
     fn long_names_round_trip_through_their_sidecar() {
-        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open_root(tmp.path()).unwrap();
         let name = BackingName::new("x".repeat(300), 220);
         assert!(name.entry().starts_with(LONGNAME_PREFIX));
         assert!(name.entry().len() < 100);
-        name.write_sidecar(dir.path()).unwrap();
-        assert_eq!(
-            read_sidecar(dir.path(), name.entry()).unwrap(),
-            "x".repeat(300)
-        );
-        fs::write(dir.path().join(name.sidecar().unwrap()), "y").unwrap();
+        name.write_sidecar(&dir).unwrap();
+        assert_eq!(read_sidecar(&dir, name.entry()).unwrap(), "x".repeat(300));
+        let sidecar = tmp.path().join(name.sidecar().unwrap());
+        std::fs::set_permissions(
+            &sidecar,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        std::fs::write(&sidecar, "y").unwrap();
         assert!(matches!(
-            read_sidecar(dir.path(), name.entry()),
+            read_sidecar(&dir, name.entry()),
             Err(Error::Sidecar(_))
         ));
+        // A stale sidecar is replaced, with the fixed mode.
+        name.write_sidecar(&dir).unwrap();
+        assert_eq!(read_sidecar(&dir, name.entry()).unwrap(), "x".repeat(300));
+        assert_eq!(
+            dir.stat(name.sidecar().unwrap()).unwrap().st_mode & 0o7777,
+            SIDECAR_MODE
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use veilfs::backing::Dir;
 use veilfs::config::{Config, Features, KdfParams};
 use veilfs::crypto::keys::MasterKey;
 use veilfs::crypto::names::{DirIv, NameEncoding};
@@ -45,7 +46,7 @@ impl CoreVault {
         Config::create(&master, PASSWORD.as_bytes(), kdf, features.clone())
             .save(&root)
             .unwrap();
-        let vault = Vault::new(&root, &master, &features);
+        let vault = Vault::open(&root, &master, &features).unwrap();
         vault.initialize_root().unwrap();
         fs::write(dir.path().join("passfile"), format!("{PASSWORD}\n")).unwrap();
         CoreVault { dir, root, vault }
@@ -55,33 +56,58 @@ impl CoreVault {
         self.dir.path().join("passfile")
     }
 
+    /// A handle of backing directory `path` (the root or a directory below it), opened from the
+    /// vault's root handle.
+    pub fn dir(&self, path: &Path) -> Dir {
+        let relative = path.strip_prefix(&self.root).unwrap_or_else(|_| {
+            panic!(
+                "{} is not in the vault {}",
+                path.display(),
+                self.root.display()
+            )
+        });
+        let names: Vec<&OsStr> = relative.iter().collect();
+        self.vault.root().walk(&names).unwrap()
+    }
+
     /// Backing directory and IV of the parent of `plain`, and the last component.
-    pub fn parent(&self, plain: &str) -> (PathBuf, DirIv, Vec<u8>) {
+    pub fn parent(&self, plain: &str) -> (Dir, DirIv, Vec<u8>) {
         let path = Path::new(plain);
         let name = path.file_name().unwrap().as_bytes().to_vec();
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => self.vault.encrypt_path(p).unwrap(),
-            _ => self.root.clone(),
-        };
-        let iv = diriv::read(&dir).unwrap();
+        let (dir, iv) = self
+            .vault
+            .open_plain_dir(path.parent().unwrap_or(Path::new("")))
+            .unwrap();
         (dir, iv, name)
     }
 
+    /// Makes directory `plain`; returns its backing path.
     pub fn mkdir(&self, plain: &str) -> PathBuf {
         let (dir, iv, name) = self.parent(plain);
-        self.vault.create_dir(&dir, &iv, &name, 0o755).unwrap()
+        let backing = self.vault.create_dir(&dir, &iv, &name, 0o755).unwrap();
+        dir.display_path(backing.entry())
     }
 
+    /// Makes file `plain` holding `contents`; returns its backing path.
     pub fn write(&self, plain: &str, contents: &[u8]) -> PathBuf {
         let (dir, iv, name) = self.parent(plain);
-        self.vault.create_file(&dir, &iv, &name, contents).unwrap()
+        let backing = self.vault.create_file(&dir, &iv, &name, contents).unwrap();
+        dir.display_path(backing.entry())
     }
 
+    /// Makes symlink `plain` to `target`; returns its backing path.
     pub fn symlink(&self, plain: &str, target: &str) -> PathBuf {
         let (dir, iv, name) = self.parent(plain);
-        self.vault
+        let backing = self
+            .vault
             .create_symlink(&dir, &iv, &name, target.as_bytes())
-            .unwrap()
+            .unwrap();
+        dir.display_path(backing.entry())
+    }
+
+    /// The IV of backing directory `path`.
+    pub fn iv(&self, path: &Path) -> DirIv {
+        diriv::read(&self.dir(path)).unwrap()
     }
 
     /// The backing path of `plain` (which must exist).
