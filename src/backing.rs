@@ -22,7 +22,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 
@@ -32,6 +31,7 @@ use crate::fs::sys;
 pub type Stat = FileStat;
 
 /// Longest relative path handed to the kernel in one `openat2` (PATH_MAX is 4096 with its NUL).
+#[cfg(target_os = "linux")]
 const WALK_CHUNK: usize = 3072;
 
 /// An open handle of one backing directory.
@@ -101,6 +101,12 @@ impl FileKind {
             FileKind::BlockDevice => "a block device",
         }
     }
+}
+
+/// The mode bits of `stat` as `u32` (`st_mode` is `u16` on macOS).
+#[allow(clippy::unnecessary_cast)]
+pub fn mode_of(stat: &Stat) -> u32 {
+    stat.st_mode as u32
 }
 
 /// How large a file veilfs keeps for itself may be.
@@ -415,13 +421,7 @@ impl Dir {
         rdev: u64,
     ) -> io::Result<()> {
         let name = check_component(name.as_ref())?;
-        Ok(nix::sys::stat::mknodat(
-            &self.fd,
-            name,
-            kind,
-            Mode::from_bits_truncate(mode as _),
-            rdev as _,
-        )?)
+        sys::mknod_at(self.fd.as_fd(), name, kind, mode, rdev)
     }
 
     /// `lchown` of entry `name`.
@@ -634,9 +634,9 @@ fn open_beneath<S: AsRef<OsStr>>(at: BorrowedFd<'_>, names: &[S]) -> io::Result<
             );
             match nix::fcntl::openat2(at, OsStr::from_bytes(&path), how) {
                 Ok(fd) => return Ok((fd, taken)),
-                Err(Errno::ENOSYS) => OPENAT2.store(false, Ordering::Relaxed),
+                Err(nix::errno::Errno::ENOSYS) => OPENAT2.store(false, Ordering::Relaxed),
                 // Interrupted by a concurrent rename somewhere on the system: retry per step.
-                Err(Errno::EAGAIN) => {}
+                Err(nix::errno::Errno::EAGAIN) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -505,10 +505,11 @@ impl<'a> Walk<'a> {
         let has_names = !samples.is_empty();
 
         // The IV file itself; under its own name if it has it, else re-cased.
-        let stored_file = items
-            .iter()
-            .find(|i| i.name == DIRIV_NAME)
-            .or_else(|| items.iter().find(|i| i.name.eq_ignore_ascii_case(DIRIV_NAME)));
+        let stored_file = items.iter().find(|i| i.name == DIRIV_NAME).or_else(|| {
+            items
+                .iter()
+                .find(|i| i.name.eq_ignore_ascii_case(DIRIV_NAME))
+        });
         let stored = stored_file.map(|f| read_iv(dir, f));
         let copy_ivs: Vec<(String, DirIv)> = copies
             .iter()
@@ -520,16 +521,17 @@ impl<'a> Walk<'a> {
             derived.is_some_and(|d| d != *stored && fits(&d))
                 || copy_ivs.iter().any(|(_, c)| c != stored && fits(c))
         };
-        let from_stored =
-            matches!(&stored, Some(Ok(iv)) if !has_names || fits(iv) || !better(iv));
+        let from_stored = matches!(&stored, Some(Ok(iv)) if !has_names || fits(iv) || !better(iv));
         let chosen = match &stored {
             Some(Ok(iv)) if from_stored => Some(*iv),
             _ => {
                 // A missing IV file is the directory's problem; a bad one is the file's.
                 let (problem, at, what) = match (&stored, stored_file) {
-                    (Some(Err(why)), Some(file)) => {
-                        (Problem::DirIvCorrupt, dir.display_path(&file.name), why.clone())
-                    }
+                    (Some(Err(why)), Some(file)) => (
+                        Problem::DirIvCorrupt,
+                        dir.display_path(&file.name),
+                        why.clone(),
+                    ),
                     (Some(Ok(_)), Some(file)) => (
                         Problem::DirIvCorrupt,
                         dir.display_path(&file.name),
@@ -675,11 +677,7 @@ impl<'a> Walk<'a> {
                                     plain.clone(),
                                     format!("canonical name {}", canonical.entry()),
                                     "rename it to its canonical name",
-                                    || {
-                                        vault
-                                            .normalize_case(dir, iv, &item.name, &name)
-                                            .map(|_| ())
-                                    },
+                                    || vault.normalize_case(dir, iv, &item.name, &name).map(|_| ()),
                                 );
                                 if fixed {
                                     current = canonical.entry().to_owned();
@@ -711,7 +709,12 @@ impl<'a> Walk<'a> {
                         // A config or a sidecar that is something else: never opened, never
                         // removed (a directory may hold data). A sidecar's entry is reported
                         // on its own.
-                        self.report(Problem::Unreadable, &entry_path, None, not_a_file(item.kind));
+                        self.report(
+                            Problem::Unreadable,
+                            &entry_path,
+                            None,
+                            not_a_file(item.kind),
+                        );
                     } else if crate::vault::is_canonical_sidecar(&item.name) {
                         sidecars.push(item.name.clone());
                     } else if ignore_case
@@ -844,9 +847,14 @@ impl<'a> Walk<'a> {
             .and_then(|ctime| SystemTime::now().duration_since(ctime).ok())
             .unwrap_or_default();
         if age >= self.options.orphan_grace {
-            self.repairable(problem, &path, None, "no entry uses it", "remove it", || {
-                Ok(dir.unlink(name)?)
-            });
+            self.repairable(
+                problem,
+                &path,
+                None,
+                "no entry uses it",
+                "remove it",
+                || Ok(dir.unlink(name)?),
+            );
         } else {
             let detail = format!(
                 "no entry uses it, but it arrived {} min ago: its entry may still be syncing, so it is left alone",

@@ -459,7 +459,8 @@ impl Vault {
             .and_then(|dir| {
                 diriv::write(&dir, &self.new_dir_iv(parent_iv, name))?;
                 // A setgid parent passed its setgid bit on, whatever the mode asked.
-                let inherited = dir.stat_self()?.st_mode as u32 & libc::S_ISGID as u32;
+                let inherited =
+                    crate::backing::mode_of(&dir.stat_self()?) & crate::fs::sys::S_ISGID;
                 dir.chmod_self(mode | inherited)?;
                 Ok(())
             });

@@ -348,7 +348,8 @@ fn where_found(report: &Report) -> Vec<(Problem, String)> {
 #[test]
 fn planted_special_files_fail_alone_and_nothing_blocks_or_escapes() {
     let v = CoreVault::new(NameEncoding::Base64Url);
-    let rel = |path: &Path| path.strip_prefix(&v.root).unwrap().display().to_string();
+    let root = v.root.clone();
+    let rel = |path: &Path| path.strip_prefix(&root).unwrap().display().to_string();
 
     // Healthy entries, one of them with a problem of its own that fsck must still find.
     v.write("plain.txt", b"plain");

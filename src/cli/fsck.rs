@@ -81,7 +81,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
         if args.repair {
             Dir::open_root(&args.cipherdir)
                 .and_then(|root| root.rename(&recased, &root, CONFIG_NAME, RenameMode::NoReplace))
-                .map_err(|e| CliError::io(format!("cannot rename {recased} to {CONFIG_NAME}"), e))?;
+                .map_err(|e| {
+                    CliError::io(format!("cannot rename {recased} to {CONFIG_NAME}"), e)
+                })?;
             early.push(format!(
                 "repaired: {recased}: config file renamed back to {CONFIG_NAME}"
             ));

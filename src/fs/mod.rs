@@ -31,7 +31,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::SFlag;
 use nix::sys::time::TimeSpec;
 
-use crate::backing::{Dir, Entry, FileKind, RenameMode, Stat};
+use crate::backing::{mode_of, Dir, Entry, FileKind, RenameMode, Stat};
 use crate::crypto::content::HEADER_LEN;
 use crate::crypto::names::DirIv;
 use crate::error::{Error, Result};
@@ -166,7 +166,7 @@ impl Located {
     }
 
     fn check(&self, stat: &Stat) -> Result<()> {
-        if stat.st_ino as u64 != self.backing_ino {
+        if stat.st_ino != self.backing_ino {
             return Err(errno(libc::ESTALE));
         }
         Ok(())
@@ -315,7 +315,7 @@ fn entry_kind(dir: &Dir, entry: &Entry) -> io::Result<FileKind> {
 
 impl VeilFs {
     pub fn new(vault: Vault) -> io::Result<Self> {
-        let root_ino = vault.root().stat_self()?.st_ino as u64;
+        let root_ino = vault.root().stat_self()?.st_ino;
         let inodes = InodeTable::new(root_ino, vault.root_iv());
         Ok(Self {
             vault,
@@ -354,7 +354,7 @@ impl VeilFs {
         let names = self.inodes.lock().unwrap().names_to(ino);
         let names = names.ok_or_else(|| errno(libc::ENOENT))?;
         let dir = root.walk(&names).map_err(|e| self.walk_failed(&names, e))?;
-        if dir.stat_self()?.st_ino as u64 != ino {
+        if dir.stat_self()?.st_ino != ino {
             return Err(errno(libc::ESTALE));
         }
         Ok(dir)
@@ -434,7 +434,7 @@ impl VeilFs {
     fn looked_up(&self, parent: u64, dir: &Dir, backing: &BackingName) -> Result<FileAttr> {
         let stat = dir.stat(backing.entry())?;
         let mut table = self.inodes.lock().unwrap();
-        let ino = table.fuse_ino(stat.st_ino as u64);
+        let ino = table.fuse_ino(stat.st_ino);
         table.remember(ino, (parent, backing.entry().into()));
         drop(table);
         Ok(attr::from_stat(ino, &stat))
@@ -447,7 +447,7 @@ impl VeilFs {
         if !self.chown_new || (caller.uid == 0 && caller.gid == 0) {
             return Ok(());
         }
-        let setgid = dir.stat_self()?.st_mode as u32 & sys::S_ISGID != 0;
+        let setgid = mode_of(&dir.stat_self()?) & sys::S_ISGID != 0;
         let gid = if setgid { None } else { Some(caller.gid) };
         dir.chown(entry, Some(caller.uid), gid)
     }
@@ -645,7 +645,7 @@ impl VeilFs {
         dir.unlink(backing.entry())?;
         backing.remove_sidecar(&dir)?;
         let mut table = self.inodes.lock().unwrap();
-        let ino = table.fuse_ino(stat.st_ino as u64);
+        let ino = table.fuse_ino(stat.st_ino);
         table.unlink(ino, parent, OsStr::new(backing.entry()));
         Ok(())
     }
@@ -685,7 +685,7 @@ impl VeilFs {
         }
         backing.remove_sidecar(&dir)?;
         let mut table = self.inodes.lock().unwrap();
-        let ino = table.fuse_ino(stat.st_ino as u64);
+        let ino = table.fuse_ino(stat.st_ino);
         table.unlink(ino, parent, OsStr::new(backing.entry()));
         Ok(())
     }
@@ -716,8 +716,8 @@ impl VeilFs {
             from_dir.rename(from.entry(), &to_dir, to.entry(), mode)?;
             let mut table = self.inodes.lock().unwrap();
             let (a, b) = (
-                table.fuse_ino(from_stat.st_ino as u64),
-                table.fuse_ino(to_stat.st_ino as u64),
+                table.fuse_ino(from_stat.st_ino),
+                table.fuse_ino(to_stat.st_ino),
             );
             table.moved(
                 a,
@@ -758,10 +758,10 @@ impl VeilFs {
         }
         let mut table = self.inodes.lock().unwrap();
         if let Some(s) = to_stat {
-            let replaced = table.fuse_ino(s.st_ino as u64);
+            let replaced = table.fuse_ino(s.st_ino);
             table.unlink(replaced, new_parent, OsStr::new(to.entry()));
         }
-        let moved = table.fuse_ino(from_stat.st_ino as u64);
+        let moved = table.fuse_ino(from_stat.st_ino);
         table.moved(
             moved,
             (parent, OsStr::new(from.entry())),
@@ -973,7 +973,7 @@ impl VeilFs {
     fn do_access(&self, caller: Caller, ino: u64, mask: AccessFlags) -> Result<()> {
         let stat = self.locate(ino)?.stat()?;
         let wanted = (mask.bits() & 0o7) as u32;
-        let mode = stat.st_mode as u32;
+        let mode = mode_of(&stat);
         let granted = if caller.uid == 0 {
             // Root may do anything, but execute only what someone may execute.
             let any_exec = mode & 0o111 != 0 || FileKind::of(&stat) == FileKind::Dir;
@@ -1077,7 +1077,7 @@ impl VeilFs {
             let entry_ino = if entry.backing.is_empty() {
                 entry.ino
             } else {
-                self.inodes.lock().unwrap().fuse_ino(stat.st_ino as u64)
+                self.inodes.lock().unwrap().fuse_ino(stat.st_ino)
             };
             let attr = attr::from_stat(entry_ino, &stat);
             if add(index as u64 + 1, &entry.name, &attr) {
@@ -1315,7 +1315,7 @@ impl VeilFs {
 /// What a write by an unprivileged user does to a local file: setuid goes, and setgid where it
 /// means "set group ID" (group-executable) rather than mandatory locking.
 fn drop_setid_bits(file: &File) -> io::Result<()> {
-    let mode = fstat(file)?.st_mode as u32 & 0o7777;
+    let mode = mode_of(&fstat(file)?) & 0o7777;
     let mut kept = mode & !sys::S_ISUID;
     if mode & sys::S_IXGRP != 0 {
         kept &= !sys::S_ISGID;

@@ -5,7 +5,6 @@ use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Path;
 
 fn cstring(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
@@ -35,90 +34,10 @@ fn read_sized(mut query: impl FnMut(&mut [u8]) -> isize) -> io::Result<Vec<u8>> 
     }
 }
 
-pub fn get_xattr(path: &Path, name: &str) -> io::Result<Vec<u8>> {
-    let path = cstring(path.as_os_str().as_bytes())?;
-    let name = cstring(name.as_bytes())?;
-    read_sized(|buf| {
-        let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len());
-        // SAFETY: both strings are NUL-terminated CStrings that outlive the call; `ptr` is valid
-        // for `len` writable bytes (a null pointer with len 0 asks for the size).
-        #[cfg(target_os = "linux")]
-        let ret = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), ptr, len) };
-        // SAFETY: as above; position 0 and XATTR_NOFOLLOW are the lgetxattr equivalent.
-        #[cfg(target_os = "macos")]
-        let ret = unsafe {
-            libc::getxattr(
-                path.as_ptr(),
-                name.as_ptr(),
-                ptr,
-                len,
-                0,
-                libc::XATTR_NOFOLLOW,
-            )
-        };
-        ret as isize
-    })
-}
-
-pub fn set_xattr(path: &Path, name: &str, value: &[u8], flags: i32) -> io::Result<()> {
-    let path = cstring(path.as_os_str().as_bytes())?;
-    let name = cstring(name.as_bytes())?;
-    let (ptr, len) = (value.as_ptr().cast(), value.len());
-    // SAFETY: NUL-terminated CStrings and a value pointer valid for `len` bytes, all outliving
-    // the call.
-    #[cfg(target_os = "linux")]
-    let ret = unsafe { libc::lsetxattr(path.as_ptr(), name.as_ptr(), ptr, len, flags) };
-    // SAFETY: as above.
-    #[cfg(target_os = "macos")]
-    let ret = unsafe {
-        libc::setxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            ptr,
-            len,
-            0,
-            flags | libc::XATTR_NOFOLLOW,
-        )
-    };
-    check(ret as isize).map(drop)
-}
-
-pub fn list_xattrs(path: &Path) -> io::Result<Vec<OsString>> {
-    let path = cstring(path.as_os_str().as_bytes())?;
-    let list = read_sized(|buf| {
-        let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len());
-        // SAFETY: NUL-terminated path; `ptr` valid for `len` writable bytes (null for size).
-        #[cfg(target_os = "linux")]
-        let ret = unsafe { libc::llistxattr(path.as_ptr(), ptr, len) };
-        // SAFETY: as above.
-        #[cfg(target_os = "macos")]
-        let ret = unsafe { libc::listxattr(path.as_ptr(), ptr, len, libc::XATTR_NOFOLLOW) };
-        ret as isize
-    })?;
-    Ok(list
-        .split(|&b| b == 0)
-        .filter(|name| !name.is_empty())
-        .map(|name| OsString::from_vec(name.to_vec()))
-        .collect())
-}
-
-pub fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
-    let path = cstring(path.as_os_str().as_bytes())?;
-    let name = cstring(name.as_bytes())?;
-    // SAFETY: NUL-terminated CStrings outliving the call.
-    #[cfg(target_os = "linux")]
-    let ret = unsafe { libc::lremovexattr(path.as_ptr(), name.as_ptr()) };
-    // SAFETY: as above.
-    #[cfg(target_os = "macos")]
-    let ret = unsafe { libc::removexattr(path.as_ptr(), name.as_ptr(), libc::XATTR_NOFOLLOW) };
-    check(ret as isize).map(drop)
-}
-
 /// Runs `call` with a path that names entry `name` of directory `dir` (or `dir` itself) without
 /// resolving anything a sync peer could have planted: on Linux the entry is opened `O_PATH |
 /// O_NOFOLLOW` and reached through its `/proc/self/fd` link, which the kernel follows to that
-/// very inode (a symlink's own inode, if the entry is one). `follow` tells `call` whether the path
-/// must be followed (the `/proc` link) or not.
+/// very inode (a symlink's own inode, if the entry is one), so `call` must follow it.
 #[cfg(target_os = "linux")]
 fn at_entry<T>(
     dir: BorrowedFd<'_>,
@@ -302,51 +221,31 @@ mod mode_bits {
 }
 pub use mode_bits::*;
 
-/// How a rename treats an existing target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RenameMode {
-    Replace,
-    NoReplace,
-    Exchange,
-}
-
-impl RenameMode {
-    /// The mode the kernel's rename flags ask for; `None` for flags veilfs does not support.
-    pub fn from_flags(flags: fuser::RenameFlags) -> Option<Self> {
-        if flags.is_empty() {
-            return Some(Self::Replace);
-        }
-        #[cfg(target_os = "linux")]
-        {
-            use fuser::RenameFlags as F;
-            if flags == F::RENAME_EXCHANGE {
-                return Some(Self::Exchange);
-            }
-            if flags == F::RENAME_NOREPLACE {
-                return Some(Self::NoReplace);
-            }
-        }
-        None
-    }
-}
-
-pub fn rename(from: &Path, to: &Path, mode: RenameMode) -> io::Result<()> {
-    if mode == RenameMode::Replace {
-        return std::fs::rename(from, to);
-    }
+/// `mknodat(2)`: nix wraps it on Linux only; macOS has it in libc.
+pub fn mknod_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    kind: nix::sys::stat::SFlag,
+    mode: u32,
+    rdev: u64,
+) -> io::Result<()> {
+    let perm = nix::sys::stat::Mode::from_bits_truncate(mode as libc::mode_t);
     #[cfg(target_os = "linux")]
+    return nix::sys::stat::mknodat(dir, name, kind, perm, rdev as libc::dev_t)
+        .map_err(io::Error::from);
+    #[cfg(target_os = "macos")]
     {
-        use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
-        let flags = match mode {
-            RenameMode::NoReplace => RenameFlags::RENAME_NOREPLACE,
-            _ => RenameFlags::RENAME_EXCHANGE,
+        let name = cstring(name.as_bytes())?;
+        // SAFETY: a NUL-terminated name and a valid directory descriptor, for the call only.
+        let ret = unsafe {
+            libc::mknodat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                kind.bits() | perm.bits(),
+                rdev as libc::dev_t,
+            )
         };
-        renameat2(AT_FDCWD, from, AT_FDCWD, to, flags).map_err(io::Error::from)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (from, to);
-        Err(io::Error::from_raw_os_error(libc::EINVAL))
+        check(ret as isize).map(drop)
     }
 }
 
