@@ -28,9 +28,8 @@
 //! it, the Argon2id secret input (RFC 9106 "K") is SHA-256 of the key file's bytes
 //! ([`KeyfileSecret`]), and the password alone derives a different key.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::File;
+use std::io;
 use std::path::Path;
 
 use aes_siv::siv::Aes256Siv;
@@ -40,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::backing::{self, Dir, FileKind, RenameMode, Size};
 use crate::crypto::keys::{MasterKey, MASTER_KEY_LEN};
 use crate::crypto::names::NameEncoding;
 use crate::crypto::random_bytes;
@@ -391,6 +391,38 @@ fn derive_kek(
     Ok(kek)
 }
 
+/// An I/O error whose message names the file: "cannot read /v/veilfs.conf: Permission denied".
+fn named_io_error(what: &str, path: &Path, err: io::Error) -> Error {
+    Error::Io(io::Error::new(
+        err.kind(),
+        format!("{what} {}: {err}", path.display()),
+    ))
+}
+
+/// What a failure to read veilfs.conf through `dir` means. Missing: not a vault. Anything but a
+/// regular file of a sane size (a symlink, a FIFO, a socket, a device, a directory, a huge
+/// file): a corrupt config, named. Anything else (permissions, I/O): an I/O error, named.
+fn config_read_error(dir: &Dir, err: io::Error) -> Error {
+    let path = dir.display_path(CONFIG_NAME);
+    if err.kind() == io::ErrorKind::NotFound {
+        return Error::NotAVault(dir.path().to_path_buf());
+    }
+    // What is there, without following or opening it (a symlink gives ELOOP, a socket ENXIO).
+    match dir.stat(CONFIG_NAME) {
+        Ok(stat) if FileKind::of(&stat) != FileKind::File => Error::ConfigCorrupt(
+            backing::wrong_type(&path, FileKind::of(&stat), "a regular file").to_string(),
+        ),
+        Ok(stat) if stat.st_size as u64 > MAX_CONFIG_BYTES => Error::ConfigCorrupt(format!(
+            "{} is larger than {MAX_CONFIG_BYTES} bytes ({} bytes)",
+            path.display(),
+            stat.st_size
+        )),
+        // Refused by read_small for its type or size: its message names the file.
+        _ if err.kind() == io::ErrorKind::InvalidData => Error::ConfigCorrupt(err.to_string()),
+        _ => named_io_error("cannot read", &path, err),
+    }
+}
+
 impl Config {
     /// A new config wrapping `master` under `password`, with a random salt.
     ///
@@ -557,23 +589,28 @@ impl Config {
     }
 
     /// Reads and checks `<cipherdir>/veilfs.conf`. Does not need the password.
+    ///
+    /// The file is read through a handle of CIPHERDIR, never following a symlink and never
+    /// blocking: a veilfs.conf that is a symlink, a FIFO, a socket, a device or a directory, or
+    /// larger than [`MAX_CONFIG_BYTES`], is [`Error::ConfigCorrupt`] naming the file; one that
+    /// cannot be read (permissions) is an [`Error::Io`] naming it.
     pub fn load(cipherdir: &Path) -> Result<Config> {
-        let path = cipherdir.join(CONFIG_NAME);
-        let file = match File::open(&path) {
-            Ok(file) => file,
+        let dir = match Dir::open_root(cipherdir) {
+            Ok(dir) => dir,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NotAVault(cipherdir.to_path_buf()))
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(named_io_error("cannot open", cipherdir, e)),
         };
-        let mut bytes = Vec::new();
-        io::Read::read_to_end(&mut io::Read::take(file, MAX_CONFIG_BYTES + 1), &mut bytes)?;
-        if bytes.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(Error::ConfigCorrupt(format!(
-                "larger than {MAX_CONFIG_BYTES} bytes"
-            )));
+        Config::load_from(&dir)
+    }
+
+    /// [`Config::load`] from an open handle of CIPHERDIR.
+    pub fn load_from(dir: &Dir) -> Result<Config> {
+        match dir.read_small(CONFIG_NAME, Size::AtMost(MAX_CONFIG_BYTES)) {
+            Ok(bytes) => Config::from_json(&bytes),
+            Err(e) => Err(config_read_error(dir, e)),
         }
-        Config::from_json(&bytes)
     }
 
     /// Parses and checks the contents of a config file (see [`Config::load`] for the errors).
@@ -678,34 +715,33 @@ impl Config {
     }
 
     /// Writes `<cipherdir>/veilfs.conf` atomically: a crash at any moment leaves either the old or
-    /// the new file. The file is read-only (0400): it is never edited in place.
+    /// the new file. The file is read-only (0400, whatever the umask): it is never edited in place.
     pub fn save(&self, cipherdir: &Path) -> Result<()> {
-        let tmp = cipherdir.join(CONFIG_TMP_NAME);
-        match fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        let dir =
+            Dir::open_root(cipherdir).map_err(|e| named_io_error("cannot open", cipherdir, e))?;
+        self.save_in(&dir)
+    }
+
+    /// [`Config::save`] through an open handle of CIPHERDIR: the temporary file is written,
+    /// synced and renamed over veilfs.conf relative to that handle, and the directory synced.
+    pub fn save_in(&self, dir: &Dir) -> Result<()> {
+        let tmp = || dir.display_path(CONFIG_TMP_NAME);
+        // A stale temporary file from a crash (or anything planted there) goes first.
+        dir.unlink_if_present(CONFIG_TMP_NAME)
+            .map_err(|e| named_io_error("cannot remove", &tmp(), e))?;
+        // write_new removes the file again if it cannot be written whole.
+        dir.write_new(CONFIG_TMP_NAME, &self.to_json(), 0o400, true)
+            .map_err(|e| named_io_error("cannot write", &tmp(), e))?;
+        if let Err(e) = dir.rename(CONFIG_TMP_NAME, dir, CONFIG_NAME, RenameMode::Replace) {
+            let _ = dir.unlink(CONFIG_TMP_NAME);
+            return Err(named_io_error(
+                "cannot rename",
+                &tmp(),
+                io::Error::new(e.kind(), format!("to {CONFIG_NAME}: {e}")),
+            ));
         }
-        let written = (|| -> io::Result<()> {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o400)
-                .open(&tmp)?;
-            // The mode of create is filtered by the umask; make sure the file is readable.
-            file.set_permissions(fs::Permissions::from_mode(0o400))?;
-            file.write_all(&self.to_json())?;
-            file.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-        if let Err(e) = fs::rename(&tmp, cipherdir.join(CONFIG_NAME)) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-        File::open(cipherdir)?.sync_all()?;
+        dir.sync()
+            .map_err(|e| named_io_error("cannot sync", dir.path(), e))?;
         Ok(())
     }
 
@@ -768,9 +804,12 @@ impl Config {
 mod tests {
     use super::*;
     use serde_json::Value;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     type Edit = Box<dyn Fn(&mut Value)>;
+    /// What a special file is called in messages, and how to make one.
+    type Maker<'a> = (&'static str, Box<dyn Fn() + 'a>);
 
     /// The cheapest parameters load accepts: tests stay fast.
     const CHEAP: KdfParams = KdfParams {
@@ -1360,6 +1399,59 @@ mod tests {
         )
         .unwrap();
         assert!(corrupt_reason(Config::load(dir.path())).contains("larger"));
+    }
+
+    #[test]
+    fn a_config_that_is_not_a_regular_file_is_corrupt_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_NAME);
+        let good = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+        fs::write(good.path(), config().to_json()).unwrap();
+        let make: [Maker; 4] = [
+            (
+                "a FIFO",
+                Box::new(|| nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRUSR).unwrap()),
+            ),
+            (
+                "a socket",
+                Box::new(|| drop(std::os::unix::net::UnixListener::bind(&path).unwrap())),
+            ),
+            // Even one pointing to a good config: veilfs.conf is never followed.
+            (
+                "a symbolic link",
+                Box::new(|| std::os::unix::fs::symlink(good.path(), &path).unwrap()),
+            ),
+            ("a directory", Box::new(|| fs::create_dir(&path).unwrap())),
+        ];
+        for (kind, make) in make {
+            make();
+            let reason = corrupt_reason(Config::load(dir.path()));
+            assert!(
+                reason.contains(&format!("{} is {kind}", path.display())),
+                "{reason}"
+            );
+            let _ = fs::remove_file(&path).or_else(|_| fs::remove_dir(&path));
+        }
+        // A dangling symlink is not "no config": it is a config of the wrong type.
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &path).unwrap();
+        assert!(corrupt_reason(Config::load(dir.path())).contains("symbolic link"));
+    }
+
+    #[test]
+    fn save_replaces_whatever_is_in_the_temporary_files_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(CONFIG_TMP_NAME);
+        nix::unistd::mkfifo(&tmp, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // With a umask that would take the owner's read bit: the mode is exact anyway.
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o477));
+        let saved = config().save(dir.path());
+        nix::sys::stat::umask(old);
+        saved.unwrap();
+        let meta = fs::symlink_metadata(dir.path().join(CONFIG_NAME)).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o400);
+        assert!(!tmp.exists());
+        assert_eq!(Config::load(dir.path()).unwrap(), config());
     }
 
     #[test]

@@ -2,11 +2,15 @@
 //! directories, passwords through a pipe, files and commands, and every error path with its exit
 //! status and its one-line message.
 
+mod common;
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use data_encoding::HEXLOWER;
 use serde::{Deserialize, Serialize};
@@ -762,4 +766,125 @@ fn init_takes_the_vault_back_when_the_recovery_key_cannot_be_shown() {
         "the vault was not created, because its recovery key could not be shown",
     );
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nothing blocks on what a sync peer (or a mistake) put in a file's place
+
+/// How long a command that must not block may take.
+const QUICK: Duration = Duration::from_secs(20);
+
+/// `veilfs ARGS` with stdin at /dev/null, failing the test if it has not exited within [`QUICK`].
+fn veilfs_quick(args: &[&std::ffi::OsStr]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veilfs"));
+    cmd.args(args).env_remove("RUST_LOG").stdin(Stdio::null());
+    common::run_with_timeout(&mut cmd, QUICK)
+}
+
+fn os(s: &(impl AsRef<std::ffi::OsStr> + ?Sized)) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
+/// What a special file is called in messages, and how to make one.
+type Maker<'a> = (&'static str, Box<dyn Fn() + 'a>);
+
+fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+#[test]
+fn a_config_that_is_not_a_regular_file_exits_5_naming_it() {
+    let vault = new_vault("pw");
+    let good = vault.config_bytes();
+    let conf = vault.config_path();
+    let pass = vault.write_file("pass", "pw\n");
+    let elsewhere = vault.write_file("conf-elsewhere", &String::from_utf8(good.clone()).unwrap());
+    let kinds: [Maker; 4] = [
+        ("a FIFO", Box::new(|| mkfifo(&conf))),
+        (
+            "a socket",
+            Box::new(|| drop(std::os::unix::net::UnixListener::bind(&conf).unwrap())),
+        ),
+        (
+            "a symbolic link",
+            Box::new(|| std::os::unix::fs::symlink(&elsewhere, &conf).unwrap()),
+        ),
+        ("a directory", Box::new(|| fs::create_dir(&conf).unwrap())),
+    ];
+    for (kind, make) in kinds {
+        fs::remove_file(&conf)
+            .or_else(|_| fs::remove_dir(&conf))
+            .unwrap();
+        make();
+        let needle = format!("{} is {kind}, not a regular file", conf.display());
+        let dir = os(vault.path());
+        for args in [
+            vec![os("info"), dir],
+            vec![os("passwd"), os("--passfile"), os(&pass), dir],
+            vec![os("fsck"), os("--passfile"), os(&pass), dir],
+            vec![os("fsck"), os("--repair"), os("--passfile"), os(&pass), dir],
+            vec![
+                os("encrypt-path"),
+                os("--passfile"),
+                os(&pass),
+                dir,
+                os("x"),
+            ],
+        ] {
+            assert_fails(&veilfs_quick(&args), 5, &needle);
+        }
+    }
+    fs::remove_dir(&conf).unwrap();
+    fs::write(&conf, &good).unwrap();
+    assert!(vault.unlocks_with("pw"));
+}
+
+#[test]
+fn an_unreadable_config_exits_1_naming_it() {
+    let vault = new_vault("pw");
+    let conf = vault.config_path();
+    // Reachable by another user, but not readable by one.
+    for dir in [vault.dir.parent().unwrap(), vault.dir.as_path()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veilfs"));
+    cmd.arg("info").arg(vault.path()).stdin(Stdio::null());
+    if nix::unistd::geteuid().is_root() {
+        // Root reads anything: ask as nobody.
+        cmd.uid(65534).gid(65534);
+    }
+    let out = common::run_with_timeout(&mut cmd, QUICK);
+    assert_fails(
+        &out,
+        1,
+        &format!("cannot read {}: Permission denied", conf.display()),
+    );
+}
+
+#[test]
+fn the_config_is_0400_whatever_the_umask() {
+    let vault = new_vault("pw");
+    for umask in ["000", "077", "777"] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" passwd \"$1\""))
+            .arg(env!("CARGO_BIN_EXE_veilfs"))
+            .arg(vault.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child.stdin.take().unwrap().write_all(b"pw\npw\n")?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert_ok(&out);
+        let mode = fs::metadata(vault.config_path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o400, "umask {umask}");
+    }
 }

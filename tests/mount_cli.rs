@@ -578,3 +578,28 @@ fn mount_help_lists_exit_statuses() {
         assert!(help.contains(needle), "{needle:?} missing from:\n{help}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Nothing blocks on what was planted in the backing directory
+
+/// How long a command that must not block may take.
+const QUICK: Duration = Duration::from_secs(20);
+
+#[test]
+fn a_config_that_is_a_fifo_fails_the_mount_at_once() {
+    let vault = TestVault::unmounted();
+    let conf = vault.backing_path().join("veilfs.conf");
+    fs::remove_file(&conf).unwrap();
+    nix::unistd::mkfifo(&conf, nix::sys::stat::Mode::S_IRUSR).unwrap();
+    let output = run_with_timeout(
+        veilfs()
+            .arg("mount")
+            .arg("--passfile")
+            .arg(vault.passfile())
+            .arg(vault.backing_path())
+            .arg(vault.mount_path()),
+        QUICK,
+    );
+    assert_error(&output, 5, &[&format!("{} is a FIFO", conf.display())]);
+    assert!(!vault.is_mounted());
+}

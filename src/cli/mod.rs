@@ -37,7 +37,8 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CIPHERDIR: u8 = 3;
 /// CIPHERDIR is not a vault: it has no veilfs.conf.
 pub const EXIT_NOT_A_VAULT: u8 = 4;
-/// veilfs.conf is corrupt, was modified, or has an unsupported format version.
+/// veilfs.conf is corrupt, was modified, has an unsupported format version, or is not a regular
+/// file. (One that cannot be read, for its permissions, is [`EXIT_FAILURE`].)
 pub const EXIT_CONFIG: u8 = 5;
 /// Wrong password, key file or recovery key, a mistyped recovery key, or a vault's key file not
 /// given.
@@ -61,7 +62,8 @@ macro_rules! exit_status_table {
   2  usage error (unknown flag, bad value, missing argument; --keyfile for a vault without one)
   3  CIPHERDIR is missing or not a directory, or (init) not empty
   4  CIPHERDIR is not a vault (no veilfs.conf)
-  5  veilfs.conf is corrupt, was modified, or has an unsupported format version
+  5  veilfs.conf is corrupt, was modified, has an unsupported format version, or is not a
+     regular file (a FIFO, a symlink, a directory, ...)
   6  wrong password, key file or recovery key, mistyped recovery key, or the vault's key file
      not given (--keyfile)
   7  mount point missing, not a directory, not empty or already mounted; (umount) not mounted
