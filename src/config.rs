@@ -28,7 +28,6 @@
 //! it, the Argon2id secret input (RFC 9106 "K") is SHA-256 of the key file's bytes
 //! ([`KeyfileSecret`]), and the password alone derives a different key.
 
-use std::fs::File;
 use std::io;
 use std::path::Path;
 
@@ -63,6 +62,9 @@ const KEK_LEN: usize = 64;
 const WRAPPED_LEN: usize = MASTER_KEY_LEN + 16;
 /// Config files are about 530 bytes; anything much larger is not one.
 pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+/// Longest key file accepted: every byte counts, and a key file is read whole before anything
+/// else happens, so a device or a huge file given by mistake is refused at once.
+pub const MAX_KEYFILE_BYTES: u64 = 1024 * 1024;
 /// `creator` is shown by `info`: short, printable text only.
 const CREATOR_MAX_LEN: usize = 100;
 
@@ -226,30 +228,19 @@ impl KeyfileSecret {
         KeyfileSecret::finish(hasher)
     }
 
-    /// Reads a key file to its end (any size, any bytes). An empty key file is an error: it would
-    /// add nothing.
+    /// Reads a key file whole (any bytes, at most [`MAX_KEYFILE_BYTES`]). Symlinks are followed
+    /// (the user named the file), but a FIFO, a device, a directory or a larger file is refused
+    /// at once, without blocking, with an error naming the file. An empty key file is an error:
+    /// it would add nothing.
     pub fn read(path: &Path) -> io::Result<KeyfileSecret> {
-        let mut file = File::open(path)?;
-        let mut hasher = Sha256::new();
-        let mut buf = Zeroizing::new([0u8; 64 * 1024]);
-        let mut total = 0u64;
-        loop {
-            let n = match io::Read::read(&mut file, &mut buf[..]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..n]);
-            total += n as u64;
-        }
-        if total == 0 {
+        let bytes = Zeroizing::new(backing::read_user_file(path, MAX_KEYFILE_BYTES)?);
+        if bytes.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "the key file is empty",
             ));
         }
-        Ok(KeyfileSecret::finish(hasher))
+        Ok(KeyfileSecret::from_contents(&bytes))
     }
 
     fn finish(hasher: Sha256) -> KeyfileSecret {
@@ -1452,6 +1443,39 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o7777, 0o400);
         assert!(!tmp.exists());
         assert_eq!(Config::load(dir.path()).unwrap(), config());
+    }
+
+    #[test]
+    fn keyfile_secret_refuses_special_and_large_files_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let big = dir.path().join("big");
+        fs::write(&big, vec![7u8; MAX_KEYFILE_BYTES as usize + 1]).unwrap();
+        let max = dir.path().join("max");
+        fs::write(&max, vec![7u8; MAX_KEYFILE_BYTES as usize]).unwrap();
+        for (path, needle) in [
+            (fifo.as_path(), "is a FIFO"),
+            (Path::new("/dev/zero"), "is a character device"),
+            (dir.path(), "is a directory"),
+            (big.as_path(), "more than 1048576"),
+        ] {
+            let err = KeyfileSecret::read(path).unwrap_err();
+            assert!(
+                err.to_string().contains(needle),
+                "{}: {err}",
+                path.display()
+            );
+            assert!(
+                err.to_string().contains(&path.display().to_string()),
+                "{err}"
+            );
+        }
+        // Exactly the limit is fine, and every byte counts.
+        assert_eq!(
+            KeyfileSecret::read(&max).unwrap().as_bytes(),
+            KeyfileSecret::from_contents(&vec![7u8; MAX_KEYFILE_BYTES as usize]).as_bytes()
+        );
     }
 
     #[test]

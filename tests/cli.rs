@@ -888,3 +888,71 @@ fn the_config_is_0400_whatever_the_umask() {
         assert_eq!(mode & 0o7777, 0o400, "umask {umask}");
     }
 }
+
+#[test]
+fn password_and_recovery_key_files_never_block() {
+    let vault = new_vault("pw");
+    let dir = vault.dir.parent().unwrap();
+    let fifo = dir.join("fifo");
+    mkfifo(&fifo);
+    let big = dir.join("big");
+    fs::write(&big, [b"pw\n".as_slice(), &vec![b'x'; 64 * 1024]].concat()).unwrap();
+    let v = os(vault.path());
+    // A FIFO nobody writes to reads as empty, at once.
+    let out = veilfs_quick(&[os("passwd"), os("--passfile"), os(&fifo), v]);
+    assert_fails(
+        &out,
+        1,
+        &format!("password file {} is empty", fifo.display()),
+    );
+    let out = veilfs_quick(&[os("passwd"), os("--recovery-key-file"), os(&fifo), v]);
+    assert_fails(&out, 6, "recovery key is mistyped");
+    // Devices, directories and large files are refused without being read.
+    for (file, needle) in [
+        (
+            Path::new("/dev/zero"),
+            "/dev/zero is a character device, not a regular file".to_owned(),
+        ),
+        (dir, format!("{} is a directory", dir.display())),
+        (
+            big.as_path(),
+            format!("{} is 65539 bytes long, more than 65536", big.display()),
+        ),
+    ] {
+        let out = veilfs_quick(&[os("passwd"), os("--passfile"), os(file), v]);
+        assert_fails(
+            &out,
+            1,
+            &format!("cannot read password file {}", file.display()),
+        );
+        assert_fails(&out, 1, &needle);
+        let out = veilfs_quick(&[os("passwd"), os("--recovery-key-file"), os(file), v]);
+        assert_fails(&out, 1, "cannot read recovery key file");
+        assert_fails(&out, 1, &needle);
+    }
+    assert!(vault.unlocks_with("pw"));
+}
+
+#[test]
+fn a_password_from_a_pipe_still_works() {
+    let vault = new_vault("pw");
+    // --passfile /dev/stdin (a pipe), and --new-passfile a FIFO that a writer is waiting on.
+    let fifo = vault.dir.parent().unwrap().join("new-pass");
+    mkfifo(&fifo);
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::write(fifo, b"new\n").unwrap())
+    };
+    // Let the writer block in open(2): from then on the FIFO has a writer.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("printf 'pw\\n' | exec \"$0\" passwd --passfile /dev/stdin --new-passfile \"$1\" \"$2\"")
+        .arg(env!("CARGO_BIN_EXE_veilfs"))
+        .arg(&fifo)
+        .arg(vault.path())
+        .stdin(Stdio::null());
+    assert_ok(&common::run_with_timeout(&mut cmd, QUICK));
+    writer.join().unwrap();
+    assert!(vault.unlocks_with("new"));
+}

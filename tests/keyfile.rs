@@ -266,3 +266,66 @@ fn the_recovery_key_sets_a_new_keyfile() {
     assert!(is_mounted(&fs::canonicalize(&mnt).unwrap()));
     assert_success(&run(veilfs().arg("umount").arg(&mnt)), "veilfs umount");
 }
+
+#[test]
+fn a_key_file_that_is_a_fifo_a_device_a_directory_or_too_large_is_refused_at_once() {
+    let (vault, _keyfile) = keyfile_vault();
+    let scratch = vault.scratch();
+    let fifo = scratch.join("fifo.key");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let big = scratch.join("big.key");
+    fs::write(&big, vec![1u8; 1024 * 1024 + 1]).unwrap();
+    let dir = scratch.join("dir.key");
+    fs::create_dir(&dir).unwrap();
+    let cases = [
+        (fifo.as_path(), "is a FIFO"),
+        (Path::new("/dev/zero"), "is a character device"),
+        (dir.as_path(), "is a directory"),
+        (big.as_path(), "1048577 bytes long, more than 1048576"),
+    ];
+    let quick = std::time::Duration::from_secs(20);
+    for (key, needle) in cases {
+        let named = format!("cannot read key file {}", key.display());
+        // mount, passwd, fsck: the key file is read before the password.
+        let output = run_with_timeout(
+            veilfs()
+                .arg("mount")
+                .arg("--passfile")
+                .arg(vault.passfile())
+                .arg("--keyfile")
+                .arg(key)
+                .arg(vault.backing_path())
+                .arg(vault.mount_path()),
+            quick,
+        );
+        assert_fails(&output, 1, &named);
+        assert_fails(&output, 1, needle);
+        assert!(!vault.is_mounted());
+        for verb in ["passwd", "fsck"] {
+            let output = run_with_timeout(
+                veilfs()
+                    .arg(verb)
+                    .arg("--keyfile")
+                    .arg(key)
+                    .arg(vault.backing_path()),
+                quick,
+            );
+            assert_fails(&output, 1, &named);
+        }
+        // init: nothing is created.
+        let fresh = scratch.join("fresh");
+        fs::create_dir_all(&fresh).unwrap();
+        let output = run_with_timeout(
+            veilfs()
+                .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
+                .arg("--passfile")
+                .arg(vault.passfile())
+                .arg("--keyfile")
+                .arg(key)
+                .arg(&fresh),
+            quick,
+        );
+        assert_fails(&output, 1, needle);
+        assert_eq!(fs::read_dir(&fresh).unwrap().count(), 0);
+    }
+}

@@ -182,7 +182,10 @@ fn extra_sections(roff: &mut Roff) {
         italic(" FILE"),
         roman(
             " needs that file as well as the password, ever after: every byte of the file \
-             counts, so it must never change. Neither the password alone nor the key file with \
+             counts (at most 1 MiB; a FIFO, a device or a directory is refused at once, exit \
+             status 1), so it must never change. A password file is a regular file of at most \
+             64 KiB or a pipe (such as /dev/stdin); a FIFO nobody writes to reads as empty. \
+             Neither the password alone nor the key file with \
              a wrong password unlocks it; a missing ",
         ),
         bold("--keyfile"),

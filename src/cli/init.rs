@@ -37,8 +37,8 @@ pub struct Args {
     pub password: PasswordArgs,
 
     /// Require FILE as well as the password to unlock, ever after (a second factor). Any file
-    /// that never changes will do, since all of its bytes count: keep it off the sync folder,
-    /// and keep a copy
+    /// of at most 1 MiB that never changes will do, since all of its bytes count: keep it off
+    /// the sync folder, and keep a copy
     #[arg(long, value_name = "FILE")]
     pub keyfile: Option<PathBuf>,
 

@@ -1,8 +1,6 @@
 //! `veilfs passwd`: wrap the master key under a new password, unlocking with the old password or
 //! with the recovery key. Only veilfs.conf changes; the data stays as it is.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use veilfs::config::Config;
@@ -11,7 +9,6 @@ use veilfs::crypto::recovery::parse_recovery_key;
 use veilfs::layout::diriv;
 use veilfs::layout::DIRIV_NAME;
 use veilfs::vault::Vault;
-use zeroize::Zeroizing;
 
 use super::password::{self, Password, Source};
 use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY};
@@ -147,11 +144,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
 }
 
 fn read_recovery_key(file: &Path) -> Result<MasterKey, CliError> {
-    let what = || format!("cannot read recovery key file {}", file.display());
-    let mut text = Zeroizing::new(String::with_capacity(1024));
-    File::open(file)
-        .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
-        .map_err(|e| CliError::io(what(), e))?;
+    let text = password::read_recovery_key_file(file)?;
     parse_recovery_key(&text).map_err(|e| CliError::from(e).context(file.display()))
 }
 

@@ -6,9 +6,10 @@
 //!
 //! A vault created with `init --keyfile` also needs its key file ([`keyfile_for`], [`unlock`]).
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, IsTerminal, Read};
 use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -23,6 +24,10 @@ pub type Password = Zeroizing<Vec<u8>>;
 
 /// Longest password accepted from any source.
 pub const MAX_PASSWORD_LEN: usize = 4096;
+
+/// Largest password file (`--passfile`, `--new-passfile`) or recovery key file read: only the
+/// first line of a password file counts, but the whole file is checked before it is read.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// `--passfile` and `--extpass`, for commands that need one password.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -139,10 +144,82 @@ pub fn keyfile_for(
     }
 }
 
-/// Reads a key file (its whole contents count). Exit status 1 when it cannot be read.
+/// Reads a key file (its whole contents count, at most 1 MiB). Exit status 1 when it cannot be
+/// read, or is a FIFO, a device, a directory or larger than 1 MiB (refused at once, never read).
 pub fn read_keyfile(path: &Path) -> Result<KeyfileSecret, CliError> {
     KeyfileSecret::read(path)
         .map_err(|e| CliError::io(format!("cannot read key file {}", path.display()), e))
+}
+
+/// Reads a file holding a secret the user named (`--passfile`, `--recovery-key-file`): a
+/// regular file of at most [`MAX_SECRET_FILE_BYTES`], through `read_user_file` (symlinks
+/// followed, devices and directories refused without blocking), or a pipe (`/dev/stdin`,
+/// `<(command)`). A pipe is opened without blocking, so a FIFO nobody writes to reads as empty
+/// instead of hanging; from one that has a writer, `first_line` stops at the first line end.
+/// At most `max` bytes are read from a pipe (more is an error: `too_long`).
+fn read_secret_file(
+    path: &Path,
+    first_line_only: bool,
+    max: usize,
+) -> io::Result<Zeroizing<Vec<u8>>> {
+    // stat(2) of a FIFO does not open it, so it never blocks.
+    if !fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+        return Ok(Zeroizing::new(veilfs::backing::read_user_file(
+            path,
+            MAX_SECRET_FILE_BYTES,
+        )?));
+    }
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.file_type().is_fifo() {
+        // Replaced between the two looks: read it as a file, with every check.
+        return Ok(Zeroizing::new(veilfs::backing::read_user_file(
+            path,
+            MAX_SECRET_FILE_BYTES,
+        )?));
+    }
+    // Opened without blocking; now wait for what a writer sends. With no writer at all, a read
+    // returns end of file at once.
+    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(max + 1));
+    let mut chunk = Zeroizing::new([0u8; 512]);
+    let mut pipe = file;
+    while bytes.len() <= max {
+        let room = (max + 1 - bytes.len()).min(chunk.len());
+        let n = match pipe.read(&mut chunk[..room]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        bytes.extend_from_slice(&chunk[..n]);
+        if first_line_only && chunk[..n].contains(&b'\n') {
+            break;
+        }
+    }
+    Ok(bytes)
+}
+
+/// A recovery key file's text (at most 64 KiB; see [`read_secret_file`]). Exit status 1 when it
+/// cannot be read.
+pub fn read_recovery_key_file(path: &Path) -> Result<Zeroizing<String>, CliError> {
+    let what = || format!("cannot read recovery key file {}", path.display());
+    let bytes = read_secret_file(path, false, MAX_SECRET_FILE_BYTES as usize)
+        .map_err(|e| CliError::io(what(), e))?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(CliError::other(format!(
+            "{}: more than {MAX_SECRET_FILE_BYTES} bytes",
+            what()
+        )));
+    }
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(Zeroizing::new(text.to_owned())),
+        Err(_) => Err(CliError::other(format!("{}: not UTF-8 text", what()))),
+    }
 }
 
 /// Unlocks the vault with the password and, when it needs one, its key file. A wrong password
@@ -183,12 +260,9 @@ fn too_long(what: impl std::fmt::Display) -> CliError {
 
 fn read_passfile(path: &Path) -> Result<Password, CliError> {
     let what = || format!("cannot read password file {}", path.display());
-    let file = File::open(path).map_err(|e| CliError::io(what(), e))?;
-    // Only the first line counts; read a bounded prefix into a buffer that never reallocates.
-    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_PASSWORD_LEN + 3));
-    file.take(MAX_PASSWORD_LEN as u64 + 2)
-        .read_to_end(&mut bytes)
-        .map_err(|e| CliError::io(what(), e))?;
+    // Only the first line counts: from a pipe, read no more than the longest line allowed.
+    let bytes =
+        read_secret_file(path, true, MAX_PASSWORD_LEN + 2).map_err(|e| CliError::io(what(), e))?;
     let line = first_line(bytes);
     if line.len() > MAX_PASSWORD_LEN {
         return Err(too_long(format_args!("password file {}", path.display())));
