@@ -580,10 +580,130 @@ fn mount_help_lists_exit_statuses() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Nothing blocks on what was planted in the backing directory
+// One daemon per vault
 
 /// How long a command that must not block may take.
 const QUICK: Duration = Duration::from_secs(20);
+
+#[test]
+fn a_second_mount_of_a_mounted_vault_is_refused_until_it_is_unmounted() {
+    let vault = TestVault::new();
+    let daemon = vault.daemon_pids();
+    assert_eq!(daemon.len(), 1, "{daemon:?}");
+    let other = vault.scratch().join("other");
+    fs::create_dir(&other).unwrap();
+    let at = format!("at {}", vault.mount_path().display());
+    let by = format!("by process {}", daemon[0]);
+    let already = format!("{} is already mounted", vault.backing_path().display());
+
+    // With the password, and without one (stdin is /dev/null): refused before it is asked for.
+    let second = run_with_timeout(
+        veilfs()
+            .arg("mount")
+            .arg("--passfile")
+            .arg(vault.passfile())
+            .arg(vault.backing_path())
+            .arg(&other),
+        QUICK,
+    );
+    assert_error(&second, 10, &[&already, &at, &by]);
+    let second = mount_without_password(vault.backing_path(), &other, &[]);
+    assert_error(&second, 10, &[&already, &at, &by]);
+    // Through another path to the same directory, too.
+    let link = vault.scratch().join("link");
+    std::os::unix::fs::symlink(vault.backing_path(), &link).unwrap();
+    let second = mount_without_password(&link, &other, &[]);
+    assert_error(&second, 10, &["is already mounted", &at]);
+    assert!(!is_mounted(&other));
+    assert!(vault.is_mounted());
+    assert_eq!(vault.daemon_pids(), daemon);
+
+    // Once unmounted, the vault mounts again, anywhere.
+    vault.unmount();
+    let output = run(veilfs()
+        .arg("mount")
+        .arg("--passfile")
+        .arg(vault.passfile())
+        .arg(vault.backing_path())
+        .arg(&other));
+    assert_success(&output, "mount after unmount");
+    assert!(is_mounted(&other));
+    let refused = mount_without_password(vault.backing_path(), vault.mount_path(), &[]);
+    assert_error(
+        &refused,
+        10,
+        &["is already mounted", &format!("at {}", other.display())],
+    );
+    assert_success(&run(veilfs().arg("umount").arg(&other)), "umount other");
+    vault.mount_with(&[]);
+}
+
+#[test]
+fn the_lock_goes_with_a_killed_daemon() {
+    let vault = TestVault::new();
+    let daemon = vault.daemon_pids();
+    assert_eq!(daemon.len(), 1);
+    kill(Pid::from_raw(daemon[0] as i32), Signal::SIGKILL).unwrap();
+    assert!(wait_for(QUICK, || !is_alive(daemon[0])));
+    // The mount point is left stale (ENOTCONN); after it is cleared, the vault mounts again: no
+    // lock survives its process.
+    let _ = run(veilfs().arg("umount").arg(vault.mount_path()));
+    if vault.is_mounted() {
+        let _ = run(Command::new("umount").arg("-l").arg(vault.mount_path()));
+    }
+    vault.mount_with(&[]);
+}
+
+#[test]
+fn a_foreground_mount_holds_the_lock_too() {
+    let vault = TestVault::unmounted();
+    let mut child = spawn_foreground(&vault);
+    let other = vault.scratch().join("other");
+    fs::create_dir(&other).unwrap();
+    let second = mount_without_password(vault.backing_path(), &other, &[]);
+    assert_error(
+        &second,
+        10,
+        &["is already mounted", &format!("by process {}", child.id())],
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    assert!(wait_until(&mut child, deadline).is_some_and(|s| s.success()));
+    vault.mount_with(&[]);
+}
+
+#[test]
+fn fsck_repair_is_refused_while_mounted_and_plain_fsck_runs() {
+    let vault = TestVault::new();
+    fs::write(vault.mount_path().join("file"), "contents").unwrap();
+    let fsck = |extra: &[&str]| {
+        run_with_timeout(
+            veilfs()
+                .arg("fsck")
+                .args(extra)
+                .arg("--passfile")
+                .arg(vault.passfile())
+                .arg(vault.backing_path()),
+            QUICK,
+        )
+    };
+    let repair = fsck(&["--repair"]);
+    assert_error(
+        &repair,
+        10,
+        &[
+            "is already mounted",
+            &format!("at {}", vault.mount_path().display()),
+            "unmount it before 'fsck --repair'",
+        ],
+    );
+    assert_success(&fsck(&[]), "fsck while mounted");
+    assert!(vault.is_mounted());
+    vault.unmount();
+    assert_success(&fsck(&["--repair"]), "fsck --repair once unmounted");
+    // And fsck --repair releases the lock when it is done.
+    vault.mount_with(&[]);
+}
 
 #[test]
 fn a_config_that_is_a_fifo_fails_the_mount_at_once() {

@@ -10,6 +10,7 @@ use veilfs::backing::{Dir, RenameMode};
 use veilfs::config::CONFIG_NAME;
 use veilfs::fsck::{self, Finding, Options, Outcome, Report};
 
+use super::lock::{Purpose, VaultLock};
 use super::password::PasswordArgs;
 use super::paths::{open_vault, recased_config};
 use super::{check_cipherdir, print_stdout, CliError, GlobalArgs};
@@ -34,8 +35,11 @@ names encrypted under a conflicting copy of a directory IV, restores a sidecar f
 tool's copy of it, and removes redundant copies and sidecars orphaned for more than a day.
 Undecodable names, truncated headers and bad symlink targets are reported, never deleted.
 
-Exit status: 0 nothing wrong (or everything repaired); 11 problems remain; 1-6 as for the
-other commands ('veilfs --help').
+--repair refuses to run while the vault is mounted on this machine (exit status 10); plain fsck
+only reads, and may run then.
+
+Exit status: 0 nothing wrong (or everything repaired); 11 problems remain; 10 (--repair) the
+vault is mounted; 1-6 as for the other commands ('veilfs --help').
 
 Examples:
   veilfs fsck ~/Sync/vault
@@ -75,6 +79,15 @@ struct JsonReport<'a> {
 
 pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     check_cipherdir(&args.cipherdir)?;
+    // Repairs while a daemon on this machine writes the same files could undo each other: the
+    // mount's lock, taken before the password is asked for and held until fsck is done.
+    let _lock = if args.repair {
+        let canonical = std::fs::canonicalize(&args.cipherdir)
+            .map_err(|e| CliError::io(format!("cannot resolve {}", args.cipherdir.display()), e))?;
+        Some(VaultLock::acquire(&canonical, Purpose::Repair)?)
+    } else {
+        None
+    };
     // A config a case-insensitive sync target re-cased: needs no key to put right.
     let mut early = Vec::new();
     if let Some(recased) = recased_config(&args.cipherdir) {

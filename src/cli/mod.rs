@@ -17,6 +17,7 @@ pub mod helper;
 pub mod idle;
 pub mod info;
 pub mod init;
+pub mod lock;
 pub mod log;
 pub mod mount;
 pub mod passwd;
@@ -51,7 +52,8 @@ pub const EXIT_MOUNTPOINT: u8 = 7;
 pub const EXIT_NO_FUSE: u8 = 8;
 /// The kernel or fusermount3 refused the mount, or the mount process died before it was ready.
 pub const EXIT_MOUNT_FAILED: u8 = 9;
-/// umount: the mount point is busy.
+/// Busy: (umount) the mount point has files open; (mount, fsck --repair) the vault is already
+/// mounted, or being repaired, by another veilfs process on this machine.
 pub const EXIT_BUSY: u8 = 10;
 
 /// The exit statuses, as `--help` and the man page show them.
@@ -69,7 +71,8 @@ macro_rules! exit_status_table {
   7  mount point missing, not a directory, not empty or already mounted; (umount) not mounted
   8  FUSE not available (no /dev/fuse, or no fusermount3 when not root): install fuse3
   9  the mount failed (refused by the kernel or fusermount3)
-  10 (umount) the mount point is busy
+  10 (umount) the mount point is busy; (mount, fsck --repair) the vault is already mounted,
+     or being repaired, by another veilfs process on this machine
   11 (fsck) problems found and not all repaired"
     };
 }

@@ -39,6 +39,7 @@ use veilfs::config::Config;
 use veilfs::fs::{MountOptions, VeilFs};
 use veilfs::vault::Vault;
 
+use super::lock::{Purpose, VaultLock};
 use super::password::{self, PasswordArgs};
 use super::platform::{self, fusermount_bin, lazy_unmount};
 use super::{
@@ -68,6 +69,7 @@ Exit status (besides 0-6, see 'veilfs --help'):
      CIPHERDIR
   8  FUSE is not available: no /dev/fuse, or (when not root) no fusermount3; install fuse3
   9  the kernel or fusermount3 refused the mount, or the mount process died before it was ready
+  10 CIPHERDIR is already mounted (or being repaired) by another veilfs process on this machine
 
 Examples:
   veilfs mount ~/Sync/vault ~/Private
@@ -368,6 +370,10 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     let options = settings.options;
     let mountpoint = check_mountpoint(&args.mountpoint, &cipherdir, options.nonempty)?;
     check_fuse()?;
+    // One daemon per vault on this machine: refused before the password is asked for. Held for
+    // the rest of this function, which in daemon mode the forked child runs to its end (it
+    // shares the lock; the parent's exit does not release it).
+    let _lock = VaultLock::acquire(&cipherdir, Purpose::Mount)?;
     if args.fake {
         // mount(8) -f: everything but the mount itself.
         return Ok(());
