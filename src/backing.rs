@@ -538,6 +538,18 @@ impl Dir {
         Ok(nix::sys::statvfs::fstatvfs(&self.fd)?)
     }
 
+    /// Takes an exclusive `flock` on this directory without waiting: `Ok(false)` when another
+    /// open handle holds it. The lock belongs to this handle's open file description, so it
+    /// lasts while this handle (or a copy inherited through `fork`) is open.
+    pub fn try_lock(&self) -> io::Result<bool> {
+        // A duplicate shares the open file description, so the lock outlives it.
+        match File::from(self.fd.try_clone()?).try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }

@@ -52,19 +52,17 @@ impl VaultLock {
     pub fn acquire(cipherdir: &Path, purpose: Purpose) -> Result<VaultLock, CliError> {
         let dir = Dir::open_root(cipherdir)
             .map_err(|e| CliError::io(format!("cannot open {}", cipherdir.display()), e))?;
-        // SAFETY: flock on a descriptor this function owns; no memory is involved.
-        let locked = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if locked == 0 {
-            return Ok(VaultLock { _dir: Some(dir) });
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let holder = find_holder(cipherdir, &dir);
-            return Err(CliError::new(
-                EXIT_BUSY,
-                busy_message(cipherdir, &holder, purpose),
-            ));
-        }
+        let err = match dir.try_lock() {
+            Ok(true) => return Ok(VaultLock { _dir: Some(dir) }),
+            Ok(false) => {
+                let holder = find_holder(cipherdir, &dir);
+                return Err(CliError::new(
+                    EXIT_BUSY,
+                    busy_message(cipherdir, &holder, purpose),
+                ));
+            }
+            Err(e) => e,
+        };
         // ENOLCK, EOPNOTSUPP, EINVAL: a file system without flock. Better to go on than to
         // refuse every mount there.
         tracing::warn!(
