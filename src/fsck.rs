@@ -107,6 +107,10 @@ pub enum Problem {
     Recased,
     /// A sync tool's copy of `veilfs.conf`.
     ConfigCopy,
+    /// A FIFO, socket or device node in the plaintext tree: legitimate (made through the mount),
+    /// but no sync tool carries one, so other devices do not have it, and a local process may
+    /// have planted it in place of a file. A note ([`Outcome::Note`]), not a problem.
+    SpecialFile,
     /// Something that could not be read at all, or a file veilfs keeps for itself (the config, a
     /// sidecar) that is not a regular file: a FIFO, a socket, a device, a symlink or a directory
     /// planted under its name, which is never opened.
@@ -131,6 +135,7 @@ impl Problem {
             Problem::ConflictCopy => "conflict copy",
             Problem::Recased => "name changed case",
             Problem::ConfigCopy => "copy of veilfs.conf",
+            Problem::SpecialFile => "special file",
             Problem::Unreadable => "unreadable",
         }
     }
@@ -148,6 +153,8 @@ pub enum Outcome {
     Repaired,
     /// Tried and failed (the detail says why).
     RepairFailed,
+    /// Worth knowing, but nothing is wrong: the vault stays clean.
+    Note,
 }
 
 /// One thing [`check`] found.
@@ -186,9 +193,19 @@ pub struct Report {
 }
 
 impl Report {
-    /// Nothing is wrong (any more): every finding, if any, was repaired.
+    /// Nothing is wrong (any more): every finding, if any, was repaired or is a note.
     pub fn is_clean(&self) -> bool {
-        self.findings.iter().all(|f| f.outcome == Outcome::Repaired)
+        self.findings
+            .iter()
+            .all(|f| matches!(f.outcome, Outcome::Repaired | Outcome::Note))
+    }
+
+    /// The findings that are problems, not notes.
+    pub fn problems(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.outcome != Outcome::Note)
+            .count()
     }
 
     pub fn repaired(&self) -> usize {
@@ -1013,6 +1030,19 @@ impl<'a> Walk<'a> {
             FileKind::Dir => {}
             _ => {
                 self.other.fetch_add(1, Ordering::Relaxed);
+                // Never opened. Named, since sync tools skip such entries: a FIFO or socket
+                // here came from this machine, by the mount or by someone else.
+                self.push(
+                    Problem::SpecialFile,
+                    &dir.display_path(name),
+                    plain,
+                    format!(
+                        "{}: sync tools do not carry one, so it is on this device only",
+                        kind.described()
+                    ),
+                    None,
+                    Outcome::Note,
+                );
             }
         }
     }

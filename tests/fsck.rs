@@ -411,7 +411,13 @@ fn planted_special_files_fail_alone_and_nothing_blocks_or_escapes() {
         .join("veilfs.sync-conflict-20261201-101010-ABCDEFG.diriv");
     mkfifo(&fifo_iv_copy);
 
-    // 6. A subdirectory swapped for a symlink to a directory outside the vault: its old self,
+    // 6. A socket where a file's backing file was: a legitimate type in the plaintext tree, so a
+    //    note (the vault stays clean for it), but named.
+    let victim = v.write("victim.txt", b"victim");
+    fs::remove_file(&victim).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&victim).unwrap());
+
+    // 7. A subdirectory swapped for a symlink to a directory outside the vault: its old self,
     //    without its IV file, so a repair through the link would write one there.
     let moved = v.mkdir("moved");
     v.write("moved/secret.txt", b"secret");
@@ -434,6 +440,7 @@ fn planted_special_files_fail_alone_and_nothing_blocks_or_escapes() {
             (Problem::ConfigCopy, rel(&fifo_conf)),
             (Problem::DirIvCopy, rel(&fifo_iv_copy)),
             (Problem::SymlinkTarget, rel(&moved)),
+            (Problem::SpecialFile, rel(&victim)),
         ];
         expected.sort_by(|a, b| {
             a.1.cmp(&b.1)
@@ -468,6 +475,7 @@ fn planted_special_files_fail_alone_and_nothing_blocks_or_escapes() {
         (&socket_conf, "a socket"),
         (&fifo_conf, "a FIFO"),
         (&fifo_iv_copy, "a FIFO"),
+        (&victim, "a socket"),
     ] {
         let detail = detail(path);
         assert!(detail.contains(kind), "{}: {detail}", path.display());
@@ -476,6 +484,8 @@ fn planted_special_files_fail_alone_and_nothing_blocks_or_escapes() {
     // healthy/cut.bin and fifo-iv/inside.txt (its directory's IV re-derived and confirmed).
     assert_eq!(report.checked.files, 7, "{:?}", report.checked);
     assert_eq!(report.checked.symlinks, 1);
+    assert_eq!(report.checked.other, 1);
+    assert_eq!(report.problems(), 11, "the socket is a note");
     assert_eq!(report.checked.dirs, 3, "the symlink is not walked into");
     assert_eq!(
         report
@@ -557,6 +567,35 @@ fn planted_special_files_fail_alone_and_nothing_blocks_or_escapes() {
         outside_before,
         "nothing written outside the vault"
     );
+}
+
+#[test]
+fn special_files_are_named_in_notes_that_leave_the_vault_clean() {
+    let v = CoreVault::new(NameEncoding::Base64Url);
+    v.write("kept.txt", b"kept");
+    let fifo = v.write("pipe", b"");
+    fs::remove_file(&fifo).unwrap();
+    mkfifo(&fifo);
+    let v = std::sync::Arc::new(v);
+    let report = within(20, "fsck", {
+        let v = v.clone();
+        move || check(&v)
+    });
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!(problems(&report), [Problem::SpecialFile]);
+    assert_eq!(report.findings[0].outcome, Outcome::Note);
+    assert_eq!(report.findings[0].plain.as_deref(), Some(Path::new("pipe")));
+    let out = output_within(fsck_command(&v, &[]), 30);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "note: special file: pipe ({}): a FIFO",
+            name_of(&fifo)
+        )),
+        "{text}"
+    );
+    assert!(text.contains("(1 note): no problems"), "{text}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -183,10 +183,10 @@ fn describe(finding: &Finding, repairing: bool) -> String {
         Outcome::RepairFailed => format!(" [repair failed: {action}]"),
         _ => String::new(),
     };
-    let status = if finding.outcome == Outcome::Repaired {
-        "repaired"
-    } else {
-        "problem"
+    let status = match finding.outcome {
+        Outcome::Repaired => "repaired",
+        Outcome::Note => "note",
+        _ => "problem",
     };
     format!(
         "{status}: {}: {place}: {}{tail}",
@@ -197,7 +197,7 @@ fn describe(finding: &Finding, repairing: bool) -> String {
 
 fn summary(report: &Report, repairing: bool) -> String {
     let c = &report.checked;
-    let remaining = report.findings.len() - report.repaired();
+    let remaining = report.problems() - report.repaired();
     let n = |count: u64, one: &str, many: &str| {
         format!("{count} {}", if count == 1 { one } else { many })
     };
@@ -212,7 +212,11 @@ fn summary(report: &Report, repairing: bool) -> String {
     if c.ignored > 0 {
         text.push_str(&format!(" ({} sync tool files ignored)", c.ignored));
     }
-    text.push_str(&match (report.findings.len(), repairing) {
+    let notes = report.findings.len() - report.problems();
+    if notes > 0 {
+        text.push_str(&format!(" ({})", n(notes as u64, "note", "notes")));
+    }
+    text.push_str(&match (report.problems(), repairing) {
         (0, _) => ": no problems\n".to_owned(),
         (found, true) => format!(
             ": {}, {} repaired, {remaining} remaining\n",
