@@ -347,17 +347,23 @@ impl VeilFs {
     /// names the inode table knows, never through a symlink ([`Dir::walk`]). The directory found
     /// must still be the inode the kernel means: otherwise ESTALE, and the kernel looks again.
     fn open_dir(&self, ino: u64) -> Result<Dir> {
+        let dir = self.walk_to(ino)?;
+        if ino != ROOT && dir.stat_self()?.st_ino != ino {
+            return Err(errno(libc::ESTALE));
+        }
+        Ok(dir)
+    }
+
+    /// [`Self::open_dir`] without its check: for the parent of an entry whose own inode number
+    /// is checked instead ([`Located`]), which says as much.
+    fn walk_to(&self, ino: u64) -> Result<Dir> {
         let root = self.vault.root();
         if ino == ROOT {
             return Ok(root.try_clone()?);
         }
         let names = self.inodes.lock().unwrap().names_to(ino);
         let names = names.ok_or_else(|| errno(libc::ENOENT))?;
-        let dir = root.walk(&names).map_err(|e| self.walk_failed(&names, e))?;
-        if dir.stat_self()?.st_ino != ino {
-            return Err(errno(libc::ESTALE));
-        }
-        Ok(dir)
+        root.walk(&names).map_err(|e| self.walk_failed(&names, e))
     }
 
     /// A walk that met a symlink (ELOOP) or a file (ENOTDIR) where a directory was: someone
@@ -398,12 +404,19 @@ impl VeilFs {
                 backing_ino,
             }),
             Some((parent, name)) => Ok(Located {
-                dir: self.open_dir(parent)?,
+                dir: self.walk_to(parent)?,
                 name: Some(name),
                 backing_ino,
             }),
             None => Err(errno(libc::ENOENT)),
         }
+    }
+
+    /// [`Self::locate`], having checked that the entry is still the inode the kernel means.
+    fn locate_checked(&self, ino: u64) -> Result<Located> {
+        let located = self.locate(ino)?;
+        located.stat()?;
+        Ok(located)
     }
 
     /// Backing handle and IV of directory `ino`.
@@ -527,7 +540,15 @@ impl VeilFs {
     }
 
     fn do_lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr> {
-        let (dir, iv, backing) = self.entry(parent, name)?;
+        // A lookup writes nothing, so the parent is not checked (the entry's name, encrypted
+        // with the parent's IV, finds nothing in another directory): one system call less on
+        // the busiest request. Its IV is read only from a checked handle.
+        let known = self.inodes.lock().unwrap().iv(parent);
+        let (dir, iv) = match known {
+            Some(iv) => (self.walk_to(parent)?, iv),
+            None => self.dir(parent)?,
+        };
+        let backing = self.vault.backing_name(&iv, name.as_bytes())?;
         match self.looked_up(parent, &dir, &backing) {
             Err(e) if e.errno() == libc::ENOENT => {
                 self.lookup_alias(parent, &dir, &iv, name).unwrap_or(Err(e))
@@ -536,36 +557,36 @@ impl VeilFs {
         }
     }
 
-    /// Where attribute requests on `ino` go: its handle `fh` if given, else its backing entry,
-    /// else any open handle of it (an unlinked file that is still open has attributes too).
-    fn attr_target(&self, ino: u64, fh: Option<FileHandle>) -> Result<AttrTarget> {
+    /// Where attribute requests on `ino` go, with its attributes now: its handle `fh` if given,
+    /// else its backing entry, else any open handle of it (an unlinked file that is still open
+    /// has attributes too).
+    fn attr_target(&self, ino: u64, fh: Option<FileHandle>) -> Result<(AttrTarget, Stat)> {
+        let opened = |handle: Arc<OpenFile>| -> Result<(AttrTarget, Stat)> {
+            let stat = fstat(&handle.file)?;
+            Ok((AttrTarget::Open(handle), stat))
+        };
         if let Some(handle) = fh.and_then(|fh| self.handle(fh).ok()) {
-            return Ok(AttrTarget::Open(handle));
+            return opened(handle);
         }
-        let located = self.locate(ino);
-        match located {
-            Ok(located) if located.stat().is_ok() => Ok(AttrTarget::Entry(located)),
-            result => {
-                let open = self
-                    .files
-                    .lock()
-                    .unwrap()
-                    .values()
-                    .find(|h| h.ino == ino)
-                    .cloned();
-                match (open, result) {
-                    (Some(handle), _) => Ok(AttrTarget::Open(handle)),
-                    (None, Ok(located)) => {
-                        Err(located.stat().err().unwrap_or_else(|| errno(libc::ENOENT)))
-                    }
-                    (None, Err(e)) => Err(e),
-                }
-            }
-        }
+        let found = self
+            .locate(ino)
+            .and_then(|located| located.stat().map(|stat| (located, stat)));
+        let error = match found {
+            Ok((located, stat)) => return Ok((AttrTarget::Entry(located), stat)),
+            Err(e) => e,
+        };
+        let open = self
+            .files
+            .lock()
+            .unwrap()
+            .values()
+            .find(|h| h.ino == ino)
+            .cloned();
+        open.map_or(Err(error), opened)
     }
 
     fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> Result<FileAttr> {
-        Ok(attr::from_stat(ino, &self.attr_target(ino, fh)?.stat()?))
+        Ok(attr::from_stat(ino, &self.attr_target(ino, fh)?.1))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -581,7 +602,7 @@ impl VeilFs {
         fh: Option<FileHandle>,
         privileged: bool,
     ) -> Result<FileAttr> {
-        let target = self.attr_target(ino, fh)?;
+        let (target, _) = self.attr_target(ino, fh)?;
         if let Some(size) = size {
             let opened;
             let (content, file) = match &target {
@@ -771,8 +792,7 @@ impl VeilFs {
     }
 
     fn do_link(&self, ino: u64, new_parent: u64, new_name: &OsStr) -> Result<FileAttr> {
-        let source = self.locate(ino)?;
-        source.stat()?;
+        let source = self.locate_checked(ino)?;
         let from = source.entry_name(libc::EPERM)?;
         let (dir, _, backing) = self.entry(new_parent, new_name)?;
         self.vault
@@ -925,7 +945,7 @@ impl VeilFs {
         let backing_name = self
             .xattr_name(name)
             .ok_or_else(|| errno(libc::EOPNOTSUPP))?;
-        let located = self.locate(ino)?;
+        let located = self.locate_checked(ino)?;
         let sealed = located.dir.get_xattr(located.name(), &backing_name)?;
         let encrypted = &backing_name["user.".len()..];
         self.vault.names().decrypt_xattr_value(encrypted, &sealed)
@@ -939,7 +959,7 @@ impl VeilFs {
             .vault
             .names()
             .encrypt_xattr_value(&backing_name["user.".len()..], value);
-        let located = self.locate(ino)?;
+        let located = self.locate_checked(ino)?;
         located
             .dir
             .set_xattr(located.name(), &backing_name, &sealed, flags)?;
@@ -947,7 +967,7 @@ impl VeilFs {
     }
 
     fn do_listxattr(&self, ino: u64) -> Result<Vec<u8>> {
-        let located = self.locate(ino)?;
+        let located = self.locate_checked(ino)?;
         let mut list = Vec::new();
         for backing_name in located.dir.list_xattrs(located.name())? {
             let Some(encrypted) = backing_name.to_str().and_then(|n| n.strip_prefix("user."))
@@ -965,7 +985,7 @@ impl VeilFs {
 
     fn do_removexattr(&self, ino: u64, name: &OsStr) -> Result<()> {
         let backing_name = self.xattr_name(name).ok_or_else(|| errno(sys::ENOATTR))?;
-        let located = self.locate(ino)?;
+        let located = self.locate_checked(ino)?;
         located.dir.remove_xattr(located.name(), &backing_name)?;
         Ok(())
     }
@@ -1007,7 +1027,7 @@ impl VeilFs {
     }
 
     fn do_readlink(&self, ino: u64) -> Result<Vec<u8>> {
-        let located = self.locate(ino)?;
+        let located = self.locate_checked(ino)?;
         let backing = located.dir.readlink(located.entry_name(libc::EINVAL)?)?;
         self.vault.names().decrypt_symlink(backing.as_bytes())
     }
