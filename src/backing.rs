@@ -15,12 +15,14 @@
 //! veilfs keeps for itself are size-checked before a byte is read ([`Dir::read_small`]).
 //! docs/design.md ("Backing access") says why it is built this way.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use nix::fcntl::{AtFlags, OFlag, F_GETFL, F_SETFL};
 use nix::sys::stat::{FileStat, Mode, SFlag};
@@ -40,7 +42,14 @@ pub struct Dir {
     fd: OwnedFd,
     /// Where the directory was when it was opened: for messages only, never resolved.
     path: PathBuf,
+    /// Sync tools' copies of long-name sidecars found in this directory, by the entry they are
+    /// copies of: see [`Dir::sidecar_copies`].
+    sidecar_copies: OnceLock<SidecarCopies>,
 }
+
+/// Names of sync tools' copies of sidecars, by the (normalized) name of the long-name entry
+/// each is a copy of the sidecar of.
+pub type SidecarCopies = HashMap<String, Vec<String>>;
 
 /// One entry of a backing directory, as `readdir` gives it.
 #[derive(Clone, Debug)]
@@ -171,6 +180,7 @@ impl Dir {
         Ok(Dir {
             fd,
             path: path.to_path_buf(),
+            sidecar_copies: OnceLock::new(),
         })
     }
 
@@ -188,6 +198,7 @@ impl Dir {
         Ok(Dir {
             fd: self.fd.try_clone()?,
             path: self.path.clone(),
+            sidecar_copies: OnceLock::new(),
         })
     }
 
@@ -215,7 +226,29 @@ impl Dir {
             Some(fd) => fd,
             None => self.fd.try_clone()?,
         };
-        Ok(Dir { fd, path })
+        Ok(Dir {
+            fd,
+            path,
+            sidecar_copies: OnceLock::new(),
+        })
+    }
+
+    /// The sync tools' copies of sidecars in this directory, found by `scan` the first time
+    /// they are asked for through this handle and remembered for its life (one request of the
+    /// mount, one directory of an fsck; [`Self::try_clone`] starts afresh). Every entry whose
+    /// sidecar is missing looks for such a copy: scanning the directory each time made a
+    /// listing of n planted sidecar-less entries cost n full scans (minutes for a few thousand
+    /// empty files, which anyone who can write to the backing directory can plant), and the
+    /// copies are kept by entry so that looking one up does not go through all of them.
+    pub fn sidecar_copies(
+        &self,
+        scan: impl FnOnce() -> io::Result<SidecarCopies>,
+    ) -> io::Result<&SidecarCopies> {
+        if let Some(copies) = self.sidecar_copies.get() {
+            return Ok(copies);
+        }
+        let copies = scan()?;
+        Ok(self.sidecar_copies.get_or_init(|| copies))
     }
 
     /// `fstat` of this directory.

@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::backing::{Dir, FileKind, RenameMode};
+use crate::backing::{Dir, FileKind, RenameMode, SidecarCopies};
 use crate::config::Features;
 use crate::crypto::keys::{ContentKey, MasterKey, VaultKeys};
 use crate::crypto::names::{DirIv, NameCipher, NameEncoding};
@@ -161,21 +161,20 @@ impl Vault {
             Ok(encoded) => return Ok(encoded),
             Err(e) => e,
         };
-        for (copy, of) in self.sidecar_copies(dir)? {
-            if self.same_entry_name(&of, hashed) {
-                if let Ok(encoded) =
-                    longname::read_sidecar_file(dir, &copy, hashed, self.ignores_case())
-                {
-                    return Ok(encoded);
-                }
+        let copies = dir.sidecar_copies(|| self.sidecar_copies(dir))?;
+        for copy in copies.get(&self.entry_key(hashed)).into_iter().flatten() {
+            if let Ok(encoded) = longname::read_sidecar_file(dir, copy, hashed, self.ignores_case())
+            {
+                return Ok(encoded);
             }
         }
         Err(error)
     }
 
-    /// Names in `dir` that look like a sync tool's copy of a sidecar, with the entry each is of.
-    fn sidecar_copies(&self, dir: &Dir) -> Result<Vec<(String, String)>> {
-        let mut copies = Vec::new();
+    /// Names in `dir` that look like a sync tool's copy of a sidecar, by the entry each is of
+    /// (its [`Self::entry_key`]).
+    fn sidecar_copies(&self, dir: &Dir) -> io::Result<SidecarCopies> {
+        let mut copies = SidecarCopies::new();
         for entry in dir.entries()? {
             let Ok(name) = entry.name.into_string() else {
                 continue;
@@ -187,11 +186,24 @@ impl Vault {
             }
             for candidate in conflict::candidates(&name, self.names.encoding()) {
                 if let Candidate::Sidecar(of) = candidate {
-                    copies.push((name.clone(), of));
+                    copies
+                        .entry(self.entry_key(&of))
+                        .or_default()
+                        .push(name.clone());
                 }
             }
         }
         Ok(copies)
+    }
+
+    /// Entry name `name` as [`Self::same_entry_name`] compares it: folded to lower case in a
+    /// vault whose names may have been re-cased.
+    fn entry_key(&self, name: &str) -> String {
+        if self.ignores_case() {
+            name.to_ascii_lowercase()
+        } else {
+            name.to_owned()
+        }
     }
 
     fn same_entry_name(&self, a: &str, b: &str) -> bool {

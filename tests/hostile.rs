@@ -813,3 +813,100 @@ fn second_mount_is_refused() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review findings: what the handles alone do not stop
+
+/// Thousands of empty files named like long-name entries (`veilfs.longname.<made-up hash>`, no
+/// sidecar; no key needed) must not freeze a listing. Each entry without its sidecar looks for a
+/// sync tool's copy of it; that used to scan the whole directory once per entry, so `ls` of a
+/// directory holding 5,000 such files took over six minutes, in uninterruptible sleep, with a
+/// daemon thread busy all along (and `fsck` as long).
+#[test]
+fn planted_longname_entries_without_sidecars_list_quickly() {
+    const PLANTED: usize = 3000;
+    let vault = Watched::new(TestVault::new());
+    let m = vault.mount_path();
+    fs::create_dir(m.join("dir")).unwrap();
+    fs::write(m.join("dir/sibling.txt"), b"sibling").unwrap();
+    let dir = backing_of(&vault, "dir");
+    for i in 0..PLANTED {
+        let hash = format!("{:_<43}", format!("planted-{i}"));
+        fs::write(dir.join(format!("veilfs.longname.{hash}")), b"").unwrap();
+    }
+    // And as many made-up copies of sidecars, which each lookup of a missing one goes through.
+    for i in 0..PLANTED {
+        let hash = format!("{:_<43}", format!("copy-{i}"));
+        let copy = format!("veilfs.longname.{hash}.name.sync-conflict-20240101-000000-ABCDEFG");
+        fs::write(dir.join(copy), b"").unwrap();
+    }
+    thread::sleep(Duration::from_millis(1500));
+    let mut failures = Vec::new();
+    match vault.run(&mut on("ls", &["-la"], &m.join("dir")), QUICK) {
+        None => failures.push(format!("`ls -la dir` still running after {QUICK:?}")),
+        Some(out) if !String::from_utf8_lossy(&out.stdout).contains("sibling.txt") => {
+            failures.push(format!("`ls -la dir`: {}", describe(&out)))
+        }
+        Some(_) => {}
+    }
+    let fsck = bounded(
+        veilfs()
+            .arg("fsck")
+            .arg("--passfile")
+            .arg(vault.passfile())
+            .arg(vault.backing_path()),
+        FSCK_LIMIT,
+    );
+    if fsck.is_none() {
+        failures.push(format!("`veilfs fsck` still running after {FSCK_LIMIT:?}"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A peer that copies one entry of directory P into directory Q, with a made-up "conflict copy"
+/// of Q's `veilfs.diriv` holding P's IV, must not get `fsck --repair` to make that name a valid
+/// name of Q: names authenticate with their own directory's IV precisely so that they cannot be
+/// moved to another directory (docs/threat-model.md, "Names"), and P's `authorized_keys` would
+/// then appear in Q, next to Q's own files, re-encrypted by veilfs itself.
+#[test]
+fn fsck_repair_does_not_move_a_name_into_another_directory() {
+    let vault = Watched::new(TestVault::new());
+    let m = vault.mount_path();
+    fs::create_dir(m.join("P")).unwrap();
+    fs::create_dir(m.join("Q")).unwrap();
+    fs::write(m.join("P/authorized_keys"), b"ssh-ed25519 AAAA attacker\n").unwrap();
+    fs::write(m.join("Q/own.txt"), b"Q's own file\n").unwrap();
+    let p = backing_of(&vault, "P");
+    let q = backing_of(&vault, "Q");
+    let planted = backing_of(&vault, "P/authorized_keys");
+    vault.unmount();
+
+    // The peer: P's entry into Q, and P's IV as a sync tool's copy of Q's IV file.
+    fs::copy(&planted, q.join(planted.file_name().unwrap())).unwrap();
+    fs::copy(
+        p.join("veilfs.diriv"),
+        q.join("veilfs.sync-conflict-20240101-000000-ABCDEFG.diriv"),
+    )
+    .unwrap();
+    let repair = bounded(
+        veilfs()
+            .arg("fsck")
+            .arg("--repair")
+            .arg("--passfile")
+            .arg(vault.passfile())
+            .arg(vault.backing_path()),
+        FSCK_LIMIT,
+    )
+    .expect("fsck --repair blocked");
+
+    vault.mount_with(&[]);
+    let listed: Vec<OsString> = fs::read_dir(m.join("Q"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        !listed.iter().any(|n| n == "authorized_keys"),
+        "fsck --repair moved P's name into Q: Q now lists {listed:?}; fsck said {}",
+        describe(&repair)
+    );
+}
