@@ -62,6 +62,9 @@ pub struct Options {
     pub repair: bool,
     /// An orphaned sidecar is removed only once it has been on this disk (its ctime) this long.
     pub orphan_grace: Duration,
+    /// Re-encrypt names found under the IV of any sync tool's copy of `veilfs.diriv`, not only
+    /// under the directory's own derived IV: the user vouches that no copy was planted.
+    pub trust_iv_copies: bool,
 }
 
 impl Default for Options {
@@ -69,6 +72,7 @@ impl Default for Options {
         Self {
             repair: false,
             orphan_grace: Duration::from_secs(24 * 3600),
+            trust_iv_copies: false,
         }
     }
 }
@@ -155,6 +159,14 @@ pub enum Outcome {
     RepairFailed,
     /// Worth knowing, but nothing is wrong: the vault stays clean.
     Note,
+}
+
+/// The IV of a sync tool's copy of `veilfs.diriv` that differs from the one chosen.
+#[derive(Clone, Copy, Debug)]
+struct OtherIv {
+    iv: DirIv,
+    /// It is the IV the directory derives from its parent's IV and its name.
+    trusted: bool,
 }
 
 /// One thing [`check`] found.
@@ -481,7 +493,7 @@ impl<'a> Walk<'a> {
         task: &DirTask,
         is_root: bool,
         items: &[Item],
-    ) -> Option<(DirIv, Vec<DirIv>)> {
+    ) -> Option<(DirIv, Vec<OtherIv>)> {
         let vault = self.vault;
         let derived = if is_root {
             Some(vault.root_iv())
@@ -621,11 +633,18 @@ impl<'a> Walk<'a> {
                 || Ok(dir.rename(&file.name, dir, DIRIV_NAME, RenameMode::NoReplace)?),
             );
         }
-        // Copies: redundant ones go; a different IV is kept while names use it.
-        let other_ivs: Vec<DirIv> = copy_ivs
+        // Copies: redundant ones go; a different IV is kept while names use it. A copy's IV is
+        // trusted (names under it are re-encrypted) only if it is the IV this directory derives
+        // from its parent and name: anyone can plant a file named like a copy, holding the IV of
+        // another directory whose names would then be moved here.
+        let other_ivs: Vec<OtherIv> = copy_ivs
             .iter()
             .map(|(_, iv)| *iv)
             .filter(|iv| *iv != chosen)
+            .map(|iv| OtherIv {
+                iv,
+                trusted: derived == Some(iv) || self.options.trust_iv_copies,
+            })
             .collect();
         for (name, iv) in &copies {
             let copy = dir.display_path(name);
@@ -654,7 +673,7 @@ impl<'a> Walk<'a> {
         dir: &Arc<Dir>,
         task: &DirTask,
         iv: &DirIv,
-        other_ivs: &[DirIv],
+        other_ivs: &[OtherIv],
         items: &[Item],
     ) {
         let vault = self.vault;
@@ -932,7 +951,7 @@ impl<'a> Walk<'a> {
         dir: &Arc<Dir>,
         task: &DirTask,
         iv: &DirIv,
-        other_ivs: &[DirIv],
+        other_ivs: &[OtherIv],
         item: &Item,
         error: Error,
     ) {
@@ -940,8 +959,18 @@ impl<'a> Walk<'a> {
         let entry_path = dir.display_path(&item.name);
         // Encrypted under a conflicting copy of the IV file?
         for other in other_ivs {
-            if let Ok(Some(name)) = vault.decrypt_entry(dir, other, &item.name) {
+            if let Ok(Some(name)) = vault.decrypt_entry(dir, &other.iv, &item.name) {
                 let plain = join_plain(&task.plain, &name);
+                if !other.trusted {
+                    self.report(
+                        Problem::NameUnderOtherIv,
+                        &entry_path,
+                        plain,
+                        "encrypted under the IV of a copy of veilfs.diriv that is not this directory's own                          (derived) IV: it may have been moved here from another directory, so it is not                          re-encrypted (fsck --repair --trust-iv-copies does, if you know the copy is \
+                         genuine); hidden from the mount",
+                    );
+                    return;
+                }
                 let mut current = item.name.clone();
                 self.repairable(
                     Problem::NameUnderOtherIv,

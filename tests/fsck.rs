@@ -25,6 +25,7 @@ fn repair(v: &CoreVault) -> Report {
         &Options {
             repair: true,
             orphan_grace: Duration::ZERO,
+            ..Options::default()
         },
         &|_| {},
     )

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use corevault::{long_name, name_of, CoreVault};
 use veilfs::crypto::names::NameEncoding;
-use veilfs::fsck::{self, Options, Problem};
+use veilfs::fsck::{self, Options, Outcome, Problem};
 use veilfs::layout::diriv;
 use veilfs::vault::{BackingEntry, ReservedCopy};
 
@@ -293,9 +293,11 @@ fn conflicting_directory_iv_copies_are_recognised() {
 }
 
 #[test]
-fn names_under_a_conflicting_directory_iv_are_re_encrypted() {
-    // What gocryptfs's random IVs do to a directory created on two devices: the sync tool keeps
-    // one IV file and renames the other; the losing side's names no longer decrypt.
+fn names_under_a_foreign_copied_iv_are_reported_and_re_encrypted_only_when_trusted() {
+    // A copy of veilfs.diriv holding another IV, and a name encrypted under it: what a directory
+    // renamed on one device while one of the same name was made on another leaves, and also what
+    // someone planting another directory's IV and names would leave. fsck cannot tell the two
+    // apart, so --repair leaves the name alone unless the user vouches for the copy.
     let v = CoreVault::new(NameEncoding::Base64Url);
     let dir = v.mkdir("shared");
     v.write("shared/kept.txt", b"kept");
@@ -318,7 +320,22 @@ fn names_under_a_conflicting_directory_iv_are_re_encrypted() {
         "{:?}",
         report.findings
     );
-    repair(&v);
+    let after = repair(&v);
+    assert!(
+        after
+            .findings
+            .iter()
+            .any(|f| f.problem == Problem::NameUnderOtherIv && f.outcome == Outcome::Unrepairable),
+        "{:?}",
+        after.findings
+    );
+    assert!(!listing(&v, "shared").contains_key("other-side.txt"));
+    let trusted = Options {
+        repair: true,
+        trust_iv_copies: true,
+        ..Options::default()
+    };
+    fsck::check(&v.vault, &trusted, &|_| {});
     assert_eq!(v.read("shared/other-side.txt"), b"other");
     assert_eq!(v.read("shared/kept.txt"), b"kept");
     assert_eq!(v.iv(&dir), iv);

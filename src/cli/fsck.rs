@@ -31,9 +31,16 @@ pub const EXIT_PROBLEMS: u8 = 11;
 --repair does only what cannot lose data: it writes a lost directory IV when the re-derived IV
 is confirmed by a name that decrypts with it (or the directory is empty), renames conflict
 copies to the names the mount shows them under and re-cased names to their own, re-encrypts
-names encrypted under a conflicting copy of a directory IV, restores a sidecar from a sync
-tool's copy of it, and removes redundant copies and sidecars orphaned for more than a day.
-Undecodable names, truncated headers and bad symlink targets are reported, never deleted.
+names encrypted under a sync tool's copy of a directory IV when that copy holds the directory's
+own (re-derived) IV, restores a sidecar from a sync tool's copy of it, and removes redundant
+copies and sidecars orphaned for more than a day. Undecodable names, truncated headers and bad
+symlink targets are reported, never deleted.
+
+Names found under any other copied IV are reported with their plaintext names and left alone:
+anyone who can write to the backing directory can plant another directory's IV and names, and
+re-encrypting them would move those names here. If you know such a copy is genuine (a directory
+renamed on one device while a directory of the same name was made on another), add
+--trust-iv-copies to re-encrypt those names too.
 
 --repair refuses to run while the vault is mounted on this machine (exit status 10); plain fsck
 only reads, and may run then.
@@ -57,6 +64,11 @@ pub struct Args {
     /// Do the safe repairs (see below), and say what was done
     #[arg(long)]
     pub repair: bool,
+
+    /// With --repair: also re-encrypt names found under an IV that only a sync tool's copy of
+    /// veilfs.diriv holds (see below); only if you know nobody planted it
+    #[arg(long, requires = "repair")]
+    pub trust_iv_copies: bool,
 
     /// Print one JSON object (for scripts) instead of lines
     #[arg(long)]
@@ -105,6 +117,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     let vault = open_vault(&args.cipherdir, &args.password, args.keyfile.as_deref())?;
     let options = Options {
         repair: args.repair,
+        trust_iv_copies: args.trust_iv_copies,
         ..Options::default()
     };
 
