@@ -520,19 +520,23 @@ fn assert_plant_blocks_nothing(plant: impl FnOnce(&Site) -> Planted) {
     );
 }
 
+/// A regular file named like a long-name entry, made up without the key, and a FIFO named like
+/// that entry followed by `suffix`.
+fn plant_longname_entry_and_fifo(site: &Site<'_>, suffix: &str) -> Planted {
+    let entry = format!("veilfs.longname.{}", made_up_hash());
+    fs::write(site.dir.join(&entry), b"made up by a peer without the key").unwrap();
+    let fifo = format!("{entry}{suffix}");
+    plant_fifo(&site.dir.join(&fifo));
+    Planted {
+        name: fifo,
+        own_entry: None,
+    }
+}
+
 /// (a) A FIFO named like a long name's sidecar, next to a regular file named like its entry.
 #[test]
 fn planted_fifo_as_longname_sidecar_blocks_nothing() {
-    assert_plant_blocks_nothing(|site| {
-        let entry = format!("veilfs.longname.{}", made_up_hash());
-        fs::write(site.dir.join(&entry), b"made up by a peer without the key").unwrap();
-        let sidecar = format!("{entry}.name");
-        plant_fifo(&site.dir.join(&sidecar));
-        Planted {
-            name: sidecar,
-            own_entry: None,
-        }
-    });
+    assert_plant_blocks_nothing(|site| plant_longname_entry_and_fifo(site, ".name"));
 }
 
 /// (b) A subdirectory replaced by the peer the way sync tools write (a new directory under a
@@ -562,14 +566,7 @@ fn planted_fifo_as_diriv_blocks_nothing() {
 #[test]
 fn planted_fifo_as_conflict_copy_of_a_sidecar_blocks_nothing() {
     assert_plant_blocks_nothing(|site| {
-        let entry = format!("veilfs.longname.{}", made_up_hash());
-        fs::write(site.dir.join(&entry), b"made up by a peer without the key").unwrap();
-        let copy = format!("{entry}.sync-conflict-20261201-101010-ABCDEFG.name");
-        plant_fifo(&site.dir.join(&copy));
-        Planted {
-            name: copy,
-            own_entry: None,
-        }
+        plant_longname_entry_and_fifo(site, ".sync-conflict-20261201-101010-ABCDEFG.name")
     });
 }
 

@@ -33,7 +33,10 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{assert_success, is_mounted, require_fuse, run, veilfs, TestVault, PASSWORD};
+use common::{
+    assert_success, io_res, is_mounted, require_fuse, run, unmount_all, veilfs, Res, TestVault,
+    PASSWORD,
+};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, renameat, AtFlags, OFlag};
 use nix::sys::stat::{
@@ -47,17 +50,6 @@ use nix::unistd::{
     fchdir, fchownat, fork, linkat, mkfifoat, symlinkat, truncate, unlinkat, ForkResult, Gid, Uid,
     UnlinkatFlags,
 };
-
-type Res<T> = Result<T, Errno>;
-
-fn io_res<T>(r: io::Result<T>) -> Res<T> {
-    r.map_err(|e| {
-        Errno::from_raw(
-            e.raw_os_error()
-                .unwrap_or_else(|| panic!("not an OS error: {e}")),
-        )
-    })
-}
 
 /// PATH_MAX on Linux, the terminating NUL included.
 const PATH_MAX: usize = 4096;
@@ -674,21 +666,7 @@ fn walk(dir: &Path, rel: &Path, out: &mut BTreeSet<String>) {
 
 impl Drop for TmpfsVault {
     fn drop(&mut self) {
-        for _ in 0..4 {
-            if !is_mounted(&self.mountpoint) {
-                break;
-            }
-            let clean = veilfs()
-                .arg("umount")
-                .arg(&self.mountpoint)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !clean {
-                quiet_umount_lazy(&self.mountpoint);
-            }
-        }
+        unmount_all(&self.mountpoint);
         for _ in 0..4 {
             if !is_mounted(&self.tmpfs) {
                 break;

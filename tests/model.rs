@@ -14,27 +14,16 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::TestVault;
+use common::{io_res, Res, TestVault};
 use nix::errno::Errno;
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
-
-type Res<T> = Result<T, Errno>;
-
-fn io_res<T>(r: io::Result<T>) -> Res<T> {
-    r.map_err(|e| {
-        Errno::from_raw(
-            e.raw_os_error()
-                .unwrap_or_else(|| panic!("not an OS error: {e}")),
-        )
-    })
-}
 
 /// xorshift64*: tiny, seedable, good enough to pick operations.
 struct Rng(u64);

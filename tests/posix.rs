@@ -19,23 +19,12 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, Permi
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{wait_for, TestVault};
+use common::{io_res, wait_for, Res, TestVault};
 use nix::errno::Errno;
 use nix::fcntl::{renameat2, FallocateFlags, RenameFlags, AT_FDCWD};
 use nix::sys::stat::{mknod, utimensat, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::AccessFlags;
-
-type Res<T> = Result<T, Errno>;
-
-fn io_res<T>(r: io::Result<T>) -> Res<T> {
-    r.map_err(|e| {
-        Errno::from_raw(
-            e.raw_os_error()
-                .unwrap_or_else(|| panic!("not an OS error: {e}")),
-        )
-    })
-}
 
 /// A mounted vault and a plain directory that every operation is run against.
 struct Pair {

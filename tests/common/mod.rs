@@ -359,31 +359,49 @@ impl TestVault {
     }
 }
 
-impl Drop for TestVault {
-    fn drop(&mut self) {
-        // Unmount whatever is stacked there, even when the test failed: first through veilfs,
-        // then forcibly, so that removing the directory never walks into a mount.
-        for _ in 0..4 {
-            if !self.is_mounted() {
-                break;
-            }
-            let clean = veilfs()
-                .arg("umount")
-                .arg(&self.mountpoint)
+/// Unmounts whatever is stacked on `mountpoint`, even after a failed test: first through
+/// `veilfs umount`, then forcibly (`umount -l`), so that removing a directory never walks into a
+/// mount.
+pub fn unmount_all(mountpoint: &Path) {
+    for _ in 0..4 {
+        if !is_mounted(mountpoint) {
+            break;
+        }
+        let clean = veilfs()
+            .arg("umount")
+            .arg(mountpoint)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !clean {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(mountpoint)
+                .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !clean {
-                let _ = Command::new("umount")
-                    .arg("-l")
-                    .arg(&self.mountpoint)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
+                .status();
         }
+    }
+}
+
+/// A result with its errno, to compare veilfs with a plain directory errno for errno.
+pub type Res<T> = Result<T, nix::errno::Errno>;
+
+/// `r` with its error as the errno it carries; panics on an error that is not an OS error.
+pub fn io_res<T>(r: std::io::Result<T>) -> Res<T> {
+    r.map_err(|e| {
+        nix::errno::Errno::from_raw(
+            e.raw_os_error()
+                .unwrap_or_else(|| panic!("not an OS error: {e}")),
+        )
+    })
+}
+
+impl Drop for TestVault {
+    fn drop(&mut self) {
+        unmount_all(&self.mountpoint);
         if self.is_mounted() {
             // Leave the directory rather than delete through a mount.
             eprintln!(
