@@ -12,6 +12,7 @@ pub mod error;
 pub mod fs;
 pub mod fsck;
 pub mod layout;
+pub mod mount_options;
 pub mod vault;
 
 pub use error::{Error, Result};

@@ -2,53 +2,9 @@
 
 use std::time::Duration;
 
-/// Parses a duration: a number and a unit (`s`, `m`, `h`, `d`; seconds without one), or several
-/// (`1h30m`). Zero is allowed.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "invalid duration '{text}': expected a number and a unit, like 30s, 10m, 1h or 1h30m"
-        )
-    };
-    let text_trimmed = text.trim();
-    if text_trimmed.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text_trimmed;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let seconds = match &rest[..unit_len] {
-            "" | "s" | "sec" => 1,
-            "m" | "min" => 60,
-            "h" => 3600,
-            "d" => 86400,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        let part = number.checked_mul(seconds).ok_or_else(bad)?;
-        total = total
-            .checked_add(Duration::from_secs(part))
-            .ok_or_else(bad)?;
-    }
-    Ok(total)
-}
-
-/// [`parse_duration`], refusing zero.
-pub fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
-    match parse_duration(text)? {
-        d if d.is_zero() => Err(format!(
-            "invalid duration '{text}': it must be longer than zero"
-        )),
-        d => Ok(d),
-    }
-}
+/// `--idle` and `--cache-ttl` values: the same parsers as the `idle=` and `cache_ttl=` mount
+/// options, in the library.
+pub use veilfs::mount_options::{parse_duration, parse_nonzero_duration};
 
 /// `90s` as `1m30s`.
 pub fn format_duration(duration: Duration) -> String {

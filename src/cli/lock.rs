@@ -15,11 +15,16 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use veilfs::backing::Dir;
 
 use super::mount::parse_mountinfo;
 use super::{CliError, EXIT_BUSY};
+
+/// How long a lock held with no mount of the vault is waited for: a daemon whose mount is gone
+/// exits within milliseconds.
+const EXIT_GRACE: Duration = Duration::from_secs(3);
 
 /// The lock on a vault, held until this process (and every process forked from it while it was
 /// held) has exited or dropped it.
@@ -52,16 +57,33 @@ impl VaultLock {
     pub fn acquire(cipherdir: &Path, purpose: Purpose) -> Result<VaultLock, CliError> {
         let dir = Dir::open_root(cipherdir)
             .map_err(|e| CliError::io(format!("cannot open {}", cipherdir.display()), e))?;
-        let err = match dir.try_lock() {
-            Ok(true) => return Ok(VaultLock { _dir: Some(dir) }),
-            Ok(false) => {
-                let holder = find_holder(cipherdir, &dir);
-                return Err(CliError::new(
-                    EXIT_BUSY,
-                    busy_message(cipherdir, &holder, purpose),
-                ));
+        Self::acquire_at(dir, cipherdir, purpose)
+    }
+
+    /// [`Self::acquire`] through `dir`, a handle of `cipherdir` (or a copy of one: the lock
+    /// belongs to the open file description, which copies share).
+    pub fn acquire_at(dir: Dir, cipherdir: &Path, purpose: Purpose) -> Result<VaultLock, CliError> {
+        let started = Instant::now();
+        let err = loop {
+            match dir.try_lock() {
+                Ok(true) => return Ok(VaultLock { _dir: Some(dir) }),
+                Ok(false) => {
+                    let holder = find_holder(cipherdir, &dir);
+                    // Not mounted, yet locked: most likely the daemon of a mount that was just
+                    // unmounted, still on its way out (`umount` returns before it has exited),
+                    // so `umount; mount` in a script must not fail. Anything else is refused
+                    // at once.
+                    if holder.mountpoint.is_none() && started.elapsed() < EXIT_GRACE {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    return Err(CliError::new(
+                        EXIT_BUSY,
+                        busy_message(cipherdir, &holder, purpose),
+                    ));
+                }
+                Err(e) => break e,
             }
-            Err(e) => e,
         };
         // ENOLCK, EOPNOTSUPP, EINVAL: a file system without flock. Better to go on than to
         // refuse every mount there.

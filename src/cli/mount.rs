@@ -35,8 +35,10 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, Pid};
 
+use veilfs::backing::Dir;
 use veilfs::config::Config;
 use veilfs::fs::{MountOptions, VeilFs};
+use veilfs::mount_options::{self, ParsedOptions};
 use veilfs::vault::Vault;
 
 use super::lock::{Purpose, VaultLock};
@@ -136,42 +138,8 @@ pub struct MountArgs {
     pub fake: bool,
 }
 
-/// `-o` options, parsed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ParsedOptions {
-    pub read_only: bool,
-    pub allow_other: bool,
-    pub nonempty: bool,
-    /// Passed to the kernel (through `MountOptions::extra`).
-    pub extra: Vec<String>,
-    /// `passfile=`, `extpass=`, `keyfile=`, `idle=`, `cache_ttl=`, `threads=`: the flags, as
-    /// options.
-    pub passfile: Option<PathBuf>,
-    pub extpass: Option<String>,
-    pub keyfile: Option<PathBuf>,
-    pub idle: Option<Duration>,
-    pub cache_ttl: Option<Duration>,
-    pub threads: Option<u16>,
-}
-
-/// Options the kernel understands, handed on as they are.
-const PASSED_THROUGH: &[&str] = &[
-    "default_permissions",
-    "dev",
-    "nodev",
-    "suid",
-    "nosuid",
-    "exec",
-    "noexec",
-    "atime",
-    "noatime",
-    "sync",
-    "async",
-    "dirsync",
-];
-
-/// Parses the `-o` arguments (each a comma-separated list). Later options override earlier ones
-/// (`-o ro -o rw` is read-write).
+/// Parses the `-o` arguments (see [`mount_options::parse_options`]); an unknown or malformed
+/// option is a usage error.
 #[cfg(test)]
 pub fn parse_options<S: AsRef<str>>(lists: &[S]) -> Result<ParsedOptions, CliError> {
     parse_options_with(lists, false)
@@ -183,110 +151,8 @@ pub fn parse_options_with<S: AsRef<str>>(
     lists: &[S],
     sloppy: bool,
 ) -> Result<ParsedOptions, CliError> {
-    let usage = |message: String| CliError::new(EXIT_USAGE, message);
-    let mut parsed = ParsedOptions::default();
-    for option in lists
-        .iter()
-        .flat_map(|list| list.as_ref().split(','))
-        .map(str::trim)
-    {
-        let (name, value) = match option.split_once('=') {
-            Some((name, value)) => (name, Some(value)),
-            None => (option, None),
-        };
-        let empty = |what: &str| usage(format!("-o {name}=: expected {what} after '='"));
-        match (name, value) {
-            ("", None) => {}
-            ("ro", None) => parsed.read_only = true,
-            ("rw", None) => parsed.read_only = false,
-            ("allow_other", None) => parsed.allow_other = true,
-            ("nonempty", None) => parsed.nonempty = true,
-            ("passfile", Some("")) => return Err(empty("a file")),
-            ("passfile", Some(file)) => parsed.passfile = Some(PathBuf::from(file)),
-            ("extpass", Some("")) => return Err(empty("a command")),
-            ("extpass", Some(cmd)) => parsed.extpass = Some(cmd.to_owned()),
-            ("keyfile", Some("")) => return Err(empty("a file")),
-            ("keyfile", Some(file)) => parsed.keyfile = Some(PathBuf::from(file)),
-            ("idle", Some(text)) => {
-                parsed.idle = Some(
-                    duration::parse_nonzero_duration(text)
-                        .map_err(|e| usage(format!("-o idle: {e}")))?,
-                )
-            }
-            ("cache_ttl", Some(text)) => {
-                parsed.cache_ttl = Some(
-                    duration::parse_duration(text)
-                        .map_err(|e| usage(format!("-o cache_ttl: {e}")))?,
-                )
-            }
-            ("threads", Some(n)) => match n.parse::<u16>() {
-                Ok(n @ 1..=64) => parsed.threads = Some(n),
-                _ => return Err(usage(format!("-o threads={n}: expected a number from 1 to 64"))),
-            },
-            ("max_read", Some(n)) => {
-                if n.parse::<u32>().map_or(true, |n| n == 0) {
-                    return Err(usage(format!("-o max_read={n}: expected a positive number of bytes")));
-                }
-                parsed.extra.push(option.to_owned());
-            }
-            (name, None) if PASSED_THROUGH.contains(&name) => parsed.extra.push(name.to_owned()),
-            (name, None) if platform::TABLE_ONLY_OPTIONS.contains(&name) => {}
-            (name, Some(_)) if platform::TABLE_ONLY_VALUE_OPTIONS.contains(&name) => {}
-            (name, _) if name.starts_with("x-") => {}
-            // What mount.fuse3 and libfuse would pass for this file system: harmless.
-            ("subtype", Some("veilfs")) => {}
-            ("fsname" | "subtype", _) => {
-                return Err(usage(format!("-o {name}: veilfs sets the file system name and type itself")))
-            }
-            ("allow_root", None) => {
-                return Err(usage("-o allow_root is not supported; use -o allow_other".to_owned()))
-            }
-            ("auto_unmount", None) => {
-                return Err(usage(
-                    "-o auto_unmount is not supported; 'veilfs umount' or a signal to the veilfs process \
-                     unmounts"
-                        .to_owned(),
-                ))
-            }
-            // Only the name is repeated: a mistyped option's value might be a secret command.
-            _ if sloppy => tracing::warn!("ignoring unknown mount option '{name}'"),
-            _ => {
-                let shown = if value.is_some() { format!("{name}=...") } else { name.to_owned() };
-                return Err(usage(format!(
-                    "unknown mount option '{shown}' (see 'veilfs mount --help' for the options veilfs \
-                     accepts)"
-                )));
-            }
-        }
-    }
-    // Keep the kernel flags consistent: the last of a conflicting pair wins.
-    let conflicts = [
-        ("dev", "nodev"),
-        ("suid", "nosuid"),
-        ("exec", "noexec"),
-        ("atime", "noatime"),
-        ("sync", "async"),
-    ];
-    let mut kept: Vec<String> = Vec::with_capacity(parsed.extra.len());
-    for option in parsed.extra.iter().rev() {
-        let opposite = conflicts.iter().find_map(|&(a, b)| match option.as_str() {
-            o if o == a => Some(b),
-            o if o == b => Some(a),
-            _ => None,
-        });
-        if kept.contains(option)
-            || opposite.is_some_and(|opposite| kept.iter().any(|k| k == opposite))
-        {
-            continue;
-        }
-        if option.starts_with("max_read=") && kept.iter().any(|k| k.starts_with("max_read=")) {
-            continue;
-        }
-        kept.push(option.clone());
-    }
-    kept.reverse();
-    parsed.extra = kept;
-    Ok(parsed)
+    mount_options::parse_options(lists, sloppy)
+        .map_err(|message| CliError::new(EXIT_USAGE, message))
 }
 
 /// The default number of serving threads: twice the number of CPUs, at least 4, at most 16.
@@ -365,7 +231,12 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     check_cipherdir(&args.cipherdir)?;
     let cipherdir = fs::canonicalize(&args.cipherdir)
         .map_err(|e| CliError::io(format!("cannot resolve {}", args.cipherdir.display()), e))?;
-    let config = Config::load(&cipherdir)?;
+    // CIPHERDIR is opened once: the config, the lock and the vault are all read through this
+    // handle, so swapping the directory meanwhile cannot pair one directory's config with
+    // another's files.
+    let root = Dir::open_root(&cipherdir)
+        .map_err(|e| CliError::io(format!("cannot open {}", cipherdir.display()), e))?;
+    let config = Config::load_from(&root)?;
     let keyfile = password::keyfile_for(&config, &cipherdir, settings.keyfile.as_deref())?;
     let options = settings.options;
     let mountpoint = check_mountpoint(&args.mountpoint, &cipherdir, options.nonempty)?;
@@ -373,7 +244,10 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     // One daemon per vault on this machine: refused before the password is asked for. Held for
     // the rest of this function, which in daemon mode the forked child runs to its end (it
     // shares the lock; the parent's exit does not release it).
-    let _lock = VaultLock::acquire(&cipherdir, Purpose::Mount)?;
+    let handle = root
+        .try_clone()
+        .map_err(|e| CliError::io(format!("cannot open {}", cipherdir.display()), e))?;
+    let _lock = VaultLock::acquire_at(handle, &cipherdir, Purpose::Mount)?;
     if args.fake {
         // mount(8) -f: everything but the mount itself.
         return Ok(());
@@ -384,7 +258,7 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     let master = password::unlock(&config, &password, keyfile.as_ref())?;
     drop(password);
     drop(keyfile);
-    let vault = Vault::open(&cipherdir, &master, config.features())?;
+    let vault = Vault::new(root, &master, config.features());
     drop(master);
 
     let mount_options = MountOptions {

@@ -1,7 +1,7 @@
 //! What the command line does differently on Linux and macOS, in one place: unmounting
 //! (umount(2) or fusermount3 on Linux), the names under which the binary acts as mount(8)'s
-//! helper and the mount(8)/fstab options it accepts and ignores, the syslog socket, and the
-//! systemd notification socket.
+//! helper, the syslog socket, and the systemd notification socket. (The mount(8)/fstab options it
+//! accepts and ignores are in the library, with the `-o` parser: [`veilfs::mount_options`].)
 //!
 //! Linux is built and tested; the macOS branches follow macFUSE's documentation and are not
 //! built or tested here (see the README).
@@ -111,34 +111,8 @@ pub const HELPER_NAMES: &[&str] = &["mount.veilfs", "mount.fuse.veilfs"];
 #[cfg(not(target_os = "linux"))]
 pub const HELPER_NAMES: &[&str] = &[];
 
-/// Options that mean something to mount(8), /etc/fstab, systemd or a desktop, not to the
-/// filesystem: accepted and ignored, whether they come from mount(8) or from `veilfs mount -o`.
-/// Also every option starting with `x-` (`x-systemd.automount`, `x-gvfs-show`, ...), and
-/// `comment=`, `user=NAME` (which mount(8) adds for a `user` mount) and `helper=`.
-pub const TABLE_ONLY_OPTIONS: &[&str] = &[
-    "defaults",
-    "auto",
-    "noauto",
-    "user",
-    "users",
-    "nouser",
-    "owner",
-    "group",
-    "nofail",
-    "_netdev",
-    // Access-time fine tuning the FUSE mount cannot take (it stays relatime).
-    "relatime",
-    "norelatime",
-    "strictatime",
-    "nostrictatime",
-    "lazytime",
-    "nolazytime",
-    "diratime",
-    "nodiratime",
-];
-
-/// Options with a value that are accepted and ignored, as `name=`.
-pub const TABLE_ONLY_VALUE_OPTIONS: &[&str] = &["comment", "user", "helper", "uhelper"];
+// The mount(8), /etc/fstab and systemd options accepted and ignored are in the library, with the
+// `-o` parser: `veilfs::mount_options::{TABLE_ONLY_OPTIONS, TABLE_ONLY_VALUE_OPTIONS}`.
 
 // ---------------------------------------------------------------------------------------------
 // Logging and systemd
