@@ -178,6 +178,34 @@ fn the_mount_shows_the_backing_directory_as_its_source() {
     );
 }
 
+#[test]
+fn the_daemon_raises_its_open_file_limit_to_the_hard_one() {
+    // A desktop's soft limit of 1024 would make every request fail with EMFILE once a program
+    // holds a thousand files open through the mount.
+    let vault = TestVault::unmounted();
+    let output = run(Command::new("prlimit")
+        .arg("--nofile=1024:4096")
+        .arg(env!("CARGO_BIN_EXE_veilfs"))
+        .arg("mount")
+        .arg("--passfile")
+        .arg(vault.passfile())
+        .arg(vault.backing_path())
+        .arg(vault.mount_path())
+        .stdin(Stdio::null()));
+    assert_success(&output, "veilfs mount under prlimit");
+    let pids = vault.daemon_pids();
+    let limits = fs::read_to_string(format!("/proc/{}/limits", pids[0])).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["4096", "4096"],
+        "{line}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // -o
 

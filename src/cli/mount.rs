@@ -271,11 +271,27 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     };
 
     // 3. Mount and serve.
+    raise_open_file_limit();
     if args.foreground {
         ensure_std_fds();
         serve(vault, &mountpoint, &mount_options, settings.idle, None)
     } else {
         daemonize(vault, &mountpoint, &mount_options, settings.idle, global)
+    }
+}
+
+/// Raises the soft limit on open files to the hard one, as gocryptfs does: the daemon holds one
+/// backing file per open plaintext file and a directory handle per request in flight, and a
+/// desktop's default soft limit (1024) would make every request fail with EMFILE once a program
+/// holds a thousand files open through the mount.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::debug!("cannot raise the open file limit from {soft} to {hard}: {e}");
+            }
+        }
     }
 }
 
