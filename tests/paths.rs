@@ -16,6 +16,8 @@ fn veilfs(v: &CoreVault, verb: &str, args: &[&Path], stdin: Option<&str>) -> Out
         .arg("--passfile")
         .arg(v.passfile())
         .arg(&v.root)
+        // Encrypted names may start with '-' (base64url): after `--` they are never options.
+        .arg("--")
         .args(args);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if stdin.is_some() {
