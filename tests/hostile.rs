@@ -486,14 +486,7 @@ fn assert_plant_blocks_nothing(plant: impl FnOnce(&Site) -> Planted) {
         o.status.success() && o.stdout == SIBLING
     });
 
-    let fsck = bounded(
-        veilfs()
-            .arg("fsck")
-            .arg("--passfile")
-            .arg(vault.passfile())
-            .arg(vault.backing_path()),
-        FSCK_LIMIT,
-    );
+    let fsck = bounded_fsck(&vault);
     match fsck {
         None => failures.push(format!(
             "`veilfs fsck` blocked (still running after {FSCK_LIMIT:?})"
@@ -531,6 +524,19 @@ fn plant_longname_entry_and_fifo(site: &Site<'_>, suffix: &str) -> Planted {
         name: fifo,
         own_entry: None,
     }
+}
+
+/// `veilfs fsck` of `vault`'s backing directory, or `None` if it is still running after
+/// [`FSCK_LIMIT`].
+fn bounded_fsck(vault: &TestVault) -> Option<Output> {
+    bounded(
+        veilfs()
+            .arg("fsck")
+            .arg("--passfile")
+            .arg(vault.passfile())
+            .arg(vault.backing_path()),
+        FSCK_LIMIT,
+    )
 }
 
 /// (a) A FIFO named like a long name's sidecar, next to a regular file named like its entry.
@@ -846,14 +852,7 @@ fn planted_longname_entries_without_sidecars_list_quickly() {
         }
         Some(_) => {}
     }
-    let fsck = bounded(
-        veilfs()
-            .arg("fsck")
-            .arg("--passfile")
-            .arg(vault.passfile())
-            .arg(vault.backing_path()),
-        FSCK_LIMIT,
-    );
+    let fsck = bounded_fsck(&vault);
     if fsck.is_none() {
         failures.push(format!("`veilfs fsck` still running after {FSCK_LIMIT:?}"));
     }

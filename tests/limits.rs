@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{
-    assert_success, io_res, is_mounted, require_fuse, run, unmount_all, veilfs, Res, TestVault,
-    PASSWORD,
+    assert_success, io_res, is_mounted, require_fuse, run, umount_lazy, unmount_all, veilfs, Res,
+    TestVault, PASSWORD,
 };
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, renameat, AtFlags, OFlag};
@@ -679,7 +679,7 @@ impl Drop for TmpfsVault {
                 .status()
                 .is_ok_and(|s| s.success());
             if !clean {
-                quiet_umount_lazy(&self.tmpfs);
+                umount_lazy(&self.tmpfs);
             }
         }
         if is_mounted(&self.mountpoint) || is_mounted(&self.tmpfs) {
@@ -692,16 +692,6 @@ impl Drop for TmpfsVault {
             let _ = dir.keep();
         }
     }
-}
-
-fn quiet_umount_lazy(path: &Path) {
-    let _ = Command::new("umount")
-        .arg("-l")
-        .arg(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -375,15 +375,20 @@ pub fn unmount_all(mountpoint: &Path) {
             .status()
             .is_ok_and(|s| s.success());
         if !clean {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(mountpoint)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            umount_lazy(mountpoint);
         }
     }
+}
+
+/// `umount -l PATH`, quietly: detaches whatever is mounted there, whatever its state.
+pub fn umount_lazy(path: &Path) {
+    let _ = Command::new("umount")
+        .arg("-l")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// A result with its errno, to compare veilfs with a plain directory errno for errno.
