@@ -294,19 +294,35 @@ impl Dir {
     /// and refuses anything that is not a regular file. `flags` may ask for writing and
     /// creation (`O_CREAT`, `O_EXCL`); `mode` is the new file's exact mode, whatever the umask.
     pub fn open_file(&self, name: impl AsRef<OsStr>, flags: OFlag, mode: u32) -> io::Result<File> {
-        let (file, nonblocking) = self.open_regular(name.as_ref(), flags, mode)?;
+        Ok(self.open_file_stat(name, flags, mode)?.0)
+    }
+
+    /// [`Self::open_file`], with the `fstat` of the file it opened (taken for the type check, so
+    /// a caller that needs it does not ask again).
+    pub fn open_file_stat(
+        &self,
+        name: impl AsRef<OsStr>,
+        flags: OFlag,
+        mode: u32,
+    ) -> io::Result<(File, Stat)> {
+        let (file, stat, nonblocking) = self.open_regular(name.as_ref(), flags, mode)?;
         if nonblocking {
             // O_NONBLOCK was for the open alone (a FIFO planted here must not block it): the
             // file is then read and written as any other.
             let open_flags = OFlag::from_bits_truncate(nix::fcntl::fcntl(&file, F_GETFL)?);
             nix::fcntl::fcntl(&file, F_SETFL(open_flags - OFlag::O_NONBLOCK))?;
         }
-        Ok(file)
+        Ok((file, stat))
     }
 
     /// [`Self::open_file`], leaving `O_NONBLOCK` on if it was needed for the open (returned as
     /// true): an exclusive create cannot open a FIFO, anything else is opened non-blocking.
-    fn open_regular(&self, name: &OsStr, flags: OFlag, mode: u32) -> io::Result<(File, bool)> {
+    fn open_regular(
+        &self,
+        name: &OsStr,
+        flags: OFlag,
+        mode: u32,
+    ) -> io::Result<(File, Stat, bool)> {
         let name = check_component(name)?;
         let nonblocking = !flags.contains(OFlag::O_CREAT | OFlag::O_EXCL);
         let mut flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
@@ -314,11 +330,12 @@ impl Dir {
             flags |= OFlag::O_NONBLOCK;
         }
         let fd = nix::fcntl::openat(&self.fd, name, flags, Mode::from_bits_truncate(mode as _))?;
-        let kind = FileKind::of(&nix::sys::stat::fstat(&fd)?);
+        let stat = nix::sys::stat::fstat(&fd)?;
+        let kind = FileKind::of(&stat);
         if kind != FileKind::File {
             return Err(wrong_type(&self.display_path(name), kind, "a regular file"));
         }
-        Ok((File::from(fd), nonblocking))
+        Ok((File::from(fd), stat, nonblocking))
     }
 
     /// Creates file `name`, which must not exist, with exactly `mode` and `contents`; removes it
@@ -355,7 +372,7 @@ impl Dir {
     /// device, a symlink or a huge file is an error naming it, and nothing blocks.
     pub fn read_small(&self, name: impl AsRef<OsStr>, size: Size) -> io::Result<Vec<u8>> {
         let name = name.as_ref();
-        let (file, _) = self.open_regular(name, OFlag::O_RDONLY, 0)?;
+        let (file, _, _) = self.open_regular(name, OFlag::O_RDONLY, 0)?;
         read_checked(file, &self.display_path(name), size)
     }
 

@@ -183,10 +183,10 @@ impl Located {
 
     /// Opens the entry as a regular file (never following a symlink, never blocking).
     fn open(&self, flags: OFlag) -> Result<File> {
-        let file = self
+        let (file, stat) = self
             .dir
-            .open_file(self.entry_name(libc::EISDIR)?, flags, 0)?;
-        self.check(&nix::sys::stat::fstat(&file).map_err(io::Error::from)?)?;
+            .open_file_stat(self.entry_name(libc::EISDIR)?, flags, 0)?;
+        self.check(&stat)?;
         Ok(file)
     }
 
