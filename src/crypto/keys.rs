@@ -14,6 +14,7 @@ pub const MASTER_KEY_LEN: usize = 64;
 const INFO_NAME_KEY: &[u8] = b"veilfs v1 name key";
 const INFO_CONTENT_KEY: &[u8] = b"veilfs v1 content key";
 const INFO_DIRIV_KEY: &[u8] = b"veilfs v1 diriv key";
+const INFO_RECORD_KEY: &[u8] = b"veilfs v1 record key";
 
 /// HKDF-SHA256 with an empty salt: the one derivation function of format v1.
 pub(crate) fn hkdf_sha256(ikm: &[u8], info: &[&[u8]], out: &mut [u8]) {
@@ -71,6 +72,12 @@ secret_bytes!(
     32
 );
 secret_bytes!(
+    /// AES-256-SIV key (two AES-256 keys) that seals the records veilfs writes about its own
+    /// unfinished work (a directory move), so that nobody without the key can forge one.
+    RecordKey,
+    64
+);
+secret_bytes!(
     /// HMAC key that derives a new directory's IV from its parent's IV and its name.
     DirIvKey,
     32
@@ -85,18 +92,21 @@ impl MasterKey {
         master
     }
 
-    /// Splits the master key into the three independent subkeys of format v1.
+    /// Splits the master key into the independent subkeys of format v1.
     pub fn derive(&self) -> VaultKeys {
         let mut name = Zeroizing::new([0u8; 64]);
         let mut content = Zeroizing::new([0u8; 32]);
         let mut diriv = Zeroizing::new([0u8; 32]);
+        let mut record = Zeroizing::new([0u8; 64]);
         hkdf_sha256(&self.0, &[INFO_NAME_KEY], &mut name[..]);
         hkdf_sha256(&self.0, &[INFO_CONTENT_KEY], &mut content[..]);
         hkdf_sha256(&self.0, &[INFO_DIRIV_KEY], &mut diriv[..]);
+        hkdf_sha256(&self.0, &[INFO_RECORD_KEY], &mut record[..]);
         VaultKeys {
             name: NameKey(*name),
             content: ContentKey(*content),
             diriv: DirIvKey(*diriv),
+            record: RecordKey(*record),
         }
     }
 }
@@ -107,6 +117,7 @@ pub struct VaultKeys {
     pub name: NameKey,
     pub content: ContentKey,
     pub diriv: DirIvKey,
+    pub record: RecordKey,
 }
 
 #[cfg(test)]
