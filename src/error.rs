@@ -39,8 +39,14 @@ pub enum Error {
     ConfigCorrupt(String),
     #[error("config file was modified: its checksum does not match its contents")]
     ConfigTampered,
-    #[error("config format version {0} is not supported by this veilfs (supports 1)")]
+    #[error("config format version {0} is not supported by this veilfs (supports 1 and 2)")]
     ConfigVersion(u32),
+    #[error("veilfs.conf was modified by someone without the key ({0})")]
+    ConfigModified(String),
+    #[error("this veilfs.conf does not belong to this vault: {0}")]
+    ForeignConfig(String),
+    #[error("no unlock slot of this vault takes {0}")]
+    NoSuchSlot(String),
     #[error("wrong password (or the config's parameters were altered)")]
     WrongPassword,
     #[error("wrong recovery key (it decodes, but does not unlock this vault)")]

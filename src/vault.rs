@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::backing::{Dir, FileKind, RenameMode, SidecarCopies};
 use crate::config::Features;
-use crate::crypto::keys::{ContentKey, MasterKey, VaultKeys};
+use crate::crypto::keys::{ContentKey, VaultKeys};
 use crate::crypto::names::{DirIv, NameCipher, NameEncoding};
 use crate::error::{Error, Result};
 use crate::layout::conflict::{self, Candidate};
@@ -65,9 +65,10 @@ pub struct Vault {
 }
 
 impl Vault {
-    /// The vault whose backing root is `root` (opened with [`Dir::open_root`]).
-    pub fn new(root: Dir, master: &MasterKey, features: &Features) -> Self {
-        let keys = master.derive();
+    /// The vault whose backing root is `root` (opened with [`Dir::open_root`]), with the keys
+    /// an unlock gave ([`crate::config::Unlocked::keys`]).
+    pub fn new(root: Dir, keys: &VaultKeys, features: &Features) -> Self {
+        let keys = keys.clone();
         let names = NameCipher::new(keys.name.clone(), features.name_encoding);
         Self {
             root,
@@ -78,8 +79,8 @@ impl Vault {
     }
 
     /// [`Vault::new`] for the backing directory at `root`, which is opened here and held.
-    pub fn open(root: &Path, master: &MasterKey, features: &Features) -> Result<Self> {
-        Ok(Self::new(Dir::open_root(root)?, master, features))
+    pub fn open(root: &Path, keys: &VaultKeys, features: &Features) -> Result<Self> {
+        Ok(Self::new(Dir::open_root(root)?, keys, features))
     }
 
     /// Writes the root's `veilfs.diriv` into a new vault.
@@ -651,6 +652,49 @@ impl Vault {
             }
         }
         Ok(self.conflict_copies(dir, iv, &taken, undecoded.iter().map(String::as_str)))
+    }
+}
+
+impl Vault {
+    /// Whether these keys belong to this backing directory: the root's `veilfs.diriv` must be
+    /// the root IV the keys derive. A config swapped in from another vault (which may well open
+    /// with the same password) fails here, before anything is written or repaired:
+    /// [`Error::ForeignConfig`]. When the root IV file cannot be read, the root's entries decide:
+    /// if some look like encrypted names and none decrypts, the keys are foreign.
+    pub fn check_binding(&self) -> Result<()> {
+        let root_iv = self.root_iv();
+        let iv_file = self.root.display_path(DIRIV_NAME);
+        match diriv::read(&self.root) {
+            Ok(iv) if iv == root_iv => return Ok(()),
+            Ok(_) => {
+                return Err(Error::ForeignConfig(format!(
+                    "{} was made with other keys (the config is another vault's, or was \
+                     replaced)",
+                    iv_file.display()
+                )))
+            }
+            Err(_) => {}
+        }
+        let mut undecodable = 0usize;
+        for item in self.root.entries()? {
+            let Some(name) = item.name.to_str() else {
+                continue;
+            };
+            match self.classify_entry(&self.root, &root_iv, name) {
+                BackingEntry::Name(_) | BackingEntry::ConflictCopy { .. } => return Ok(()),
+                BackingEntry::Undecodable(_) => undecodable += 1,
+                _ => {}
+            }
+        }
+        if undecodable == 0 {
+            return Ok(());
+        }
+        Err(Error::ForeignConfig(format!(
+            "{} is missing or unreadable, and none of the {undecodable} entries of {} decrypts \
+             with this config's keys",
+            iv_file.display(),
+            self.root.path().display()
+        )))
     }
 }
 

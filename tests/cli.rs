@@ -12,12 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use data_encoding::HEXLOWER;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 use tempfile::TempDir;
-use veilfs::config::Config;
-use veilfs::crypto::recovery::parse_recovery_key;
+use veilfs::config::{Config, Secret, Unlocked};
+use veilfs::crypto::keys::RecoverySecret;
+use veilfs::crypto::recovery::{parse_any_recovery_key, RecoveryKey};
 
 /// Cheap key derivation so that the tests run fast even in debug builds.
 const CHEAP: [&str; 4] = ["--kdf-memory", "8", "--kdf-iterations", "1"];
@@ -150,48 +149,24 @@ fn new_vault(password: &str) -> Vault {
     new_vault_with(password, &[])
 }
 
-// The config format, written out independently of the library to recompute a checksum the way
-// someone editing the file by hand (or a forger) would.
-#[derive(Serialize, Deserialize)]
-struct KdfJson {
-    algorithm: String,
-    version: u32,
-    memory_kib: u32,
-    iterations: u32,
-    parallelism: u32,
-    salt: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct FeaturesJson {
-    name_encoding: String,
-    longname_max: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ConfigJson {
-    format: u32,
-    creator: String,
-    kdf: KdfJson,
-    features: FeaturesJson,
-    wrapped_master_key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    checksum: Option<String>,
-}
-
-/// veilfs.conf after `edit`, with the checksum recomputed or not.
-fn edited_config(
-    vault: &Vault,
-    edit: impl FnOnce(&mut ConfigJson),
-    recompute_checksum: bool,
-) -> Vec<u8> {
-    let mut json: ConfigJson = serde_json::from_slice(&vault.config_bytes()).unwrap();
+/// veilfs.conf after `edit`, as someone editing the file by hand would leave it.
+fn edited_config(vault: &Vault, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut json: Value = serde_json::from_slice(&vault.config_bytes()).unwrap();
     edit(&mut json);
-    if recompute_checksum {
-        json.checksum = None;
-        json.checksum = Some(HEXLOWER.encode(&Sha256::digest(serde_json::to_vec(&json).unwrap())));
-    }
     serde_json::to_vec_pretty(&json).unwrap()
+}
+
+/// Unlocks the config in `dir` with `password`, through the library.
+fn unlock(dir: &Path, password: &[u8]) -> veilfs::Result<Unlocked> {
+    Config::load(dir)?.unlock(&Secret::Password(password), None)
+}
+
+/// The secret a format 2 recovery key holds.
+fn recovery_secret(text: &str) -> RecoverySecret {
+    match parse_any_recovery_key(text).unwrap() {
+        RecoveryKey::Secret(secret) => secret,
+        other => panic!("expected a format 2 recovery key, got {other:?}"),
+    }
 }
 
 #[test]
@@ -222,13 +197,23 @@ fn init_creates_a_vault_and_prints_a_working_recovery_key() {
         "{out}"
     );
     let key = vault.recovery_key();
-    assert_eq!(key.lines().count(), 4, "{out}");
-    let from_key = parse_recovery_key(&key).unwrap();
-    let from_password = Config::load(&vault.dir)
+    assert_eq!(key.lines().count(), 3, "{out}");
+    let secret = recovery_secret(&key);
+    let from_key = Config::load(&vault.dir)
         .unwrap()
-        .unlock(b"correct horse")
+        .unlock(&Secret::Recovery(&secret), None)
         .unwrap();
-    assert_eq!(from_key.as_bytes(), from_password.as_bytes());
+    let from_password = unlock(&vault.dir, b"correct horse").unwrap();
+    assert_eq!(
+        from_key.master().as_bytes(),
+        from_password.master().as_bytes()
+    );
+    // The recovery key is a slot's secret, not the master key.
+    assert!(!from_key
+        .master()
+        .as_bytes()
+        .windows(32)
+        .any(|w| w == secret.as_bytes()));
     // The key appears once, and nothing of it on stderr.
     assert_eq!(out.matches(key.lines().next().unwrap()).count(), 1);
 }
@@ -238,14 +223,15 @@ fn init_quiet_still_prints_the_key() {
     let vault = new_vault_with("pw", &["-q"]);
     let lines: Vec<&str> = vault.init_output.lines().collect();
     assert_eq!(lines.len(), 1, "{:?}", vault.init_output);
-    let key = parse_recovery_key(lines[0]).unwrap();
+    let secret = recovery_secret(lines[0]);
     assert_eq!(
-        key.as_bytes(),
         Config::load(&vault.dir)
             .unwrap()
-            .unlock(b"pw")
+            .unlock(&Secret::Recovery(&secret), None)
             .unwrap()
-            .as_bytes()
+            .master()
+            .as_bytes(),
+        unlock(&vault.dir, b"pw").unwrap().master().as_bytes()
     );
 }
 
@@ -258,8 +244,7 @@ fn init_takes_the_first_line_of_stdin_without_its_line_end() {
     args.extend_from_slice(&CHEAP);
     args.push(dir.to_str().unwrap());
     assert_ok(&veilfs(&args, "  spaced pw \r\nsecond line\n"));
-    let config = Config::load(&dir).unwrap();
-    assert!(config.unlock(b"  spaced pw ").is_ok());
+    assert!(unlock(&dir, b"  spaced pw ").is_ok());
 }
 
 #[test]
@@ -271,32 +256,41 @@ fn init_options_are_recorded_and_shown_by_info() {
     let info = veilfs(&["info", vault.path()], "");
     assert_ok(&info);
     let text = stdout(&info);
-    assert!(text.contains("Format version:   1"), "{text}");
-    assert!(text.contains("Created by:       veilfs "), "{text}");
+    assert!(text.contains("Format version: 2"), "{text}");
+    assert!(text.contains("Created by:     veilfs "), "{text}");
     assert!(
-        text.contains("argon2id (version 19), 8 MiB, 1 iteration, parallelism 1"),
+        text.contains("\"password\": password, created 20"),
         "{text}"
     );
-    assert!(text.contains("Name encoding:    base32"), "{text}");
+    assert!(
+        text.contains("Argon2id, 8 MiB, 1 iteration, parallelism 1"),
+        "{text}"
+    );
+    assert!(text.contains("\"recovery key\": recovery"), "{text}");
+    assert!(text.contains("Name encoding:  base32"), "{text}");
     assert!(text.contains("over 100 bytes"), "{text}");
 
     let json = veilfs(&["info", "--json", vault.path()], "");
     assert_ok(&json);
-    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(value["format"], 1);
-    assert_eq!(value["kdf"]["algorithm"], "argon2id");
-    assert_eq!(value["kdf"]["memory_kib"], 8192);
-    assert_eq!(value["kdf"]["memory_mib"], 8.0);
-    assert_eq!(value["kdf"]["iterations"], 1);
+    let value: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["format"], 2);
+    let kdf = &value["slots"][0]["kdf"];
+    assert_eq!(kdf["algorithm"], "argon2id");
+    assert_eq!(kdf["memory_kib"], 8192);
+    assert_eq!(kdf["memory_mib"], 8.0);
+    assert_eq!(kdf["iterations"], 1);
+    assert_eq!(value["slots"][1]["kind"], "recovery");
     assert_eq!(value["features"]["name_encoding"], "base32");
     assert_eq!(value["features"]["longname_max"], 100);
 
-    // No key material: neither the wrapped key, nor the checksum, nor the recovery key.
-    let conf: ConfigJson = serde_json::from_slice(&vault.config_bytes()).unwrap();
+    // No key material: neither a wrapped key, nor the MAC, nor the recovery key.
+    let conf: Value = serde_json::from_slice(&vault.config_bytes()).unwrap();
     let key = vault.recovery_key().replace(['-', '\n'], "");
     for out in [stdout(&info), stdout(&json)] {
-        assert!(!out.contains(&conf.wrapped_master_key), "{out}");
-        assert!(!out.contains(conf.checksum.as_deref().unwrap()), "{out}");
+        for slot in conf["slots"].as_array().unwrap() {
+            assert!(!out.contains(slot["wrapped"].as_str().unwrap()), "{out}");
+        }
+        assert!(!out.contains(conf["mac"].as_str().unwrap()), "{out}");
         assert!(!out.contains("wrapped"), "{out}");
         assert!(!out.replace('-', "").contains(&key[..24]), "{out}");
     }
@@ -323,10 +317,7 @@ fn init_with_passfile_and_extpass() {
         args.push(dir.to_str().unwrap());
         assert_ok(&veilfs(&args, "not this\n"));
         let expected: &[u8] = if n == 0 { b"from file" } else { b"from cmd" };
-        assert!(
-            Config::load(&dir).unwrap().unlock(expected).is_ok(),
-            "{source:?}"
-        );
+        assert!(unlock(&dir, expected).is_ok(), "{source:?}");
     }
 }
 
@@ -403,7 +394,7 @@ fn passwd_changes_the_password_and_nothing_else() {
     let diriv = fs::read(vault.dir.join("veilfs.diriv")).unwrap();
     let data = vault.dir.join("SomeEncryptedName");
     fs::write(&data, "ciphertext").unwrap();
-    let before = Config::load(&vault.dir).unwrap();
+    let before: Value = serde_json::from_slice(&vault.config_bytes()).unwrap();
 
     let out = veilfs(&["passwd", vault.path()], "old\nnew\n");
     assert_ok(&out);
@@ -411,10 +402,16 @@ fn passwd_changes_the_password_and_nothing_else() {
     assert!(stdout(&out).contains("changed"));
     assert!(out.stderr.is_empty());
 
-    let after = Config::load(&vault.dir).unwrap();
-    assert_ne!(after.salt(), before.salt());
-    assert_eq!(after.kdf(), before.kdf());
-    assert_eq!(after.features(), before.features());
+    let after: Value = serde_json::from_slice(&vault.config_bytes()).unwrap();
+    let (old_kdf, new_kdf) = (&before["slots"][0]["kdf"], &after["slots"][0]["kdf"]);
+    assert_ne!(new_kdf["salt"], old_kdf["salt"]);
+    for cost in ["memory_kib", "iterations", "parallelism"] {
+        assert_eq!(new_kdf[cost], old_kdf[cost]);
+    }
+    assert_eq!(after["slots"][0]["label"], before["slots"][0]["label"]);
+    assert_eq!(after["slots"][1], before["slots"][1]);
+    assert_eq!(after["features"], before["features"]);
+    assert_eq!(after["vault_id"], before["vault_id"]);
     assert_eq!(fs::read(vault.dir.join("veilfs.diriv")).unwrap(), diriv);
     assert_eq!(fs::read_to_string(&data).unwrap(), "ciphertext");
     assert_eq!(
@@ -433,9 +430,17 @@ fn passwd_changes_the_password_and_nothing_else() {
         "wrong password",
     );
     assert!(vault.unlocks_with("new"));
-    // The master key is the one the recovery key holds.
-    let key = parse_recovery_key(&vault.recovery_key()).unwrap();
-    assert_eq!(after.unlock(b"new").unwrap().as_bytes(), key.as_bytes());
+    // The recovery key still opens the same master key.
+    let secret = recovery_secret(&vault.recovery_key());
+    assert_eq!(
+        Config::load(&vault.dir)
+            .unwrap()
+            .unlock(&Secret::Recovery(&secret), None)
+            .unwrap()
+            .master()
+            .as_bytes(),
+        unlock(&vault.dir, b"new").unwrap().master().as_bytes()
+    );
 }
 
 #[test]
@@ -574,7 +579,7 @@ fn mistyped_or_foreign_recovery_keys_are_refused() {
         ],
         "new\n",
     );
-    assert_fails(&out, 6, "characters, expected 109");
+    assert_fails(&out, 6, "characters, expected 58");
 
     // A valid key of another vault.
     let other = new_vault("pw");
@@ -653,8 +658,8 @@ fn damaged_configs_exit_5() {
     assert_fails(&veilfs(&["info", vault.path()], ""), 5, "corrupt");
 
     vault.write_config(&good);
-    vault.write_config(&edited_config(&vault, |c| c.format = 2, false));
-    assert_fails(&veilfs(&["info", vault.path()], ""), 5, "version 2");
+    vault.write_config(&edited_config(&vault, |c| c["format"] = 3.into()));
+    assert_fails(&veilfs(&["info", vault.path()], ""), 5, "version 3");
     vault.write_config(br#"{"format": 7, "something": "new"}"#);
     assert_fails(
         &veilfs(&["passwd", vault.path()], "pw\nnew\n"),
@@ -670,29 +675,39 @@ fn damaged_configs_exit_5() {
 fn edited_kdf_parameters_are_caught() {
     let vault = new_vault("pw");
     let good = vault.config_bytes();
+    let key = vault.write_file("recovery.txt", &vault.recovery_key());
 
-    // Edited by hand, checksum left alone: the file says it was modified.
-    vault.write_config(&edited_config(&vault, |c| c.kdf.iterations = 2, false));
-    assert_fails(&veilfs(&["info", vault.path()], ""), 5, "modified");
-    assert_fails(
-        &veilfs(&["passwd", vault.path()], "pw\nnew\n"),
-        5,
-        "modified",
-    );
-
-    // Edited with the checksum recomputed: loads, but the wrapping is bound to the parameters.
-    vault.write_config(&good);
-    vault.write_config(&edited_config(&vault, |c| c.kdf.iterations = 2, true));
+    // Edited by hand: the file still loads (only the key can check the MAC), the password no
+    // longer opens its slot, and the recovery key finds the edit before anything is written.
+    let edit = |c: &mut Value| c["slots"][0]["kdf"]["iterations"] = 2.into();
+    vault.write_config(&edited_config(&vault, edit));
+    let edited = vault.config_bytes();
     assert_ok(&veilfs(&["info", vault.path()], ""));
     assert_fails(
         &veilfs(&["passwd", vault.path()], "pw\nnew\n"),
         6,
         "wrong password",
     );
+    assert_fails(
+        &veilfs(
+            &[
+                "passwd",
+                "--recovery-key-file",
+                key.to_str().unwrap(),
+                vault.path(),
+            ],
+            "new\n",
+        ),
+        5,
+        "modified by someone without the key",
+    );
+    assert_eq!(vault.config_bytes(), edited);
 
-    // Out-of-bounds parameters are corrupt even with a valid checksum.
+    // Out-of-bounds parameters are corrupt, before any key derivation.
     vault.write_config(&good);
-    vault.write_config(&edited_config(&vault, |c| c.kdf.iterations = 0, true));
+    vault.write_config(&edited_config(&vault, |c| {
+        c["slots"][0]["kdf"]["iterations"] = 0.into()
+    }));
     assert_fails(&veilfs(&["info", vault.path()], ""), 5, "iterations");
 
     vault.write_config(&good);

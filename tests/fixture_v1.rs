@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 
 use veilfs::backing::{Dir, FileKind};
-use veilfs::config::{Config, Features, KdfParams};
+use veilfs::config::{Config, ConfigV1, Features, KdfParams, Secret};
 use veilfs::crypto::content::HEADER_LEN;
 use veilfs::crypto::keys::MasterKey;
 use veilfs::crypto::names::{DirIv, NameEncoding};
@@ -174,15 +174,20 @@ fn read_the_v1_fixture() {
     copy_tree(Path::new(FIXTURE), &root);
 
     let config = Config::load(&root).unwrap();
-    assert_eq!(config.format(), 1);
-    assert_eq!(*config.kdf(), smallest_kdf());
+    let Config::V1(v1) = &config else {
+        panic!("the fixture is of format 1")
+    };
+    assert_eq!(*v1.kdf(), smallest_kdf());
     assert_eq!(*config.features(), fixture_features());
     assert!(matches!(
-        config.unlock(b"veilfs fixturE"),
+        config.unlock(&Secret::Password(b"veilfs fixturE"), None),
         Err(Error::WrongPassword)
     ));
-    let master = config.unlock(PASSWORD.as_bytes()).unwrap();
-    let vault = Vault::open(&root, &master, config.features()).unwrap();
+    let unlocked = config
+        .unlock(&Secret::Password(PASSWORD.as_bytes()), None)
+        .unwrap();
+    let vault = Vault::open(&root, unlocked.keys(), config.features()).unwrap();
+    vault.check_binding().unwrap();
 
     let root_iv = diriv::read(vault.root()).unwrap();
     assert_eq!(root_iv, vault.root_iv(), "the root IV is derived");
@@ -244,15 +249,15 @@ fn make_fixture() {
 
     let master = MasterKey::generate();
     let features = fixture_features();
-    Config::create(
+    Config::V1(ConfigV1::create(
         &master,
         PASSWORD.as_bytes(),
         smallest_kdf(),
         features.clone(),
-    )
+    ))
     .save(&root)
     .unwrap();
-    let vault = Vault::open(&root, &master, &features).unwrap();
+    let vault = Vault::open(&root, &master.derive(), &features).unwrap();
     vault.initialize_root().unwrap();
     let root_iv = vault.root_iv();
 

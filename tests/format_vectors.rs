@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use xts_mode::{get_tweak_default, Xts128};
 
-use veilfs::config::{Config, Features, KdfParams, CREATOR};
+use veilfs::config::{Config, ConfigV1, Features, KdfParams, Secret, CREATOR};
 use veilfs::crypto::content::{sectors_overlapping, FileCipher, FileHeader};
 use veilfs::crypto::keys::{ContentKey, MasterKey};
 use veilfs::crypto::names::{DirIv, NameCipher, NameEncoding};
@@ -329,7 +329,7 @@ fn string(s: impl Into<String>) -> Value {
 
 /// The config of the vectors, as this build writes it.
 fn config_json() -> String {
-    let config = Config::create_with_salt(
+    let config = ConfigV1::create_with_salt(
         &master_key(),
         PASSWORD.as_bytes(),
         kdf_params(),
@@ -661,10 +661,17 @@ fn vectors_match_the_implementation() {
         "the config round-trips"
     );
     assert_eq!(
-        config.unlock(PASSWORD.as_bytes()).unwrap().as_bytes(),
+        config
+            .unlock(&Secret::Password(PASSWORD.as_bytes()), None)
+            .unwrap()
+            .master()
+            .as_bytes(),
         master_key().as_bytes()
     );
-    assert_eq!(*config.kdf(), kdf_params());
+    let Config::V1(v1) = &config else {
+        panic!("format.md's first config is of format 1")
+    };
+    assert_eq!(*v1.kdf(), kdf_params());
     assert_eq!(*config.features(), vector_features());
 
     let computed = compute(documented);

@@ -98,36 +98,29 @@ fn info_and_the_config_record_the_requirement() {
     let info = run(veilfs().arg("info").arg(vault.backing_path()));
     assert_success(&info, "veilfs info");
     let text = String::from_utf8(info.stdout).unwrap();
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("Keyfile:") && l.contains("required")),
-        "{text}"
-    );
+    assert!(text.contains("\"password\": password+keyfile"), "{text}");
     let json = run(veilfs().args(["info", "--json"]).arg(vault.backing_path()));
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(value["features"]["keyfile"], true);
+    assert_eq!(value["slots"][0]["kind"], "password+keyfile");
     let config: serde_json::Value =
         serde_json::from_slice(&fs::read(vault.backing_path().join("veilfs.conf")).unwrap())
             .unwrap();
-    assert_eq!(config["features"]["keyfile"], true);
+    assert_eq!(config["slots"][0]["kind"], "password+keyfile");
 
-    // A vault without one: the config does not mention it (its bytes are as before the flag).
+    // A vault without one: no slot mentions a key file.
     let plain = TestVault::unmounted();
     let conf = fs::read_to_string(plain.backing_path().join("veilfs.conf")).unwrap();
     assert!(!conf.contains("keyfile"), "{conf}");
     let info = run(veilfs().arg("info").arg(plain.backing_path()));
-    assert!(String::from_utf8_lossy(&info.stdout).contains("Keyfile:          not used"));
-    let json = run(veilfs().args(["info", "--json"]).arg(plain.backing_path()));
-    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(value["features"]["keyfile"], false);
+    assert!(String::from_utf8_lossy(&info.stdout).contains("\"password\": password,"));
 }
 
 #[test]
-fn a_keyfile_for_a_vault_without_one_is_a_usage_error() {
+fn a_keyfile_for_a_vault_without_one_is_refused() {
     let vault = TestVault::unmounted();
     let key = write_file(vault.scratch(), "key", "some key\n");
     let output = vault.try_mount(&["--keyfile", key.to_str().unwrap()]);
-    assert_fails(&output, 2, "created without a key file");
+    assert_fails(&output, 6, "no slot that opens with a key file");
     assert!(!vault.is_mounted());
 }
 
@@ -191,7 +184,10 @@ fn passwd_keeps_needing_the_keyfile() {
         "veilfs passwd --keyfile",
     );
     let config = fs::read_to_string(vault.backing_path().join("veilfs.conf")).unwrap();
-    assert!(config.contains("\"keyfile\": true"), "{config}");
+    assert!(
+        config.contains("\"kind\": \"password+keyfile\""),
+        "{config}"
+    );
 
     // The new password needs the key file too; the old one no longer opens.
     let with_new = |extra: &[&str]| {

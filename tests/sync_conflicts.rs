@@ -412,7 +412,7 @@ fn two_devices_renaming_the_same_copy_agree() {
         .collect();
     a_names.sort();
     // Device B: the same key, its own copy of the backing directory.
-    let b = veilfs::vault::Vault::open(&b_root, &master_of(&a), a.vault.features()).unwrap();
+    let b = veilfs::vault::Vault::open(&b_root, &keys_of(&a), a.vault.features()).unwrap();
     fsck::check(
         &b,
         &Options {
@@ -429,9 +429,12 @@ fn two_devices_renaming_the_same_copy_agree() {
     assert_eq!(a_names, b_names);
 }
 
-fn master_of(v: &CoreVault) -> veilfs::crypto::keys::MasterKey {
+fn keys_of(v: &CoreVault) -> veilfs::crypto::keys::VaultKeys {
+    let secret = veilfs::config::Secret::Password(corevault::PASSWORD.as_bytes());
     veilfs::config::Config::load(&v.root)
         .unwrap()
-        .unlock(corevault::PASSWORD.as_bytes())
+        .unlock(&secret, None)
         .unwrap()
+        .keys()
+        .clone()
 }

@@ -3,11 +3,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use veilfs::config::{Config, Features, KdfParams, CONFIG_NAME};
-
-use veilfs::crypto::keys::MasterKey;
+use veilfs::config::kdf::{is_test_build, kib_text};
+use veilfs::config::{Config, ConfigV2, Features, KdfParams, Secret, CONFIG_NAME};
+use veilfs::crypto::keys::{MasterKey, RecoverySecret};
 use veilfs::crypto::names::NameEncoding;
-use veilfs::crypto::recovery::format_recovery_key;
+use veilfs::crypto::recovery::format_recovery_secret;
 use veilfs::layout::DIRIV_NAME;
 use veilfs::vault::Vault;
 use zeroize::Zeroizing;
@@ -16,6 +16,8 @@ use super::password::{self, PasswordArgs};
 use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_CIPHERDIR, EXIT_USAGE};
 
 const DEFAULT_KDF_MEMORY_MIB: u32 = KdfParams::DEFAULT_MEMORY_KIB / 1024;
+/// The label of the recovery slot `init` makes.
+pub const RECOVERY_LABEL: &str = "recovery key";
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -30,7 +32,8 @@ const DEFAULT_KDF_MEMORY_MIB: u32 = KdfParams::DEFAULT_MEMORY_KIB / 1024;
   head -c 64 /dev/urandom > ~/vault.key && veilfs init --keyfile ~/vault.key ~/Sync/vault
 
 Write the recovery key down: with it, 'veilfs passwd --recovery-key-file FILE CIPHERDIR' sets a \
-new password when the old one is lost. Losing both loses the data for good."
+new password when the old one is lost. Losing both loses the data for good. More ways to unlock \
+(a key file for a trusted device, a second password): 'veilfs slot add'."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -76,6 +79,11 @@ pub struct Args {
     )]
     pub kdf_iterations: u32,
 
+    /// The name of the password slot ('veilfs slot list' shows it; not secret: the config
+    /// that holds it is in the sync folder)
+    #[arg(long, value_name = "LABEL", default_value = "password")]
+    pub label: String,
+
     /// The backing directory: an existing, empty directory, for example inside a sync folder
     #[arg(value_name = "CIPHERDIR")]
     pub cipherdir: PathBuf,
@@ -96,7 +104,18 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     };
     kdf.check()
         .and_then(|()| features.check())
+        .and_then(|()| veilfs::config::v2::check_label(&args.label))
         .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
+    if kdf.below_defaults() && !global.quiet && !is_test_build() {
+        tracing::warn!(
+            "Argon2id {} and {} pass(es) is below the defaults ({} and {}): each password \
+             guess costs an attacker less",
+            kib_text(kdf.memory_kib),
+            kdf.iterations,
+            kib_text(KdfParams::DEFAULT_MEMORY_KIB),
+            KdfParams::DEFAULT_ITERATIONS
+        );
+    }
     let keyfile = args
         .keyfile
         .as_deref()
@@ -109,24 +128,33 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
         .read_new("Password: ", "Repeat password: ")?;
 
     tracing::info!(
-        "deriving the key: Argon2id, {} MiB, {} iterations",
-        kdf.memory_kib / 1024,
+        "deriving the key: Argon2id, {}, {} iterations",
+        kib_text(kdf.memory_kib),
         kdf.iterations
     );
     let master = MasterKey::generate();
-    let config = match &keyfile {
-        Some(keyfile) => Config::create_with_keyfile(&master, &password, keyfile, kdf, features),
-        None => Config::create(&master, &password, kdf, features),
+    let recovery = RecoverySecret::generate();
+    let mut config = ConfigV2::new(&master, features);
+    let secret = match &keyfile {
+        Some(keyfile) => Secret::PasswordKeyfile(&password, keyfile),
+        None => Secret::Password(&password),
     };
+    config
+        .add_slot(&master, &args.label, &secret, kdf)
+        .and_then(|_| config.add_slot(&master, RECOVERY_LABEL, &Secret::Recovery(&recovery), kdf))
+        .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
     drop(password);
     drop(keyfile);
+    let keys = master.derive_v2(config.vault_id());
+    drop(master);
+    let config = Config::V2(config);
     // Check again: the key derivation took a while, and this must not overwrite anything.
     check_empty_dir(dir)?;
     config.save(dir).map_err(|e| {
         CliError::from(e).context(format!("cannot write {}", dir.join(CONFIG_NAME).display()))
     })?;
     if let Err(e) =
-        Vault::open(dir, &master, config.features()).and_then(|vault| vault.initialize_root())
+        Vault::open(dir, &keys, config.features()).and_then(|vault| vault.initialize_root())
     {
         // Leave the directory as it was, so that init can simply be run again.
         let _ = fs::remove_file(dir.join(CONFIG_NAME));
@@ -136,7 +164,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
 
     // The recovery key is shown only now: if it cannot be, nobody has it, so take the new (and
     // still empty) vault back rather than leave one whose key may be lost for good.
-    let key = Zeroizing::new(format_recovery_key(&master));
+    let key = Zeroizing::new(format_recovery_secret(&recovery));
     let mut shown = Zeroizing::new(banner(dir, &key, global.quiet));
     if let (Some(keyfile), false) = (&args.keyfile, global.quiet) {
         shown.push_str(&keyfile_note(dir, keyfile));
@@ -175,11 +203,11 @@ fn check_empty_dir(dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The recovery key in lines of 7 groups, for writing down.
-fn key_lines(key: &str) -> String {
+/// The recovery key in lines of 5 groups, for writing down.
+pub fn key_lines(key: &str) -> String {
     let groups: Vec<&str> = key.split('-').collect();
     groups
-        .chunks(7)
+        .chunks(5)
         .map(|line| format!("    {}\n", line.join("-")))
         .collect()
 }
@@ -197,13 +225,15 @@ fn banner(dir: &Path, key: &str, quiet: bool) -> String {
 Recovery key (shown only this once):
 
 {lines}
-Write it down or print it, and keep it somewhere safe, apart from the password. It is the
-vault's master key: it opens the vault without the password, so guard it like one.
-If you lose both the password and the recovery key, your files are lost for good:
-nobody can decrypt them.
+Write it down or print it, and keep it somewhere safe, apart from the
+password. It opens the vault without the password, so guard it like one.
+If you lose both, your files are lost for good: nobody can decrypt them.
+Keep a copy of {dir}/veilfs.conf with it: the key opens that file.
 
-To set a new password with the recovery key (save it to a file first):
+To set a new password with the recovery key (saved in a file):
     veilfs passwd --recovery-key-file FILE {dir}
+To mount the vault:
+    veilfs mount {dir} MOUNTPOINT
 ",
         lines = key_lines(key)
     )
@@ -228,13 +258,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_is_printed_in_four_lines_that_parse_back() {
-        let master = MasterKey::from_bytes([42; 64]);
-        let key = format_recovery_key(&master);
+    fn key_is_printed_in_three_lines_that_parse_back() {
+        let secret = RecoverySecret::from_bytes([42; 32]);
+        let key = format_recovery_secret(&secret);
         let lines = key_lines(&key);
-        assert_eq!(lines.lines().count(), 4);
-        let parsed = veilfs::crypto::recovery::parse_recovery_key(&lines).unwrap();
-        assert_eq!(parsed.as_bytes(), master.as_bytes());
+        assert_eq!(lines.lines().count(), 3);
+        assert!(lines.lines().all(|line| line.len() <= 80));
+        match veilfs::crypto::recovery::parse_any_recovery_key(&lines).unwrap() {
+            veilfs::crypto::recovery::RecoveryKey::Secret(parsed) => {
+                assert_eq!(parsed.as_bytes(), secret.as_bytes())
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(banner(Path::new("/v"), &key, false).contains(&lines));
         assert_eq!(banner(Path::new("/v"), &key, true), format!("{key}\n"));
     }

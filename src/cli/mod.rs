@@ -24,7 +24,9 @@ pub mod passwd;
 pub mod password;
 pub mod paths;
 pub mod platform;
+pub mod slot;
 pub mod umount;
+pub mod unlock;
 
 // Exit statuses. Documented in the top-level `--help` (EXIT_STATUS_HELP) and the README.
 
@@ -141,6 +143,7 @@ pub enum Command {
     Init(init::Args),
     Info(info::Args),
     Passwd(passwd::Args),
+    Slot(slot::Args),
     Mount(mount::MountArgs),
     Umount(umount::UmountArgs),
     Fsck(fsck::Args),
@@ -159,6 +162,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Init(args) => init::run(args, global),
         Command::Info(args) => info::run(args, global),
         Command::Passwd(args) => passwd::run(args, global),
+        Command::Slot(args) => slot::run(args, global),
         Command::Mount(args) => mount::run(args, global),
         Command::Umount(args) => umount::run(args, global),
         Command::Fsck(args) => fsck::run(args, global),
@@ -225,8 +229,14 @@ impl From<veilfs::Error> for CliError {
         use veilfs::Error as E;
         let code = match &err {
             E::NotAVault(_) => EXIT_NOT_A_VAULT,
-            E::ConfigCorrupt(_) | E::ConfigTampered | E::ConfigVersion(_) => EXIT_CONFIG,
-            E::WrongPassword | E::WrongRecoveryKey | E::RecoveryKeyFormat(_) => EXIT_BAD_KEY,
+            E::ConfigCorrupt(_)
+            | E::ConfigTampered
+            | E::ConfigVersion(_)
+            | E::ConfigModified(_)
+            | E::ForeignConfig(_) => EXIT_CONFIG,
+            E::WrongPassword | E::WrongRecoveryKey | E::RecoveryKeyFormat(_) | E::NoSuchSlot(_) => {
+                EXIT_BAD_KEY
+            }
             _ => EXIT_FAILURE,
         };
         let message = match &err {

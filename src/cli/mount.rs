@@ -42,8 +42,9 @@ use veilfs::mount_options::{self, ParsedOptions};
 use veilfs::vault::Vault;
 
 use super::lock::{Purpose, VaultLock};
-use super::password::{self, PasswordArgs};
+use super::password::PasswordArgs;
 use super::platform::{self, fusermount_bin, lazy_unmount};
+use super::unlock;
 use super::{
     check_cipherdir, duration, idle, CliError, GlobalArgs, EXIT_FAILURE, EXIT_MOUNTPOINT,
     EXIT_MOUNT_FAILED, EXIT_NO_FUSE, EXIT_USAGE,
@@ -237,7 +238,11 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     let root = Dir::open_root(&cipherdir)
         .map_err(|e| CliError::io(format!("cannot open {}", cipherdir.display()), e))?;
     let config = Config::load_from(&root)?;
-    let keyfile = password::keyfile_for(&config, &cipherdir, settings.keyfile.as_deref())?;
+    let given = unlock::Given {
+        keyfile: settings.keyfile.as_deref(),
+        ..Default::default()
+    };
+    let plan = unlock::Plan::prepare(&config, &cipherdir, &given)?;
     let options = settings.options;
     let mountpoint = check_mountpoint(&args.mountpoint, &cipherdir, options.nonempty)?;
     check_fuse()?;
@@ -254,12 +259,10 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     }
 
     // 2. The password, in the foreground.
-    let password = settings.password.source().read("Password: ")?;
-    let master = password::unlock(&config, &password, keyfile.as_ref())?;
-    drop(password);
-    drop(keyfile);
-    let vault = Vault::new(root, &master, config.features());
-    drop(master);
+    let unlocked = plan.unlock(&config, &settings.password.source(), "Password: ")?;
+    let vault = plan.open(root, &config, &unlocked)?;
+    drop(unlocked);
+    drop(plan);
 
     let mount_options = MountOptions {
         read_only: options.read_only,

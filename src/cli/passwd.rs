@@ -1,17 +1,14 @@
 //! `veilfs passwd`: wrap the master key under a new password, unlocking with the old password or
 //! with the recovery key. Only veilfs.conf changes; the data stays as it is.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use veilfs::config::Config;
-use veilfs::crypto::keys::MasterKey;
-use veilfs::crypto::recovery::parse_recovery_key;
-use veilfs::layout::diriv;
-use veilfs::layout::DIRIV_NAME;
-use veilfs::vault::Vault;
+use veilfs::backing::Dir;
+use veilfs::config::{Config, KdfParams, Secret, SlotKind, Unlocked};
 
 use super::password::{self, Password, Source};
-use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY};
+use super::unlock;
+use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_USAGE};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -57,8 +54,18 @@ pub struct Args {
     pub keyfile: Option<PathBuf>,
 
     /// Require FILE instead of the current key file (if any) with the new password, from now on
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "without_keyfile")]
     pub new_keyfile: Option<PathBuf>,
+
+    /// Stop needing a key file: the new password alone will unlock (asked for by name, so
+    /// that nothing drops the second factor by accident)
+    #[arg(long)]
+    pub without_keyfile: bool,
+
+    /// The password slot to change, by label or ID (format 2, when the vault has several;
+    /// 'veilfs slot list' shows them)
+    #[arg(long, value_name = "LABEL")]
+    pub slot: Option<String>,
 
     /// The vault's backing directory
     #[arg(value_name = "CIPHERDIR")]
@@ -68,59 +75,85 @@ pub struct Args {
 pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     let dir = &args.cipherdir;
     check_cipherdir(dir)?;
-    let config = Config::load(dir)?;
+    let root = Dir::open_root(dir)
+        .map_err(|e| CliError::io(format!("cannot open {}", dir.display()), e))?;
+    let config = Config::load_from(&root)?;
 
-    // The key files, before any password is asked for.
-    let keyfile = match &args.recovery_key_file {
-        // The recovery key unlocks alone; a key file given is the one to keep.
-        Some(_) if args.keyfile.is_some() && !config.requires_keyfile() => {
-            password::keyfile_for(&config, dir, args.keyfile.as_deref())?
-        }
-        Some(_) => args
+    // The key files and the recovery key, before any password is asked for.
+    let given = unlock::Given {
+        // With the recovery key, a key file given is the one the new password keeps needing.
+        keyfile: args
             .keyfile
             .as_deref()
-            .map(password::read_keyfile)
-            .transpose()?,
-        None => password::keyfile_for(&config, dir, args.keyfile.as_deref())?,
+            .filter(|_| args.recovery_key_file.is_none()),
+        recovery_key_file: args.recovery_key_file.as_deref(),
+        slot: None,
     };
-    let new_keyfile = match (&args.new_keyfile, &keyfile) {
-        (Some(file), _) => Some(password::read_keyfile(file)?),
-        (None, Some(_)) => None,
-        (None, None) if config.requires_keyfile() => {
-            return Err(CliError::new(
+    let plan = unlock::Plan::prepare(&config, dir, &given)?;
+    let keyfile = match (&args.recovery_key_file, &args.keyfile) {
+        (Some(_), Some(file)) => Some(password::read_keyfile(file)?),
+        _ => None,
+    };
+    let new_keyfile = args
+        .new_keyfile
+        .as_deref()
+        .map(password::read_keyfile)
+        .transpose()?;
+
+    let source = Source::pick(args.passfile.as_deref(), args.extpass.as_deref());
+    let unlocked = plan.unlock(&config, &source, "Current password: ")?;
+    // The config must belong to this vault before a new one is written over it.
+    plan.open(
+        root.try_clone()
+            .map_err(|e| CliError::io(format!("cannot open {}", dir.display()), e))?,
+        &config,
+        &unlocked,
+    )?;
+
+    let target = Target::pick(&config, &unlocked, &args)?;
+    // The key file the new password needs: a new one, the current one, or none when asked by
+    // name (--without-keyfile); a vault that needs one never silently stops needing it.
+    let current_keyfile = keyfile.as_ref().or(plan.keyfile());
+    let wrap_keyfile = match (&new_keyfile, args.without_keyfile) {
+        (Some(new), _) => Some(new),
+        (None, true) => None,
+        (None, false) if target.needs_keyfile => Some(current_keyfile.ok_or_else(|| {
+            CliError::new(
                 EXIT_BAD_KEY,
                 format!(
                     "{} needs a key file with the new password too: give the current one with \
-                     --keyfile FILE, or a new one with --new-keyfile FILE",
+                     --keyfile FILE, a new one with --new-keyfile FILE, or say \
+                     --without-keyfile to stop needing one",
                     dir.display()
                 ),
-            ))
-        }
-        (None, None) => None,
-    };
-
-    let master = match &args.recovery_key_file {
-        Some(file) => {
-            let master = read_recovery_key(file)?;
-            check_recovery_key(dir, &config, &master)?;
-            master
-        }
-        None => {
-            let old = Source::pick(args.passfile.as_deref(), args.extpass.as_deref())
-                .read("Current password: ")?;
-            password::unlock(&config, &old, keyfile.as_ref())?
-        }
+            )
+        })?),
+        (None, false) => None,
     };
 
     let new: Password = match &args.new_passfile {
         Some(file) => Source::File(file.clone()).read("")?,
         None => Source::interactive().read_new("New password: ", "Repeat new password: ")?,
     };
-    // The new wrapping needs the new key file if one was given, else the current one (if any).
-    let wrap_keyfile = new_keyfile.as_ref().or(keyfile.as_ref());
-    config
-        .rewrap_with_keyfile(&master, &new, wrap_keyfile)
-        .save(dir)?;
+    let new_config = match &config {
+        Config::V1(v1) => Config::V1(v1.rewrap_with_keyfile(unlocked.master(), &new, wrap_keyfile)),
+        Config::V2(v2) => {
+            let mut v2 = v2.clone();
+            let secret = match wrap_keyfile {
+                Some(keyfile) => Secret::PasswordKeyfile(&new, keyfile),
+                None => Secret::Password(&new),
+            };
+            let result = match target.slot {
+                Some(index) => v2.replace_slot(unlocked.master(), index, &secret, target.kdf),
+                None => v2
+                    .add_slot(unlocked.master(), &target.label, &secret, target.kdf)
+                    .map(drop),
+            };
+            result.map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
+            Config::V2(v2)
+        }
+    };
+    new_config.save_in(&root)?;
 
     if !global.quiet {
         let how = if args.recovery_key_file.is_some() {
@@ -128,37 +161,112 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
         } else {
             ""
         };
-        let keyfile_note = match &args.new_keyfile {
-            Some(file) => format!(
+        let slot = match &config {
+            Config::V1(_) => String::new(),
+            Config::V2(_) => format!(" (slot {:?})", target.label),
+        };
+        let keyfile_note = match (&args.new_keyfile, wrap_keyfile) {
+            (Some(file), _) => format!(
                 "; from now on it also needs the key file {}",
                 file.display()
             ),
-            None => String::new(),
+            (None, None) if target.needs_keyfile => "; it no longer needs a key file".to_owned(),
+            _ => String::new(),
         };
         print_stdout(&format!(
-            "Password of {} changed{how}{keyfile_note}; the files are unchanged.\n",
+            "Password of {}{slot} changed{how}{keyfile_note}; the files are unchanged.\n",
             dir.display()
         ))?;
     }
     Ok(())
 }
 
-fn read_recovery_key(file: &Path) -> Result<MasterKey, CliError> {
-    let text = password::read_recovery_key_file(file)?;
-    parse_recovery_key(&text).map_err(|e| CliError::from(e).context(file.display()))
+/// The slot whose password changes.
+struct Target {
+    /// Its index; `None` for a new slot (a format 2 vault that had no password slot).
+    slot: Option<usize>,
+    label: String,
+    /// Whether it needs a key file with the password now.
+    needs_keyfile: bool,
+    /// Its KDF cost from now on: never lower than before, nor than the defaults.
+    kdf: KdfParams,
 }
 
-/// A recovery key that parses may still belong to another vault, and wrapping it would lock the
-/// user out: check it against the root directory IV, which the master key determines.
-fn check_recovery_key(dir: &Path, config: &Config, master: &MasterKey) -> Result<(), CliError> {
-    let vault = Vault::open(dir, master, config.features())?;
-    match diriv::read(vault.root()) {
-        Ok(iv) if iv == vault.root_iv() => Ok(()),
-        Ok(_) => Err(veilfs::Error::WrongRecoveryKey.into()),
-        Err(e) => Err(CliError::from(e).context(format!(
-            "cannot check the recovery key against this vault, so the password is left unchanged \
-             (is {} missing?)",
-            dir.join(DIRIV_NAME).display()
-        ))),
+impl Target {
+    fn pick(config: &Config, unlocked: &Unlocked, args: &Args) -> Result<Target, CliError> {
+        let v2 = match config {
+            Config::V1(v1) => {
+                return Ok(Target {
+                    slot: None,
+                    label: String::new(),
+                    needs_keyfile: v1.requires_keyfile(),
+                    kdf: v1.kdf().for_rewrap(),
+                })
+            }
+            Config::V2(v2) => v2,
+        };
+        let is_password =
+            |kind: SlotKind| matches!(kind, SlotKind::Password | SlotKind::PasswordKeyfile);
+        let index = match (&args.slot, unlocked.slot()) {
+            (Some(which), _) => Some(v2.find_slot(which).ok_or_else(|| {
+                CliError::new(
+                    EXIT_USAGE,
+                    format!(
+                        "{} has no slot {which:?} ('veilfs slot list' shows them)",
+                        args.cipherdir.display()
+                    ),
+                )
+            })?),
+            (None, Some(index)) if is_password(v2.slots()[index].kind()) => Some(index),
+            (None, _) => {
+                let passwords: Vec<usize> = (0..v2.slots().len())
+                    .filter(|&i| is_password(v2.slots()[i].kind()))
+                    .collect();
+                match passwords[..] {
+                    [] => None,
+                    [only] => Some(only),
+                    _ => {
+                        return Err(CliError::new(
+                            EXIT_USAGE,
+                            format!(
+                                "{} has several password slots: say which with --slot LABEL \
+                                 ('veilfs slot list' shows them)",
+                                args.cipherdir.display()
+                            ),
+                        ))
+                    }
+                }
+            }
+        };
+        Ok(match index {
+            Some(index) => {
+                let slot = &v2.slots()[index];
+                if !is_password(slot.kind()) {
+                    return Err(CliError::new(
+                        EXIT_USAGE,
+                        format!(
+                            "slot {:?} is a {} slot, not a password: 'veilfs slot' adds and \
+                             removes the others",
+                            slot.label(),
+                            slot.kind().name()
+                        ),
+                    ));
+                }
+                Target {
+                    slot: Some(index),
+                    label: slot.label().to_owned(),
+                    needs_keyfile: slot.kind() == SlotKind::PasswordKeyfile,
+                    kdf: slot
+                        .kdf()
+                        .map_or_else(KdfParams::default, |kdf| kdf.params.for_rewrap()),
+                }
+            }
+            None => Target {
+                slot: None,
+                label: "password".to_owned(),
+                needs_keyfile: false,
+                kdf: KdfParams::default().for_rewrap(),
+            },
+        })
     }
 }

@@ -4,7 +4,7 @@
 //! Passwords are bytes, not text: whatever the source holds, minus the line end. They live in
 //! `Zeroizing` buffers and are wiped when dropped.
 //!
-//! A vault created with `init --keyfile` also needs its key file ([`keyfile_for`], [`unlock`]).
+//! Key files and recovery key files are read here too; [`super::unlock`] decides which to use.
 
 use std::fs::{self, File};
 use std::io::{self, IsTerminal, Read};
@@ -13,11 +13,10 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use veilfs::config::{Config, KeyfileSecret};
-use veilfs::crypto::keys::MasterKey;
+use veilfs::config::KeyfileSecret;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{CliError, EXIT_BAD_KEY, EXIT_FAILURE, EXIT_USAGE};
+use super::{CliError, EXIT_FAILURE};
 
 /// A password, wiped from memory when dropped.
 pub type Password = Zeroizing<Vec<u8>>;
@@ -115,35 +114,6 @@ impl Source {
     }
 }
 
-/// The key file's secret for a vault that needs one; checks, before any password is read, that
-/// a key file is given exactly when the vault needs one. Exit status 6 when it is missing, 2
-/// when the vault has none, 1 when it cannot be read.
-pub fn keyfile_for(
-    config: &Config,
-    cipherdir: &Path,
-    keyfile: Option<&Path>,
-) -> Result<Option<KeyfileSecret>, CliError> {
-    match (config.requires_keyfile(), keyfile) {
-        (false, None) => Ok(None),
-        (true, None) => Err(CliError::new(
-            EXIT_BAD_KEY,
-            format!(
-                "{} needs its key file as well as the password: give it with --keyfile FILE \
-                 (-o keyfile=FILE for mount(8))",
-                cipherdir.display()
-            ),
-        )),
-        (false, Some(_)) => Err(CliError::new(
-            EXIT_USAGE,
-            format!(
-                "{} was created without a key file; leave out --keyfile",
-                cipherdir.display()
-            ),
-        )),
-        (true, Some(path)) => read_keyfile(path).map(Some),
-    }
-}
-
 /// Reads a key file (its whole contents count, at most 1 MiB). Exit status 1 when it cannot be
 /// read, or is a FIFO, a device, a directory or larger than 1 MiB (refused at once, never read).
 pub fn read_keyfile(path: &Path) -> Result<KeyfileSecret, CliError> {
@@ -220,24 +190,6 @@ pub fn read_recovery_key_file(path: &Path) -> Result<Zeroizing<String>, CliError
         Ok(text) => Ok(Zeroizing::new(text.to_owned())),
         Err(_) => Err(CliError::other(format!("{}: not UTF-8 text", what()))),
     }
-}
-
-/// Unlocks the vault with the password and, when it needs one, its key file. A wrong password
-/// or key file is exit status 6.
-pub fn unlock(
-    config: &Config,
-    password: &[u8],
-    keyfile: Option<&KeyfileSecret>,
-) -> Result<MasterKey, CliError> {
-    config
-        .unlock_with_keyfile(password, keyfile)
-        .map_err(|e| match e {
-            veilfs::Error::WrongPassword if config.requires_keyfile() => CliError::new(
-                EXIT_BAD_KEY,
-                "wrong password or key file (or the config's parameters were altered)",
-            ),
-            e => e.into(),
-        })
 }
 
 /// `bytes` up to its first line end ("\n" or "\r\n"); the rest is wiped.

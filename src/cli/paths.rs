@@ -11,7 +11,8 @@ use veilfs::backing::Dir;
 use veilfs::config::{Config, CONFIG_NAME};
 use veilfs::vault::Vault;
 
-use super::password::{self, PasswordArgs};
+use super::password::PasswordArgs;
+use super::unlock;
 use super::{check_cipherdir, CliError, GlobalArgs, EXIT_FAILURE, EXIT_USAGE};
 
 const INPUT_HELP: &str = "\
@@ -95,10 +96,15 @@ pub fn open_vault(
         ),
         e => e.into(),
     })?;
-    let keyfile = password::keyfile_for(&config, &cipherdir, keyfile)?;
-    let secret = password.source().read("Password: ")?;
-    let master = password::unlock(&config, &secret, keyfile.as_ref())?;
-    Ok(Vault::open(&cipherdir, &master, config.features())?)
+    let given = unlock::Given {
+        keyfile,
+        ..Default::default()
+    };
+    let plan = unlock::Plan::prepare(&config, &cipherdir, &given)?;
+    let unlocked = plan.unlock(&config, &password.source(), "Password: ")?;
+    let root = Dir::open_root(&cipherdir)
+        .map_err(|e| CliError::io(format!("cannot open {}", cipherdir.display()), e))?;
+    plan.open(root, &config, &unlocked)
 }
 
 /// The name of `veilfs.conf` in another case, when only that exists (as anything: a symlink

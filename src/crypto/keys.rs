@@ -10,11 +10,18 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use super::random_bytes;
 
 pub const MASTER_KEY_LEN: usize = 64;
+pub const RECOVERY_SECRET_LEN: usize = 32;
 
 const INFO_NAME_KEY: &[u8] = b"veilfs v1 name key";
 const INFO_CONTENT_KEY: &[u8] = b"veilfs v1 content key";
 const INFO_DIRIV_KEY: &[u8] = b"veilfs v1 diriv key";
 const INFO_RECORD_KEY: &[u8] = b"veilfs v1 record key";
+
+/// Format v2: every subkey's HKDF info is this prefix, the purpose, and the vault ID, which binds
+/// every key to one vault.
+const V2_INFO_PREFIX: &[u8] = b"veilfs v2 ";
+/// Length of a format v2 vault ID.
+pub const VAULT_ID_LEN: usize = 16;
 
 /// HKDF-SHA256 with an empty salt: the one derivation function of format v1.
 pub(crate) fn hkdf_sha256(ikm: &[u8], info: &[&[u8]], out: &mut [u8]) {
@@ -60,6 +67,12 @@ secret_bytes!(
     /// 64 random bytes; everything else is derived from it. Shown once at init as the recovery key.
     MasterKey,
     MASTER_KEY_LEN
+);
+secret_bytes!(
+    /// The secret of a format v2 recovery slot: shown once as the recovery key, never the
+    /// master key itself, so that removing the slot revokes it.
+    RecoverySecret,
+    RECOVERY_SECRET_LEN
 );
 secret_bytes!(
     /// AES-256-SIV key (two AES-256 keys) for names, symlink targets and xattrs.
@@ -111,6 +124,46 @@ impl MasterKey {
     }
 }
 
+impl MasterKey {
+    /// Format v2's subkey for `purpose` of the vault `vault_id`.
+    fn derive_v2_into(&self, purpose: &[u8], vault_id: &[u8; VAULT_ID_LEN], out: &mut [u8]) {
+        hkdf_sha256(&self.0, &[V2_INFO_PREFIX, purpose, vault_id], out);
+    }
+
+    /// The subkeys of format v2: as v1's, with the vault ID in every derivation.
+    pub fn derive_v2(&self, vault_id: &[u8; VAULT_ID_LEN]) -> VaultKeys {
+        let mut name = Zeroizing::new([0u8; 64]);
+        let mut content = Zeroizing::new([0u8; 32]);
+        let mut diriv = Zeroizing::new([0u8; 32]);
+        let mut record = Zeroizing::new([0u8; 64]);
+        self.derive_v2_into(b"name key", vault_id, &mut name[..]);
+        self.derive_v2_into(b"content key", vault_id, &mut content[..]);
+        self.derive_v2_into(b"diriv key", vault_id, &mut diriv[..]);
+        self.derive_v2_into(b"record key", vault_id, &mut record[..]);
+        VaultKeys {
+            name: NameKey(*name),
+            content: ContentKey(*content),
+            diriv: DirIvKey(*diriv),
+            record: RecordKey(*record),
+        }
+    }
+
+    /// The HMAC key of a format v2 config's `mac`.
+    pub fn config_mac_key(&self, vault_id: &[u8; VAULT_ID_LEN]) -> Zeroizing<[u8; 32]> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        self.derive_v2_into(b"config mac key", vault_id, &mut key[..]);
+        key
+    }
+}
+
+impl RecoverySecret {
+    pub fn generate() -> Self {
+        let mut secret = Zeroizing::new([0u8; RECOVERY_SECRET_LEN]);
+        random_bytes(&mut secret[..]);
+        Self(*secret)
+    }
+}
+
 /// The subkeys an unlocked vault works with.
 #[derive(Clone, Debug)]
 pub struct VaultKeys {
@@ -132,6 +185,21 @@ mod tests {
         assert_eq!(a.name.as_bytes(), b.name.as_bytes());
         assert_ne!(&a.name.as_bytes()[..32], a.content.as_bytes());
         assert_ne!(a.content.as_bytes(), a.diriv.as_bytes());
+    }
+
+    #[test]
+    fn v2_subkeys_depend_on_the_vault_id() {
+        let master = MasterKey::from_bytes([7; 64]);
+        let v1 = master.derive();
+        let a = master.derive_v2(&[1; VAULT_ID_LEN]);
+        let b = master.derive_v2(&[2; VAULT_ID_LEN]);
+        assert_ne!(a.name.as_bytes(), b.name.as_bytes());
+        assert_ne!(a.name.as_bytes(), v1.name.as_bytes());
+        assert_ne!(a.diriv.as_bytes(), b.diriv.as_bytes());
+        assert_ne!(
+            master.config_mac_key(&[1; VAULT_ID_LEN])[..],
+            master.config_mac_key(&[2; VAULT_ID_LEN])[..]
+        );
     }
 
     #[test]

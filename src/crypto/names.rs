@@ -36,6 +36,14 @@ pub enum NameEncoding {
 }
 
 impl NameEncoding {
+    /// The name in configs and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            NameEncoding::Base64Url => "base64url",
+            NameEncoding::Base32 => "base32",
+        }
+    }
+
     fn encode(self, bytes: &[u8]) -> String {
         match self {
             NameEncoding::Base64Url => BASE64URL_NOPAD.encode(bytes),

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use veilfs::backing::Dir;
-use veilfs::config::{Config, Features, KdfParams};
+use veilfs::config::{Config, ConfigV2, Features, KdfParams, Secret};
 use veilfs::crypto::keys::MasterKey;
 use veilfs::crypto::names::{DirIv, NameEncoding};
 use veilfs::layout::diriv;
@@ -43,10 +43,18 @@ impl CoreVault {
             iterations: 1,
             parallelism: 1,
         };
-        Config::create(&master, PASSWORD.as_bytes(), kdf, features.clone())
-            .save(&root)
+        let mut config = ConfigV2::new(&master, features.clone());
+        config
+            .add_slot(
+                &master,
+                "password",
+                &Secret::Password(PASSWORD.as_bytes()),
+                kdf,
+            )
             .unwrap();
-        let vault = Vault::open(&root, &master, &features).unwrap();
+        let keys = master.derive_v2(config.vault_id());
+        Config::V2(config).save(&root).unwrap();
+        let vault = Vault::open(&root, &keys, &features).unwrap();
         vault.initialize_root().unwrap();
         fs::write(dir.path().join("passfile"), format!("{PASSWORD}\n")).unwrap();
         CoreVault { dir, root, vault }

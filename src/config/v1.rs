@@ -23,13 +23,10 @@
 //! ```
 //!
 //! `"keyfile": true` is present only in vaults created with a key file as a second factor
-//! ([`Config::create_with_keyfile`]); it is never written as `false`, so the associated data and
+//! ([`ConfigV1::create_with_keyfile`]); it is never written as `false`, so the associated data and
 //! checksum of every config without a key file are what they were before the flag existed. With
 //! it, the Argon2id secret input (RFC 9106 "K") is SHA-256 of the key file's bytes
 //! ([`KeyfileSecret`]), and the password alone derives a different key.
-
-use std::io;
-use std::path::Path;
 
 use aes_siv::siv::Aes256Siv;
 use aes_siv::KeyInit;
@@ -38,174 +35,26 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::backing::{self, Dir, FileKind, RenameMode, Size};
+use super::kdf::{KdfFloor, KdfParams, KDF_ALGORITHM, KDF_VERSION, SALT_LEN};
+use super::keyfile::KeyfileSecret;
+use super::{decode_fixed, Features, CREATOR};
 use crate::crypto::keys::{MasterKey, MASTER_KEY_LEN};
 use crate::crypto::names::NameEncoding;
 use crate::crypto::random_bytes;
 use crate::error::{Error, Result};
 
-/// File name of the config at the root of the backing directory.
-pub const CONFIG_NAME: &str = "veilfs.conf";
-/// Temporary name `save` writes before renaming over [`CONFIG_NAME`].
-pub const CONFIG_TMP_NAME: &str = "veilfs.conf.tmp";
-/// The config format this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
-/// `creator` of configs written by this build.
-pub const CREATOR: &str = concat!("veilfs ", env!("CARGO_PKG_VERSION"));
-/// The only key derivation function of format v1.
-pub const KDF_ALGORITHM: &str = "argon2id";
-/// Argon2 version 0x13.
-pub const KDF_VERSION: u32 = 19;
-pub const SALT_LEN: usize = 32;
+/// The format number of this config.
+pub const FORMAT_V1: u32 = 1;
 
+/// Format v1 accepted any cost from 8 KiB and 1 pass; such vaults still open.
+const V1_FLOOR: KdfFloor = KdfParams::TEST_FLOOR;
 const KEK_LEN: usize = 64;
 const WRAPPED_LEN: usize = MASTER_KEY_LEN + 16;
-/// Config files are about 530 bytes; anything much larger is not one.
-pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
-/// Longest key file accepted: every byte counts, and a key file is read whole before anything
-/// else happens, so a device or a huge file given by mistake is refused at once.
-pub const MAX_KEYFILE_BYTES: u64 = 1024 * 1024;
-/// `creator` is shown by `info`: short, printable text only.
-const CREATOR_MAX_LEN: usize = 100;
 
-/// Argon2id cost parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KdfParams {
-    /// Memory in KiB.
-    pub memory_kib: u32,
-    pub iterations: u32,
-    /// Lanes. The argon2 crate computes them one after the other, so more lanes cost the same
-    /// time and give an attacker with many cores no extra work; 1 is the sensible value.
-    pub parallelism: u32,
-}
-
-impl KdfParams {
-    pub const MEMORY_KIB_MIN: u32 = 8;
-    /// 4 GiB.
-    pub const MEMORY_KIB_MAX: u32 = 4 * 1024 * 1024;
-    pub const ITERATIONS_MIN: u32 = 1;
-    pub const ITERATIONS_MAX: u32 = 64;
-    pub const PARALLELISM_MIN: u32 = 1;
-    pub const PARALLELISM_MAX: u32 = 16;
-    /// See [`KdfParams::default`].
-    pub const DEFAULT_MEMORY_KIB: u32 = 256 * 1024;
-    pub const DEFAULT_ITERATIONS: u32 = 3;
-
-    /// Whether the parameters are within the bounds `Config::load` accepts; the reason if not.
-    pub fn check(&self) -> std::result::Result<(), String> {
-        if !(Self::MEMORY_KIB_MIN..=Self::MEMORY_KIB_MAX).contains(&self.memory_kib) {
-            return Err(format!(
-                "Argon2 memory {} KiB is outside {}..={} KiB",
-                self.memory_kib,
-                Self::MEMORY_KIB_MIN,
-                Self::MEMORY_KIB_MAX
-            ));
-        }
-        if !(Self::ITERATIONS_MIN..=Self::ITERATIONS_MAX).contains(&self.iterations) {
-            return Err(format!(
-                "Argon2 iterations {} outside {}..={}",
-                self.iterations,
-                Self::ITERATIONS_MIN,
-                Self::ITERATIONS_MAX
-            ));
-        }
-        if !(Self::PARALLELISM_MIN..=Self::PARALLELISM_MAX).contains(&self.parallelism) {
-            return Err(format!(
-                "Argon2 parallelism {} outside {}..={}",
-                self.parallelism,
-                Self::PARALLELISM_MIN,
-                Self::PARALLELISM_MAX
-            ));
-        }
-        if self.memory_kib < 8 * self.parallelism {
-            return Err(format!(
-                "Argon2 memory {} KiB is less than 8 KiB per lane ({} lanes)",
-                self.memory_kib, self.parallelism
-            ));
-        }
-        Ok(())
-    }
-
-    fn argon2<'k>(&self, keyfile: Option<&'k KeyfileSecret>) -> Result<argon2::Argon2<'k>> {
-        let params = argon2::Params::new(
-            self.memory_kib,
-            self.iterations,
-            self.parallelism,
-            Some(KEK_LEN),
-        )
-        .map_err(|e| Error::ConfigCorrupt(format!("Argon2 parameters rejected: {e}")))?;
-        let (algorithm, version) = (argon2::Algorithm::Argon2id, argon2::Version::V0x13);
-        match keyfile {
-            None => Ok(argon2::Argon2::new(algorithm, version, params)),
-            Some(secret) => {
-                argon2::Argon2::new_with_secret(secret.as_bytes(), algorithm, version, params)
-                    .map_err(|e| Error::ConfigCorrupt(format!("key derivation failed: {e}")))
-            }
-        }
-    }
-}
-
-impl Default for KdfParams {
-    /// Argon2id with 256 MiB, 3 iterations, 1 lane. Measured on the 2-core AMD EPYC development
-    /// machine (2026-11-25, release build, other builds running): a whole `veilfs passwd` that
-    /// stops at the unlock (one key derivation, process start included) took 0.64-0.78 s, with
-    /// 64 MiB and 3 iterations taking 137-154 ms in the same interleaved runs. 4 iterations took
-    /// about 1.0 s and 512 MiB with 2 iterations 1.2-1.8 s, outside the 0.5-1 s target.
-    fn default() -> Self {
-        KdfParams {
-            memory_kib: Self::DEFAULT_MEMORY_KIB,
-            iterations: Self::DEFAULT_ITERATIONS,
-            parallelism: 1,
-        }
-    }
-}
-
-/// Feature flags of a vault, fixed at init and authenticated with the wrapped key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Features {
-    /// How encrypted names are written as backing file names.
-    pub name_encoding: NameEncoding,
-    /// Encoded names longer than this many bytes are stored as long names (format.md, "Long
-    /// names"); below 255 to leave room for the suffix a sync tool adds to a conflict copy.
-    pub longname_max: usize,
-}
-
-impl Features {
-    pub const LONGNAME_MAX_MIN: usize = 64;
-    pub const LONGNAME_MAX_MAX: usize = 255;
-    /// Leaves 55 bytes of the 255-byte name limit for the suffix a sync tool appends to a
-    /// conflict copy: Syncthing's `.sync-conflict-YYYYMMDD-HHMMSS-DEVICID` is 38, Nextcloud's
-    /// ` (conflicted copy YYYY-MM-DD HHMMSS)` 36, Dropbox's with a user's name often 45-55.
-    pub const DEFAULT_LONGNAME_MAX: usize = 200;
-
-    /// Whether the flags are within the bounds `Config::load` accepts; the reason if not.
-    pub fn check(&self) -> std::result::Result<(), String> {
-        if !(Self::LONGNAME_MAX_MIN..=Self::LONGNAME_MAX_MAX).contains(&self.longname_max) {
-            return Err(format!(
-                "long-name threshold {} is outside {}..={}",
-                self.longname_max,
-                Self::LONGNAME_MAX_MIN,
-                Self::LONGNAME_MAX_MAX
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Default for Features {
-    fn default() -> Self {
-        Features {
-            name_encoding: NameEncoding::Base64Url,
-            longname_max: Self::DEFAULT_LONGNAME_MAX,
-        }
-    }
-}
-
-/// A parsed and checked `veilfs.conf`: everything but the master key, which [`Config::unlock`]
+/// A parsed and checked `veilfs.conf`: everything but the master key, which [`ConfigV1::unlock`]
 /// unwraps with the password.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
+pub struct ConfigV1 {
     format: u32,
     creator: String,
     kdf: KdfParams,
@@ -214,50 +63,6 @@ pub struct Config {
     /// `features.keyfile` on disk: unlocking needs the key file as well as the password.
     keyfile: bool,
     wrapped_master_key: [u8; WRAPPED_LEN],
-}
-
-/// The second factor of a vault created with a key file: SHA-256 of the key file's bytes, used as
-/// the Argon2id secret input. Wiped from memory when dropped.
-pub struct KeyfileSecret(Zeroizing<[u8; 32]>);
-
-impl KeyfileSecret {
-    /// The secret of a key file whose whole contents are `bytes`.
-    pub fn from_contents(bytes: &[u8]) -> KeyfileSecret {
-        let mut hasher = Sha256::new();
-        hasher.update(bytes);
-        KeyfileSecret::finish(hasher)
-    }
-
-    /// Reads a key file whole (any bytes, at most [`MAX_KEYFILE_BYTES`]). Symlinks are followed
-    /// (the user named the file), but a FIFO, a device, a directory or a larger file is refused
-    /// at once, without blocking, with an error naming the file. An empty key file is an error:
-    /// it would add nothing.
-    pub fn read(path: &Path) -> io::Result<KeyfileSecret> {
-        let bytes = Zeroizing::new(backing::read_user_file(path, MAX_KEYFILE_BYTES)?);
-        if bytes.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the key file is empty",
-            ));
-        }
-        Ok(KeyfileSecret::from_contents(&bytes))
-    }
-
-    fn finish(hasher: Sha256) -> KeyfileSecret {
-        let mut secret = Zeroizing::new([0u8; 32]);
-        secret.copy_from_slice(hasher.finalize().as_slice());
-        KeyfileSecret(secret)
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for KeyfileSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeyfileSecret(..)")
-    }
 }
 
 // The JSON shapes. The field order of these structs is the order on disk and in the compact JSON
@@ -349,76 +154,11 @@ fn checksum_hex(json: &ConfigJson) -> String {
     HEXLOWER.encode(Sha256::digest(compact_json(&covered)).as_slice())
 }
 
-fn decode_fixed<const N: usize>(text: &str, field: &str) -> Result<[u8; N]> {
-    let bytes = BASE64URL_NOPAD
-        .decode(text.as_bytes())
-        .map_err(|e| Error::ConfigCorrupt(format!("{field} is not unpadded base64url: {e}")))?;
-    bytes.as_slice().try_into().map_err(|_| {
-        Error::ConfigCorrupt(format!("{field} is {} bytes, expected {N}", bytes.len()))
-    })
-}
-
-/// The key-encryption key: Argon2id of the password (with the key file's secret as Argon2's
-/// secret input when there is one), used as an AES-256-SIV key.
-fn derive_kek(
-    kdf: &KdfParams,
-    salt: &[u8; SALT_LEN],
-    password: &[u8],
-    keyfile: Option<&KeyfileSecret>,
-) -> Result<Zeroizing<[u8; KEK_LEN]>> {
-    let mut kek = Zeroizing::new([0u8; KEK_LEN]);
-    kdf.argon2(keyfile)?
-        .hash_password_into(password, salt, &mut kek[..])
-        .map_err(|e| match e {
-            argon2::Error::OutOfMemory => Error::Io(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!(
-                    "not enough memory for the key derivation ({} KiB)",
-                    kdf.memory_kib
-                ),
-            )),
-            e => Error::ConfigCorrupt(format!("key derivation failed: {e}")),
-        })?;
-    Ok(kek)
-}
-
-/// An I/O error whose message names the file: "cannot read /v/veilfs.conf: Permission denied".
-fn named_io_error(what: &str, path: &Path, err: io::Error) -> Error {
-    Error::Io(io::Error::new(
-        err.kind(),
-        format!("{what} {}: {err}", path.display()),
-    ))
-}
-
-/// What a failure to read veilfs.conf through `dir` means. Missing: not a vault. Anything but a
-/// regular file of a sane size (a symlink, a FIFO, a socket, a device, a directory, a huge
-/// file): a corrupt config, named. Anything else (permissions, I/O): an I/O error, named.
-fn config_read_error(dir: &Dir, err: io::Error) -> Error {
-    let path = dir.display_path(CONFIG_NAME);
-    if err.kind() == io::ErrorKind::NotFound {
-        return Error::NotAVault(dir.path().to_path_buf());
-    }
-    // What is there, without following or opening it (a symlink gives ELOOP, a socket ENXIO).
-    match dir.stat(CONFIG_NAME) {
-        Ok(stat) if FileKind::of(&stat) != FileKind::File => Error::ConfigCorrupt(
-            backing::wrong_type(&path, FileKind::of(&stat), "a regular file").to_string(),
-        ),
-        Ok(stat) if stat.st_size as u64 > MAX_CONFIG_BYTES => Error::ConfigCorrupt(format!(
-            "{} is larger than {MAX_CONFIG_BYTES} bytes ({} bytes)",
-            path.display(),
-            stat.st_size
-        )),
-        // Refused by read_small for its type or size: its message names the file.
-        _ if err.kind() == io::ErrorKind::InvalidData => Error::ConfigCorrupt(err.to_string()),
-        _ => named_io_error("cannot read", &path, err),
-    }
-}
-
-impl Config {
+impl ConfigV1 {
     /// A new config wrapping `master` under `password`, with a random salt.
     ///
     /// # Panics
-    /// If `kdf` or `features` are outside the bounds that [`Config::load`] accepts (see
+    /// If `kdf` or `features` are outside the bounds that [`ConfigV1::load`] accepts (see
     /// [`KdfParams::check`] and [`Features::check`]): a config that could never be opened again
     /// is a bug of the caller.
     pub fn create(
@@ -426,13 +166,13 @@ impl Config {
         password: &[u8],
         kdf: KdfParams,
         features: Features,
-    ) -> Config {
+    ) -> ConfigV1 {
         let mut salt = [0u8; SALT_LEN];
         random_bytes(&mut salt);
-        Config::create_with_salt(master, password, kdf, features, salt)
+        ConfigV1::create_with_salt(master, password, kdf, features, salt)
     }
 
-    /// [`Config::create`] with a given salt: deterministic, for test vectors only.
+    /// [`ConfigV1::create`] with a given salt: deterministic, for test vectors only.
     #[doc(hidden)]
     pub fn create_with_salt(
         master: &MasterKey,
@@ -440,8 +180,8 @@ impl Config {
         kdf: KdfParams,
         features: Features,
         salt: [u8; SALT_LEN],
-    ) -> Config {
-        Config::wrap(
+    ) -> ConfigV1 {
+        ConfigV1::wrap(
             CREATOR.to_owned(),
             master,
             password,
@@ -452,7 +192,7 @@ impl Config {
         )
     }
 
-    /// [`Config::create`] for a vault that needs a key file as well as the password, ever after:
+    /// [`ConfigV1::create`] for a vault that needs a key file as well as the password, ever after:
     /// the config records `"keyfile": true`, and the key derivation takes `keyfile` as its secret
     /// input.
     pub fn create_with_keyfile(
@@ -461,13 +201,13 @@ impl Config {
         keyfile: &KeyfileSecret,
         kdf: KdfParams,
         features: Features,
-    ) -> Config {
+    ) -> ConfigV1 {
         let mut salt = [0u8; SALT_LEN];
         random_bytes(&mut salt);
-        Config::create_with_salt_and_keyfile(master, password, Some(keyfile), kdf, features, salt)
+        ConfigV1::create_with_salt_and_keyfile(master, password, Some(keyfile), kdf, features, salt)
     }
 
-    /// [`Config::create_with_keyfile`] (or, without a key file, [`Config::create`]) with a given
+    /// [`ConfigV1::create_with_keyfile`] (or, without a key file, [`ConfigV1::create`]) with a given
     /// salt: deterministic, for test vectors only.
     #[doc(hidden)]
     pub fn create_with_salt_and_keyfile(
@@ -477,8 +217,8 @@ impl Config {
         kdf: KdfParams,
         features: Features,
         salt: [u8; SALT_LEN],
-    ) -> Config {
-        Config::wrap(
+    ) -> ConfigV1 {
+        ConfigV1::wrap(
             CREATOR.to_owned(),
             master,
             password,
@@ -497,12 +237,12 @@ impl Config {
         kdf: KdfParams,
         features: Features,
         salt: [u8; SALT_LEN],
-    ) -> Config {
-        if let Err(reason) = kdf.check().and_then(|()| features.check()) {
-            panic!("Config::create: {reason}");
+    ) -> ConfigV1 {
+        if let Err(reason) = kdf.check_bounds(V1_FLOOR).and_then(|()| features.check()) {
+            panic!("ConfigV1::create: {reason}");
         }
-        let mut config = Config {
-            format: FORMAT_VERSION,
+        let mut config = ConfigV1 {
+            format: FORMAT_V1,
             creator,
             kdf,
             salt,
@@ -510,7 +250,9 @@ impl Config {
             keyfile: keyfile.is_some(),
             wrapped_master_key: [0; WRAPPED_LEN],
         };
-        let kek = derive_kek(&config.kdf, &config.salt, password, keyfile)
+        let kek = config
+            .kdf
+            .derive::<KEK_LEN>(&config.salt, password, keyfile)
             .expect("parameters within the checked bounds are accepted by Argon2");
         let mut buffer = Zeroizing::new(Vec::with_capacity(WRAPPED_LEN));
         buffer.extend_from_slice(master.as_bytes());
@@ -523,14 +265,14 @@ impl Config {
 
     /// The master key, if `password` is the one the config was created or last rewrapped with.
     /// Takes as long as the key derivation (0.6-0.8 s with the default parameters). A vault that
-    /// [needs a key file](Config::requires_keyfile) never unlocks with the password alone
-    /// ([`Error::WrongPassword`]): see [`Config::unlock_with_keyfile`].
+    /// [needs a key file](ConfigV1::requires_keyfile) never unlocks with the password alone
+    /// ([`Error::WrongPassword`]): see [`ConfigV1::unlock_with_keyfile`].
     pub fn unlock(&self, password: &[u8]) -> Result<MasterKey> {
         self.unlock_with_keyfile(password, None)
     }
 
     /// The master key, if `password` and `keyfile` are the credentials the config was created or
-    /// last rewrapped with: the key file's secret when it [requires one](Config::requires_keyfile),
+    /// last rewrapped with: the key file's secret when it [requires one](ConfigV1::requires_keyfile),
     /// `None` otherwise. Any other combination is [`Error::WrongPassword`], indistinguishable from
     /// a wrong password (the key derivation simply yields another key).
     pub fn unlock_with_keyfile(
@@ -538,7 +280,7 @@ impl Config {
         password: &[u8],
         keyfile: Option<&KeyfileSecret>,
     ) -> Result<MasterKey> {
-        let kek = derive_kek(&self.kdf, &self.salt, password, keyfile)?;
+        let kek = self.kdf.derive::<KEK_LEN>(&self.salt, password, keyfile)?;
         let mut buffer = Zeroizing::new(Vec::with_capacity(WRAPPED_LEN));
         buffer.extend_from_slice(&self.wrapped_master_key);
         Aes256Siv::new((&*kek).into())
@@ -552,83 +294,42 @@ impl Config {
     /// A config for the same vault (same master key, features and KDF cost) under a new password,
     /// with a new salt. The caller proves it knows the key by passing it. The new config needs
     /// the password alone: for a vault that should keep needing its key file, use
-    /// [`Config::rewrap_with_keyfile`].
-    pub fn rewrap(&self, master: &MasterKey, new_password: &[u8]) -> Config {
+    /// [`ConfigV1::rewrap_with_keyfile`].
+    pub fn rewrap(&self, master: &MasterKey, new_password: &[u8]) -> ConfigV1 {
         self.rewrap_with_keyfile(master, new_password, None)
     }
 
-    /// [`Config::rewrap`], with `keyfile` needed as well as the new password from now on (when
+    /// [`ConfigV1::rewrap`], with `keyfile` needed as well as the new password from now on (when
     /// `Some`; `None` makes the password alone enough).
     pub fn rewrap_with_keyfile(
         &self,
         master: &MasterKey,
         new_password: &[u8],
         keyfile: Option<&KeyfileSecret>,
-    ) -> Config {
+    ) -> ConfigV1 {
         let mut salt = [0u8; SALT_LEN];
         random_bytes(&mut salt);
         // Keeps `creator`: `info` shows who created the vault, and the new wrapping rebinds it.
-        Config::wrap(
+        // The cost is raised to the defaults if it was lower: format 1 cannot tell whether
+        // someone without the key lowered it.
+        ConfigV1::wrap(
             self.creator.clone(),
             master,
             new_password,
             keyfile,
-            self.kdf,
+            self.kdf.for_rewrap(),
             self.features.clone(),
             salt,
         )
     }
 
-    /// Reads and checks `<cipherdir>/veilfs.conf`. Does not need the password.
-    ///
-    /// The file is read through a handle of CIPHERDIR, never following a symlink and never
-    /// blocking: a veilfs.conf that is a symlink, a FIFO, a socket, a device or a directory, or
-    /// larger than [`MAX_CONFIG_BYTES`], is [`Error::ConfigCorrupt`] naming the file; one that
-    /// cannot be read (permissions) is an [`Error::Io`] naming it.
-    pub fn load(cipherdir: &Path) -> Result<Config> {
-        let dir = match Dir::open_root(cipherdir) {
-            Ok(dir) => dir,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::NotAVault(cipherdir.to_path_buf()))
-            }
-            Err(e) => return Err(named_io_error("cannot open", cipherdir, e)),
-        };
-        Config::load_from(&dir)
-    }
-
-    /// [`Config::load`] from an open handle of CIPHERDIR.
-    pub fn load_from(dir: &Dir) -> Result<Config> {
-        match dir.read_small(CONFIG_NAME, Size::AtMost(MAX_CONFIG_BYTES)) {
-            Ok(bytes) => Config::from_json(&bytes),
-            Err(e) => Err(config_read_error(dir, e)),
+    /// Parses and checks a format 1 config (see [`super::Config::load`] for the errors). Unknown
+    /// members and duplicate members are refused.
+    pub fn from_json(text: &str) -> Result<ConfigV1> {
+        let json: ConfigJson = super::strict_json(text)?;
+        if json.format != FORMAT_V1 {
+            return Err(Error::ConfigVersion(json.format));
         }
-    }
-
-    /// Parses and checks the contents of a config file (see [`Config::load`] for the errors).
-    pub fn from_json(bytes: &[u8]) -> Result<Config> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| Error::ConfigCorrupt("not UTF-8 text".into()))?;
-        if text.trim().is_empty() {
-            return Err(Error::ConfigCorrupt("the file is empty".into()));
-        }
-        // The version first, from a loose parse, so that a newer format gets the version error
-        // rather than a complaint about fields this code does not know.
-        let loose: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| Error::ConfigCorrupt(format!("not valid JSON: {e}")))?;
-        let format = match loose.get("format") {
-            None => return Err(Error::ConfigCorrupt("missing field `format`".into())),
-            Some(value) => value
-                .as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| {
-                    Error::ConfigCorrupt(format!("`format` is not a version number: {value}"))
-                })?,
-        };
-        if format != FORMAT_VERSION {
-            return Err(Error::ConfigVersion(format));
-        }
-        let json: ConfigJson =
-            serde_json::from_value(loose).map_err(|e| Error::ConfigCorrupt(e.to_string()))?;
 
         // One way only to write each config: the flag is absent unless it is set.
         if json.features.keyfile == Some(false) {
@@ -648,38 +349,22 @@ impl Config {
             return Err(Error::ConfigTampered);
         }
 
-        if json.creator.len() > CREATOR_MAX_LEN || json.creator.chars().any(char::is_control) {
-            return Err(Error::ConfigCorrupt(format!(
-                "creator {:?} is not a short line of text",
-                json.creator
-            )));
-        }
-        if json.kdf.algorithm != KDF_ALGORITHM {
-            return Err(Error::ConfigCorrupt(format!(
-                "unknown key derivation algorithm {:?} (expected {KDF_ALGORITHM:?})",
-                json.kdf.algorithm
-            )));
-        }
-        if json.kdf.version != KDF_VERSION {
-            return Err(Error::ConfigCorrupt(format!(
-                "Argon2 version {} is not supported (expected {KDF_VERSION})",
-                json.kdf.version
-            )));
-        }
+        super::check_creator(&json.creator)?;
+        super::check_kdf_algorithm(&json.kdf.algorithm, json.kdf.version)?;
         let kdf = KdfParams {
             memory_kib: json.kdf.memory_kib,
             iterations: json.kdf.iterations,
             parallelism: json.kdf.parallelism,
         };
-        kdf.check().map_err(Error::ConfigCorrupt)?;
+        kdf.check_bounds(V1_FLOOR).map_err(Error::ConfigCorrupt)?;
         let features = Features {
             name_encoding: json.features.name_encoding,
             longname_max: json.features.longname_max,
         };
         features.check().map_err(Error::ConfigCorrupt)?;
 
-        Ok(Config {
-            format,
+        Ok(ConfigV1 {
+            format: FORMAT_V1,
             creator: json.creator,
             kdf,
             salt,
@@ -703,37 +388,6 @@ impl Config {
         let mut bytes = serde_json::to_vec_pretty(&json).expect("config JSON always serializes");
         bytes.push(b'\n');
         bytes
-    }
-
-    /// Writes `<cipherdir>/veilfs.conf` atomically: a crash at any moment leaves either the old or
-    /// the new file. The file is read-only (0400, whatever the umask): it is never edited in place.
-    pub fn save(&self, cipherdir: &Path) -> Result<()> {
-        let dir =
-            Dir::open_root(cipherdir).map_err(|e| named_io_error("cannot open", cipherdir, e))?;
-        self.save_in(&dir)
-    }
-
-    /// [`Config::save`] through an open handle of CIPHERDIR: the temporary file is written,
-    /// synced and renamed over veilfs.conf relative to that handle, and the directory synced.
-    pub fn save_in(&self, dir: &Dir) -> Result<()> {
-        let tmp = || dir.display_path(CONFIG_TMP_NAME);
-        // A stale temporary file from a crash (or anything planted there) goes first.
-        dir.unlink_if_present(CONFIG_TMP_NAME)
-            .map_err(|e| named_io_error("cannot remove", &tmp(), e))?;
-        // write_new removes the file again if it cannot be written whole.
-        dir.write_new(CONFIG_TMP_NAME, &self.to_json(), 0o400, true)
-            .map_err(|e| named_io_error("cannot write", &tmp(), e))?;
-        if let Err(e) = dir.rename(CONFIG_TMP_NAME, dir, CONFIG_NAME, RenameMode::Replace) {
-            let _ = dir.unlink(CONFIG_TMP_NAME);
-            return Err(named_io_error(
-                "cannot rename",
-                &tmp(),
-                io::Error::new(e.kind(), format!("to {CONFIG_NAME}: {e}")),
-            ));
-        }
-        dir.sync()
-            .map_err(|e| named_io_error("cannot sync", dir.path(), e))?;
-        Ok(())
     }
 
     pub fn format(&self) -> u32 {
@@ -794,9 +448,36 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{
+        Config, CONFIG_NAME, CONFIG_TMP_NAME, MAX_CONFIG_BYTES, MAX_KEYFILE_BYTES,
+    };
     use serde_json::Value;
     use std::fs;
+    use std::io;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    // The file I/O is format-independent (`Config`); these tests drive it with format 1.
+    impl ConfigV1 {
+        fn save(&self, dir: &Path) -> Result<()> {
+            Config::V1(self.clone()).save(dir)
+        }
+
+        fn load(dir: &Path) -> Result<ConfigV1> {
+            Config::load(dir).map(v1_of)
+        }
+    }
+
+    fn v1_of(config: Config) -> ConfigV1 {
+        match config {
+            Config::V1(config) => config,
+            other => panic!("expected a format 1 config, got {other:?}"),
+        }
+    }
+
+    fn parse_v1(bytes: &[u8]) -> Result<ConfigV1> {
+        Config::from_json(bytes).map(v1_of)
+    }
 
     type Edit = Box<dyn Fn(&mut Value)>;
     /// What a special file is called in messages, and how to make one.
@@ -813,8 +494,8 @@ mod tests {
         MasterKey::from_bytes(std::array::from_fn(|i| i as u8))
     }
 
-    fn config() -> Config {
-        Config::create_with_salt(
+    fn config() -> ConfigV1 {
+        ConfigV1::create_with_salt(
             &master(),
             b"password",
             CHEAP,
@@ -823,7 +504,7 @@ mod tests {
         )
     }
 
-    fn json_value(config: &Config) -> Value {
+    fn json_value(config: &ConfigV1) -> Value {
         serde_json::from_slice(&config.to_json()).unwrap()
     }
 
@@ -840,7 +521,7 @@ mod tests {
         serde_json::to_vec_pretty(&value).unwrap()
     }
 
-    fn corrupt_reason(result: Result<Config>) -> String {
+    fn corrupt_reason(result: Result<ConfigV1>) -> String {
         match result {
             Err(Error::ConfigCorrupt(reason)) => reason,
             other => panic!("expected ConfigCorrupt, got {other:?}"),
@@ -852,7 +533,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = config();
         config.save(dir.path()).unwrap();
-        let loaded = Config::load(dir.path()).unwrap();
+        let loaded = ConfigV1::load(dir.path()).unwrap();
         assert_eq!(loaded, config);
         assert_eq!(loaded.format(), 1);
         assert_eq!(loaded.creator(), CREATOR);
@@ -908,8 +589,8 @@ mod tests {
     #[test]
     fn creation_is_deterministic_given_the_salt_and_salted_otherwise() {
         assert_eq!(config().to_json(), config().to_json());
-        let a = Config::create(&master(), b"password", CHEAP, Features::default());
-        let b = Config::create(&master(), b"password", CHEAP, Features::default());
+        let a = ConfigV1::create(&master(), b"password", CHEAP, Features::default());
+        let b = ConfigV1::create(&master(), b"password", CHEAP, Features::default());
         assert_ne!(a.salt(), b.salt());
         assert_ne!(a.to_json(), b.to_json());
         assert_eq!(
@@ -923,7 +604,7 @@ mod tests {
         // Pins the format: the wrapping (Argon2id + SIV with the header as associated data) and
         // the checksum. A change here breaks every existing vault. Cross-checked with an independent
         // implementation (Python cryptography 48: Argon2id and AESSIV from OpenSSL, hashlib).
-        let config = Config::wrap(
+        let config = ConfigV1::wrap(
             "veilfs 0.1.0".into(),
             &master(),
             b"password",
@@ -971,8 +652,8 @@ mod tests {
         KeyfileSecret::from_contents(KAT_KEYFILE_CONTENTS)
     }
 
-    fn keyfile_config() -> Config {
-        Config::create_with_salt_and_keyfile(
+    fn keyfile_config() -> ConfigV1 {
+        ConfigV1::create_with_salt_and_keyfile(
             &master(),
             b"password",
             Some(&keyfile()),
@@ -986,7 +667,7 @@ mod tests {
     fn known_answer_vector_with_a_keyfile() {
         // Cross-checked with Python cryptography 48 (Argon2id with `secret=`, AESSIV, hashlib).
         assert_eq!(HEXLOWER.encode(keyfile().as_bytes()), KAT_KEYFILE_SECRET);
-        let config = Config::wrap(
+        let config = ConfigV1::wrap(
             "veilfs 0.1.0".into(),
             &master(),
             b"password",
@@ -1022,7 +703,7 @@ mod tests {
     fn keyfile_vault_needs_both_factors() {
         let dir = tempfile::tempdir().unwrap();
         keyfile_config().save(dir.path()).unwrap();
-        let loaded = Config::load(dir.path()).unwrap();
+        let loaded = ConfigV1::load(dir.path()).unwrap();
         assert!(loaded.requires_keyfile());
         assert_eq!(loaded, keyfile_config());
         let key = loaded
@@ -1056,14 +737,11 @@ mod tests {
         value["features"].as_object_mut().unwrap().remove("keyfile");
         // Without recomputing the checksum: tampering.
         let bytes = serde_json::to_vec_pretty(&value).unwrap();
-        assert!(matches!(
-            Config::from_json(&bytes),
-            Err(Error::ConfigTampered)
-        ));
+        assert!(matches!(parse_v1(&bytes), Err(Error::ConfigTampered)));
         // With it: loads, but the flag is in the associated data, so nothing unlocks.
         let mut json: ConfigJson = serde_json::from_value(value).unwrap();
         json.checksum = checksum_hex(&json);
-        let forged = Config::from_json(&serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+        let forged = parse_v1(&serde_json::to_vec_pretty(&json).unwrap()).unwrap();
         assert!(!forged.requires_keyfile());
         assert!(matches!(
             forged.unlock(b"password"),
@@ -1078,9 +756,9 @@ mod tests {
     #[test]
     fn keyfile_false_is_not_a_valid_spelling() {
         let bytes = edited(|v| v["features"]["keyfile"] = Value::from(false), false);
-        assert!(corrupt_reason(Config::from_json(&bytes)).contains("keyfile"));
+        assert!(corrupt_reason(parse_v1(&bytes)).contains("keyfile"));
         let bytes = edited(|v| v["features"]["keyfile"] = Value::from("yes"), false);
-        corrupt_reason(Config::from_json(&bytes));
+        corrupt_reason(parse_v1(&bytes));
     }
 
     #[test]
@@ -1120,7 +798,7 @@ mod tests {
             name_encoding: NameEncoding::Base32,
             longname_max: 100,
         };
-        let old = Config::create(&master(), b"old", CHEAP, features.clone());
+        let old = ConfigV1::create(&master(), b"old", CHEAP, features.clone());
         let key = old.unlock(b"old").unwrap();
         let new = old.rewrap(&key, b"new");
         assert_ne!(new.salt(), old.salt());
@@ -1137,7 +815,7 @@ mod tests {
         old.creator = "veilfs 0.0.9".into();
         let new = old.rewrap(&master(), b"new");
         assert_eq!(new.creator(), "veilfs 0.0.9");
-        let reloaded = Config::from_json(&new.to_json()).unwrap();
+        let reloaded = parse_v1(&new.to_json()).unwrap();
         assert_eq!(
             reloaded.unlock(b"new").unwrap().as_bytes(),
             master().as_bytes()
@@ -1157,7 +835,7 @@ mod tests {
         // Saving over the read-only file works (rename needs only the directory writable).
         let newer = config().rewrap(&master(), b"newer");
         newer.save(dir.path()).unwrap();
-        assert_eq!(Config::load(dir.path()).unwrap(), newer);
+        assert_eq!(ConfigV1::load(dir.path()).unwrap(), newer);
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -1179,9 +857,9 @@ mod tests {
     #[test]
     fn missing_config_is_not_a_vault() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(Config::load(dir.path()), Err(Error::NotAVault(p)) if p == dir.path()));
+        assert!(matches!(ConfigV1::load(dir.path()), Err(Error::NotAVault(p)) if p == dir.path()));
         assert!(matches!(
-            Config::load(&dir.path().join("nope")),
+            ConfigV1::load(&dir.path().join("nope")),
             Err(Error::NotAVault(_))
         ));
     }
@@ -1189,77 +867,71 @@ mod tests {
     #[test]
     fn unreadable_shapes_are_corrupt() {
         let good = config().to_json();
-        corrupt_reason(Config::from_json(b""));
-        corrupt_reason(Config::from_json(b" \n"));
-        assert!(corrupt_reason(Config::from_json(b"\xff\xfe{}")).contains("UTF-8"));
+        corrupt_reason(parse_v1(b""));
+        corrupt_reason(parse_v1(b" \n"));
+        assert!(corrupt_reason(parse_v1(b"\xff\xfe{}")).contains("UTF-8"));
         for cut in [1, good.len() / 3, good.len() / 2, good.len() - 3] {
             assert!(
-                corrupt_reason(Config::from_json(&good[..cut])).contains("JSON"),
+                corrupt_reason(parse_v1(&good[..cut])).contains("JSON"),
                 "cut at {cut}"
             );
         }
-        assert!(corrupt_reason(Config::from_json(b"[1]")).contains("format"));
-        assert!(corrupt_reason(Config::from_json(b"{\"format\": \"1\"}")).contains("format"));
-        assert!(corrupt_reason(Config::from_json(b"{\"format\": -1}")).contains("format"));
-        corrupt_reason(Config::from_json(b"{\"format\": 1}"));
+        assert!(corrupt_reason(parse_v1(b"[1]")).contains("not a JSON object"));
+        assert!(corrupt_reason(parse_v1(b"{\"format\": \"1\"}")).contains("format"));
+        assert!(corrupt_reason(parse_v1(b"{\"format\": -1}")).contains("format"));
+        corrupt_reason(parse_v1(b"{\"format\": 1}"));
         let unknown = edited(|v| v["extra"] = Value::from(1), false);
-        assert!(corrupt_reason(Config::from_json(&unknown)).contains("unknown field"));
+        assert!(corrupt_reason(parse_v1(&unknown)).contains("unknown field"));
         let unknown_kdf = edited(|v| v["kdf"]["pepper"] = Value::from("x"), false);
-        assert!(corrupt_reason(Config::from_json(&unknown_kdf)).contains("unknown field"));
+        assert!(corrupt_reason(parse_v1(&unknown_kdf)).contains("unknown field"));
         let unknown_feature = edited(|v| v["features"]["compression"] = Value::from(true), false);
-        assert!(corrupt_reason(Config::from_json(&unknown_feature)).contains("unknown field"));
+        assert!(corrupt_reason(parse_v1(&unknown_feature)).contains("unknown field"));
         let missing = edited(
             |v| drop(v.as_object_mut().unwrap().remove("features")),
             false,
         );
-        assert!(corrupt_reason(Config::from_json(&missing)).contains("missing field"));
+        assert!(corrupt_reason(parse_v1(&missing)).contains("missing field"));
         let encoding = edited(
             |v| v["features"]["name_encoding"] = Value::from("rot13"),
             false,
         );
-        assert!(corrupt_reason(Config::from_json(&encoding)).contains("unknown variant"));
+        assert!(corrupt_reason(parse_v1(&encoding)).contains("unknown variant"));
     }
 
     #[test]
     fn bad_encodings_and_lengths_are_corrupt() {
         let salt = edited(|v| v["kdf"]["salt"] = Value::from("not base64!"), false);
-        assert!(corrupt_reason(Config::from_json(&salt)).contains("kdf.salt"));
+        assert!(corrupt_reason(parse_v1(&salt)).contains("kdf.salt"));
         let short_salt = edited(|v| v["kdf"]["salt"] = Value::from("AAAA"), false);
-        assert!(corrupt_reason(Config::from_json(&short_salt)).contains("3 bytes, expected 32"));
+        assert!(corrupt_reason(parse_v1(&short_salt)).contains("3 bytes, expected 32"));
         let padded = edited(
             |v| v["kdf"]["salt"] = Value::from(format!("{}=", v["kdf"]["salt"].as_str().unwrap())),
             false,
         );
-        corrupt_reason(Config::from_json(&padded));
+        corrupt_reason(parse_v1(&padded));
         let wrapped = edited(|v| v["wrapped_master_key"] = Value::from("AAAA"), false);
-        assert!(corrupt_reason(Config::from_json(&wrapped)).contains("wrapped_master_key"));
+        assert!(corrupt_reason(parse_v1(&wrapped)).contains("wrapped_master_key"));
         let checksum = edited(|v| v["checksum"] = Value::from("abc"), false);
-        assert!(corrupt_reason(Config::from_json(&checksum)).contains("checksum"));
+        assert!(corrupt_reason(parse_v1(&checksum)).contains("checksum"));
         let upper = edited(
             |v| v["checksum"] = Value::from(v["checksum"].as_str().unwrap().to_uppercase()),
             false,
         );
-        corrupt_reason(Config::from_json(&upper));
+        corrupt_reason(parse_v1(&upper));
     }
 
     #[test]
     fn other_versions_get_the_version_error() {
         // Even with fields this version does not know, and without a checksum.
-        let v2 = br#"{"format": 2, "argon3": {}, "wrapped_keys": []}"#;
-        assert!(matches!(
-            Config::from_json(v2),
-            Err(Error::ConfigVersion(2))
-        ));
+        let v3 = br#"{"format": 3, "argon3": {}, "wrapped_keys": []}"#;
+        assert!(matches!(parse_v1(v3), Err(Error::ConfigVersion(3))));
         let v0 = edited(|v| v["format"] = Value::from(0), true);
-        assert!(matches!(
-            Config::from_json(&v0),
-            Err(Error::ConfigVersion(0))
-        ));
+        assert!(matches!(parse_v1(&v0), Err(Error::ConfigVersion(0))));
         let big = edited(
             |v| v["format"] = Value::from(u64::from(u32::MAX) + 1),
             false,
         );
-        corrupt_reason(Config::from_json(&big));
+        corrupt_reason(parse_v1(&big));
     }
 
     #[test]
@@ -1280,7 +952,7 @@ mod tests {
         for (i, edit) in edits.into_iter().enumerate() {
             let bytes = edited(edit, false);
             assert!(
-                matches!(Config::from_json(&bytes), Err(Error::ConfigTampered)),
+                matches!(parse_v1(&bytes), Err(Error::ConfigTampered)),
                 "edit {i}"
             );
         }
@@ -1310,8 +982,7 @@ mod tests {
             }),
         ];
         for (i, edit) in edits.into_iter().enumerate() {
-            let forged =
-                Config::from_json(&edited(edit, true)).unwrap_or_else(|e| panic!("edit {i}: {e}"));
+            let forged = parse_v1(&edited(edit, true)).unwrap_or_else(|e| panic!("edit {i}: {e}"));
             assert!(
                 matches!(forged.unlock(b"password"), Err(Error::WrongPassword)),
                 "edit {i}"
@@ -1376,7 +1047,7 @@ mod tests {
             ),
         ];
         for (edit, word) in cases {
-            let reason = corrupt_reason(Config::from_json(&edited(edit, true)));
+            let reason = corrupt_reason(parse_v1(&edited(edit, true)));
             assert!(reason.contains(word), "{reason:?} should mention {word}");
         }
     }
@@ -1389,7 +1060,7 @@ mod tests {
             vec![b' '; MAX_CONFIG_BYTES as usize + 1],
         )
         .unwrap();
-        assert!(corrupt_reason(Config::load(dir.path())).contains("larger"));
+        assert!(corrupt_reason(ConfigV1::load(dir.path())).contains("larger"));
     }
 
     #[test]
@@ -1416,7 +1087,7 @@ mod tests {
         ];
         for (kind, make) in make {
             make();
-            let reason = corrupt_reason(Config::load(dir.path()));
+            let reason = corrupt_reason(ConfigV1::load(dir.path()));
             assert!(
                 reason.contains(&format!("{} is {kind}", path.display())),
                 "{reason}"
@@ -1425,7 +1096,7 @@ mod tests {
         }
         // A dangling symlink is not "no config": it is a config of the wrong type.
         std::os::unix::fs::symlink(dir.path().join("nowhere"), &path).unwrap();
-        assert!(corrupt_reason(Config::load(dir.path())).contains("symbolic link"));
+        assert!(corrupt_reason(ConfigV1::load(dir.path())).contains("symbolic link"));
     }
 
     #[test]
@@ -1442,7 +1113,7 @@ mod tests {
         assert!(meta.file_type().is_file());
         assert_eq!(meta.permissions().mode() & 0o7777, 0o400);
         assert!(!tmp.exists());
-        assert_eq!(Config::load(dir.path()).unwrap(), config());
+        assert_eq!(ConfigV1::load(dir.path()).unwrap(), config());
     }
 
     #[test]
@@ -1486,9 +1157,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "Config::create")]
+    #[should_panic(expected = "ConfigV1::create")]
     fn creating_an_unloadable_config_is_a_bug() {
-        Config::create(
+        ConfigV1::create(
             &master(),
             b"pw",
             KdfParams {

@@ -1,0 +1,348 @@
+//! `veilfs slot`: list, add and remove the unlock slots of a format 2 vault. Adding and removing
+//! need an unlock through another slot; the last slot cannot be removed.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use veilfs::backing::Dir;
+use veilfs::config::kdf::{is_test_build, kib_text};
+use veilfs::config::{Config, ConfigV2, KdfParams, Secret, SlotKind};
+use veilfs::crypto::keys::RecoverySecret;
+use veilfs::crypto::recovery::format_recovery_secret;
+use zeroize::Zeroizing;
+
+use super::info::slot_list;
+use super::init::key_lines;
+use super::password::{self, PasswordArgs, Source};
+use super::unlock;
+use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_CONFIG, EXIT_USAGE};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "List, add or remove the ways to unlock a vault",
+    long_about = "Every way to unlock a vault of format 2 is a slot in its veilfs.conf that wraps \
+                  the master key under one secret: a password, a password and a key file, a key \
+                  file alone (a trusted device that mounts without asking), or a recovery key. \
+                  Adding or removing a slot needs an unlock through another one; the last slot \
+                  cannot be removed. 'veilfs passwd' changes a password slot's password.",
+    after_help = "Examples:
+  veilfs slot list ~/Sync/vault
+  veilfs slot add --kind keyfile --label nas --new-keyfile /etc/veilfs/nas.key ~/Sync/vault
+  veilfs slot add --kind password --label phone ~/Sync/vault
+  veilfs slot add --kind recovery --label 'new recovery key' ~/Sync/vault
+  veilfs slot remove ~/Sync/vault 'recovery key'
+
+Removing a slot does not revoke its secret from copies of the old veilfs.conf: a sync
+provider's version history keeps them, and each still opens with the removed secret. Only
+rotating the master key (re-encrypting the vault) revokes it for good."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: SlotCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SlotCommand {
+    /// List the slots (no password needed)
+    List(ListArgs),
+    /// Add a slot, unlocking through another
+    Add(AddArgs),
+    /// Remove a slot, unlocking through another (or the same)
+    Remove(RemoveArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Print a JSON array instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// The vault's backing directory
+    #[arg(value_name = "CIPHERDIR")]
+    pub cipherdir: PathBuf,
+}
+
+/// How to unlock the vault first: the slot used must already exist.
+#[derive(Debug, clap::Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub password: PasswordArgs,
+
+    /// Unlock with this key file (alone, or with the password, as its slot needs)
+    #[arg(long, value_name = "FILE", conflicts_with = "recovery_key_file")]
+    pub keyfile: Option<PathBuf>,
+
+    /// Unlock with the recovery key in FILE
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["passfile", "extpass"])]
+    pub recovery_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// What the new slot opens with
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub kind: SlotKind,
+
+    /// Its name in lists (unique in the vault; not secret)
+    #[arg(long, value_name = "LABEL")]
+    pub label: String,
+
+    /// The new slot's password: the first line of FILE (else asked twice)
+    #[arg(long, value_name = "FILE")]
+    pub new_passfile: Option<PathBuf>,
+
+    /// The new slot's key file (kinds keyfile and password+keyfile)
+    #[arg(long, value_name = "FILE")]
+    pub new_keyfile: Option<PathBuf>,
+
+    /// Memory of the new slot's key derivation, in MiB (default: 256)
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub kdf_memory: Option<u32>,
+
+    /// Passes of the new slot's key derivation (default: 3)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub kdf_iterations: Option<u32>,
+
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+
+    /// The vault's backing directory
+    #[arg(value_name = "CIPHERDIR")]
+    pub cipherdir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+
+    /// The vault's backing directory
+    #[arg(value_name = "CIPHERDIR")]
+    pub cipherdir: PathBuf,
+
+    /// The slot to remove: its label or its ID
+    #[arg(value_name = "SLOT")]
+    pub slot: String,
+}
+
+#[derive(Serialize)]
+struct SlotJson<'a> {
+    id: String,
+    kind: &'static str,
+    label: &'a str,
+    created: &'a str,
+}
+
+pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
+    match args.command {
+        SlotCommand::List(args) => list(args),
+        SlotCommand::Add(args) => add(args, global),
+        SlotCommand::Remove(args) => remove(args, global),
+    }
+}
+
+/// The format 2 config of `dir`, through the handle `root`; a format 1 vault has no slots.
+fn load_v2(dir: &Path, root: &Dir) -> Result<ConfigV2, CliError> {
+    match Config::load_from(root)? {
+        Config::V2(config) => Ok(config),
+        Config::V1(_) => Err(CliError::new(
+            EXIT_CONFIG,
+            format!(
+                "{} is a vault of format 1, which has one password and no slots ('veilfs info' \
+                 says what else it lacks)",
+                dir.display()
+            ),
+        )),
+    }
+}
+
+fn open_root(dir: &Path) -> Result<Dir, CliError> {
+    check_cipherdir(dir)?;
+    Dir::open_root(dir).map_err(|e| CliError::io(format!("cannot open {}", dir.display()), e))
+}
+
+fn list(args: ListArgs) -> Result<(), CliError> {
+    let root = open_root(&args.cipherdir)?;
+    let config = load_v2(&args.cipherdir, &root)?;
+    if !args.json {
+        return print_stdout(&slot_list(&config));
+    }
+    let slots: Vec<SlotJson> = config
+        .slots()
+        .iter()
+        .map(|slot| SlotJson {
+            id: slot.id(),
+            kind: slot.kind().name(),
+            label: slot.label(),
+            created: slot.created(),
+        })
+        .collect();
+    let mut text = serde_json::to_string_pretty(&slots).expect("slot JSON always serializes");
+    text.push('\n');
+    print_stdout(&text)
+}
+
+/// Unlocks `config` (of the vault at `dir`, handle `root`) as `how` says, checking the config's
+/// MAC and its binding to the vault.
+fn unlock_v2(
+    dir: &Path,
+    root: &Dir,
+    config: &ConfigV2,
+    how: &UnlockArgs,
+) -> Result<veilfs::config::Unlocked, CliError> {
+    let config = Config::V2(config.clone());
+    let given = unlock::Given {
+        keyfile: how.keyfile.as_deref(),
+        recovery_key_file: how.recovery_key_file.as_deref(),
+        slot: None,
+    };
+    let plan = unlock::Plan::prepare(&config, dir, &given)?;
+    let unlocked = plan.unlock(&config, &how.password.source(), "Password: ")?;
+    let handle = root
+        .try_clone()
+        .map_err(|e| CliError::io(format!("cannot open {}", dir.display()), e))?;
+    plan.open(handle, &config, &unlocked)?;
+    Ok(unlocked)
+}
+
+fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
+    let dir = &args.cipherdir;
+    let root = open_root(dir)?;
+    let mut config = load_v2(dir, &root)?;
+    veilfs::config::v2::check_label(&args.label)
+        .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
+    if config.find_slot(&args.label).is_some() {
+        return Err(CliError::new(
+            EXIT_USAGE,
+            format!("{} already has a slot {:?}", dir.display(), args.label),
+        ));
+    }
+    let defaults = KdfParams::default();
+    let kdf = KdfParams {
+        memory_kib: args
+            .kdf_memory
+            .map_or(defaults.memory_kib, |mib| mib * 1024),
+        iterations: args.kdf_iterations.unwrap_or(defaults.iterations),
+        parallelism: 1,
+    };
+    if args.kind.uses_kdf() {
+        kdf.check()
+            .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
+        if kdf.below_defaults() && !global.quiet && !is_test_build() {
+            tracing::warn!(
+                "Argon2id {} and {} pass(es) is below the defaults: each guess costs an attacker \
+                 less",
+                kib_text(kdf.memory_kib),
+                kdf.iterations
+            );
+        }
+    }
+    let needs_keyfile = matches!(args.kind, SlotKind::Keyfile | SlotKind::PasswordKeyfile);
+    let new_keyfile = match (&args.new_keyfile, needs_keyfile) {
+        (Some(file), true) => Some(password::read_keyfile(file)?),
+        (None, false) => None,
+        (None, true) => {
+            return Err(CliError::new(
+                EXIT_USAGE,
+                format!("a {} slot needs --new-keyfile FILE", args.kind.name()),
+            ))
+        }
+        (Some(_), false) => {
+            return Err(CliError::new(
+                EXIT_USAGE,
+                format!("a {} slot takes no key file", args.kind.name()),
+            ))
+        }
+    };
+
+    let unlocked = unlock_v2(dir, &root, &config, &args.unlock)?;
+
+    let needs_password = matches!(args.kind, SlotKind::Password | SlotKind::PasswordKeyfile);
+    let new_password = if needs_password {
+        Some(match &args.new_passfile {
+            Some(file) => Source::File(file.clone()).read("")?,
+            None => Source::interactive()
+                .read_new("Password of the new slot: ", "Repeat the password: ")?,
+        })
+    } else {
+        None
+    };
+    let recovery = (args.kind == SlotKind::Recovery).then(RecoverySecret::generate);
+    let secret = match (args.kind, &new_password, &new_keyfile, &recovery) {
+        (SlotKind::Password, Some(password), _, _) => Secret::Password(password),
+        (SlotKind::PasswordKeyfile, Some(password), Some(keyfile), _) => {
+            Secret::PasswordKeyfile(password, keyfile)
+        }
+        (SlotKind::Keyfile, _, Some(keyfile), _) => Secret::Keyfile(keyfile),
+        (SlotKind::Recovery, _, _, Some(secret)) => Secret::Recovery(secret),
+        _ => unreachable!("every kind's secret was read above"),
+    };
+    let id = config
+        .add_slot(unlocked.master(), &args.label, &secret, kdf)
+        .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
+    Config::V2(config).save_in(&root)?;
+
+    let mut text = format!(
+        "Added slot {:?} ({}, ID {id}) to {}.\n",
+        args.label,
+        args.kind.name(),
+        dir.display()
+    );
+    if let Some(secret) = &recovery {
+        let key = Zeroizing::new(format_recovery_secret(secret));
+        if global.quiet {
+            text = format!("{}\n", *key);
+        } else {
+            text.push_str(&format!(
+                "\nIts recovery key (shown only this once):\n\n{}\nWrite it down and keep it \
+                 apart from the password.\n",
+                key_lines(&key)
+            ));
+        }
+    } else if global.quiet {
+        return Ok(());
+    }
+    print_stdout(&text)
+}
+
+fn remove(args: RemoveArgs, global: &GlobalArgs) -> Result<(), CliError> {
+    let dir = &args.cipherdir;
+    let root = open_root(dir)?;
+    let mut config = load_v2(dir, &root)?;
+    let Some(index) = config.find_slot(&args.slot) else {
+        return Err(CliError::new(
+            EXIT_USAGE,
+            format!(
+                "{} has no slot {:?} ('veilfs slot list' shows them)",
+                dir.display(),
+                args.slot
+            ),
+        ));
+    };
+    if config.slots().len() == 1 {
+        return Err(CliError::new(
+            EXIT_USAGE,
+            format!(
+                "slot {:?} is the last of {}: add another before removing it",
+                args.slot,
+                dir.display()
+            ),
+        ));
+    }
+    let unlocked = unlock_v2(dir, &root, &config, &args.unlock)?;
+    let removed = config
+        .remove_slot(unlocked.master(), index)
+        .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
+    Config::V2(config).save_in(&root)?;
+    if !global.quiet {
+        print_stdout(&format!(
+            "Removed slot {:?} ({}) from {}.\nCopies of the old veilfs.conf (a sync provider's \
+             version history keeps them) still open\nwith its secret: only rotating the master \
+             key revokes it for good.\n",
+            removed.label(),
+            removed.kind().name(),
+            dir.display()
+        ))?;
+    }
+    Ok(())
+}
