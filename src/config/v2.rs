@@ -397,11 +397,36 @@ impl ConfigV2 {
                 "the vault already has {MAX_SLOTS} slots, the most it can"
             ));
         }
-        let slot = self.make_slot(master, label, secret, kdf)?;
+        let slot = self.make_slot(master, label, secret, kdf, SlotIdentity::fresh())?;
         let id = slot.id();
         self.slots.push(slot);
         self.seal(master);
         Ok(id)
+    }
+
+    /// [`ConfigV2::add_slot`] with a given slot ID, salt and creation date: deterministic, for
+    /// test vectors only.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_slot_fixed(
+        &mut self,
+        master: &MasterKey,
+        label: &str,
+        secret: &Secret,
+        kdf: KdfParams,
+        id: [u8; SLOT_ID_LEN],
+        salt: [u8; SALT_LEN],
+        created: &str,
+    ) -> std::result::Result<(), String> {
+        let identity = SlotIdentity {
+            id,
+            salt,
+            created: created.to_owned(),
+        };
+        let slot = self.make_slot(master, label, secret, kdf, identity)?;
+        self.slots.push(slot);
+        self.seal(master);
+        Ok(())
     }
 
     /// Replaces slot `index` by one that `secret` opens, keeping its label and place; `kdf` as
@@ -414,7 +439,7 @@ impl ConfigV2 {
         kdf: KdfParams,
     ) -> std::result::Result<(), String> {
         let label = self.slots[index].label.clone();
-        self.slots[index] = self.make_slot(master, &label, secret, kdf)?;
+        self.slots[index] = self.make_slot(master, &label, secret, kdf, SlotIdentity::fresh())?;
         self.seal(master);
         Ok(())
     }
@@ -442,23 +467,23 @@ impl ConfigV2 {
         label: &str,
         secret: &Secret,
         kdf: KdfParams,
+        identity: SlotIdentity,
     ) -> std::result::Result<Slot, String> {
         let kind = secret.kind();
         let kdf = if kind.uses_kdf() {
             kdf.check()?;
-            let mut salt = [0u8; SALT_LEN];
-            random_bytes(&mut salt);
-            Some(SlotKdf { params: kdf, salt })
+            Some(SlotKdf {
+                params: kdf,
+                salt: identity.salt,
+            })
         } else {
             None
         };
-        let mut id = [0u8; SLOT_ID_LEN];
-        random_bytes(&mut id);
         let mut slot = Slot {
-            id,
+            id: identity.id,
             kind,
             label: label.to_owned(),
-            created: now_rfc3339(),
+            created: identity.created,
             kdf,
             wrapped: [0; WRAPPED_LEN],
         };
@@ -563,6 +588,26 @@ impl ConfigV2 {
 
     fn seal(&mut self, master: &MasterKey) {
         self.mac = self.mac(master).finalize().into_bytes().into();
+    }
+}
+
+/// What makes a new slot unique: random, except in test vectors.
+struct SlotIdentity {
+    id: [u8; SLOT_ID_LEN],
+    salt: [u8; SALT_LEN],
+    created: String,
+}
+
+impl SlotIdentity {
+    fn fresh() -> SlotIdentity {
+        let mut identity = SlotIdentity {
+            id: [0; SLOT_ID_LEN],
+            salt: [0; SALT_LEN],
+            created: now_rfc3339(),
+        };
+        random_bytes(&mut identity.id);
+        random_bytes(&mut identity.salt);
+        identity
     }
 }
 
