@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use data_encoding::{BASE64URL_NOPAD, HEXLOWER};
 use sha2::{Digest, Sha256};
 use veilfs::config::{Config, ConfigV2, Features, KdfParams, Secret, CREATOR};
-use veilfs::crypto::keys::{MasterKey, RecoverySecret, VAULT_ID_LEN};
+use veilfs::crypto::keys::{ContactShare, MasterKey, RecoverySecret, VAULT_ID_LEN};
 use veilfs::crypto::names::DirIv;
 use veilfs::crypto::recovery::{format_recovery_secret, parse_any_recovery_key, RecoveryKey};
 
@@ -75,6 +75,31 @@ fn hex(bytes: &[u8]) -> String {
     HEXLOWER.encode(bytes)
 }
 
+/// The contact slot's wrapping key of the vectors.
+fn contact_wrap_key() -> zeroize::Zeroizing<[u8; 64]> {
+    let kdf = KdfParams {
+        memory_kib: 8,
+        iterations: 1,
+        parallelism: 1,
+    };
+    // Argon2id of the passphrase, as the slot derives it (through a password slot's KEK code
+    // path would hide what is checked: the crate's argon2, directly).
+    let mut half = [0u8; 32];
+    argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32)).unwrap(),
+    )
+    .hash_password_into(PASSWORD, &seq::<32>(0x80), &mut half)
+    .unwrap();
+    veilfs::config::v2::contact_wrap_key(
+        &ContactShare::from_bytes(seq(0xa0)),
+        &half,
+        &vault_id(),
+        &seq(0x50),
+    )
+}
+
 /// Every vector, computed.
 fn computed() -> BTreeMap<&'static str, String> {
     let keys = master().derive_v2(&vault_id());
@@ -105,6 +130,7 @@ fn computed() -> BTreeMap<&'static str, String> {
             hex(&BASE64URL_NOPAD.decode(mac.as_bytes()).unwrap()),
         ),
         ("v2_config_sha256", hex(&Sha256::digest(json.as_bytes()))),
+        ("v2_contact_wrap_key", hex(&contact_wrap_key()[..])),
     ])
 }
 

@@ -412,3 +412,107 @@ fn slots_come_and_go_and_the_last_one_stays() {
         "recovery",
     );
 }
+
+/// issue 12's recovery contact, with a test age identity as the contact: the contact's answer
+/// and the recovery passphrase together open the vault; either alone does not.
+#[test]
+fn a_recovery_contact_and_the_passphrase_open_the_vault_together_only() {
+    use age::secrecy::ExposeSecret;
+
+    let vault = Vault::new(&[]);
+    let contact = age::x25519::Identity::generate();
+    let identity = vault.file(
+        "contact.key",
+        format!("{}\n", contact.to_string().expose_secret()).as_bytes(),
+    );
+    let passphrase = vault.file("passphrase", b"our recovery passphrase\n");
+    let recipient = contact.to_public().to_string();
+    let mut add = veilfs();
+    add.args(["slot", "add", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .args([
+            "--kind",
+            "contact",
+            "--label",
+            "alice",
+            "--contact",
+            &recipient,
+        ])
+        .arg("--new-passfile")
+        .arg(&passphrase)
+        .arg("--passfile")
+        .arg(&vault.passfile)
+        .arg(&vault.cipher);
+    let added = run(&mut add);
+    assert_success(&added, "slot add --kind contact");
+    assert!(String::from_utf8_lossy(&added.stdout).contains("contact-request"));
+
+    // The user asks; the contact answers with their key.
+    let mut request = veilfs();
+    request
+        .args(["slot", "contact-request"])
+        .arg(&vault.cipher)
+        .arg("alice");
+    let request = run(&mut request);
+    assert_success(&request, "slot contact-request");
+    let request_file = vault.file("request.age", &request.stdout);
+    let mut answer = veilfs();
+    answer
+        .args(["slot", "contact-answer", "-i"])
+        .arg(&identity)
+        .arg(&request_file);
+    let answer = run(&mut answer);
+    assert_success(&answer, "slot contact-answer");
+    let answer_file = vault.file("answer.txt", &answer.stdout);
+
+    let passwd = |share: &Path, passfile: &Path| {
+        let mut cmd = veilfs();
+        cmd.arg("passwd")
+            .arg("--contact-share")
+            .arg(share)
+            .arg("--passfile")
+            .arg(passfile)
+            .arg("--new-passfile")
+            .arg(vault.file("new", b"a new password\n"))
+            .arg(&vault.cipher);
+        run(&mut cmd)
+    };
+    // The share with a wrong passphrase, the passphrase alone, another contact's answer.
+    let before = vault.config_bytes();
+    let wrong = vault.file("wrong", b"not our passphrase\n");
+    assert_fails(
+        &passwd(&answer_file, &wrong),
+        6,
+        "wrong recovery passphrase",
+    );
+    assert_fails(
+        &vault.veilfs(
+            &["passwd", "--passfile", passphrase.to_str().unwrap()],
+            false,
+        ),
+        6,
+        "wrong password",
+    );
+    let stranger = age::x25519::Identity::generate();
+    let stranger_key = vault.file(
+        "stranger.key",
+        stranger.to_string().expose_secret().as_bytes(),
+    );
+    let mut refused = veilfs();
+    refused
+        .args(["slot", "contact-answer", "-i"])
+        .arg(&stranger_key)
+        .arg(&request_file);
+    assert_fails(&run(&mut refused), 6, "cannot open the request");
+    assert_eq!(vault.config_bytes(), before);
+
+    // Both: a new password, which then mounts.
+    let done = passwd(&answer_file, &passphrase);
+    assert_success(&done, "passwd --contact-share");
+    assert!(String::from_utf8_lossy(&done.stdout).contains("recovery contact"));
+    let new = vault.root.join("new");
+    assert_success(
+        &vault.mount(&["--passfile", new.to_str().unwrap()]),
+        "mount with the new password",
+    );
+    vault.unmount();
+}

@@ -44,6 +44,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub recovery_key_file: Option<PathBuf>,
 
+    /// Unlock with a recovery contact's answer in FILE ('veilfs slot contact-answer' wrote it)
+    /// and the recovery passphrase (asked for, or --passfile), instead of the password
+    #[arg(long, value_name = "FILE", conflicts_with = "recovery_key_file")]
+    pub contact_share: Option<PathBuf>,
+
     /// Read the new password from the first line of FILE instead of asking
     #[arg(long, value_name = "FILE")]
     pub new_passfile: Option<PathBuf>,
@@ -87,11 +92,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
             .as_deref()
             .filter(|_| args.recovery_key_file.is_none()),
         recovery_key_file: args.recovery_key_file.as_deref(),
+        contact_share: args.contact_share.as_deref(),
         slot: None,
     };
     let plan = unlock::Plan::prepare(&config, dir, &given)?;
-    let keyfile = match (&args.recovery_key_file, &args.keyfile) {
-        (Some(_), Some(file)) => Some(password::read_keyfile(file)?),
+    let recovering = args.recovery_key_file.is_some() || args.contact_share.is_some();
+    let keyfile = match (recovering, &args.keyfile) {
+        (true, Some(file)) => Some(password::read_keyfile(file)?),
         _ => None,
     };
     let new_keyfile = args
@@ -158,6 +165,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     if !global.quiet {
         let how = if args.recovery_key_file.is_some() {
             " with the recovery key"
+        } else if args.contact_share.is_some() {
+            " with the recovery contact's help"
         } else {
             ""
         };

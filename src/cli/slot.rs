@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use veilfs::backing::Dir;
+use veilfs::config::contact;
 use veilfs::config::kdf::{is_test_build, kib_text};
 use veilfs::config::{Config, ConfigV2, KdfParams, Secret, SlotKind};
-use veilfs::crypto::keys::RecoverySecret;
+use veilfs::crypto::keys::{ContactShare, RecoverySecret};
 use veilfs::crypto::recovery::format_recovery_secret;
 use zeroize::Zeroizing;
 
@@ -15,14 +16,18 @@ use super::info::slot_list;
 use super::init::key_lines;
 use super::password::{self, PasswordArgs, Source};
 use super::unlock;
-use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_CONFIG, EXIT_USAGE};
+use super::{
+    check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_CONFIG, EXIT_USAGE,
+};
 
 #[derive(Debug, clap::Args)]
 #[command(
     about = "List, add or remove the ways to unlock a vault",
     long_about = "Every way to unlock a vault of format 2 is a slot in its veilfs.conf that wraps \
                   the master key under one secret: a password, a password and a key file, a key \
-                  file alone (a trusted device that mounts without asking), or a recovery key. \
+                  file alone (a trusted device that mounts without asking), a recovery key, or a \
+                  recovery contact (a person who holds half of a secret whose other half is \
+                  your recovery passphrase: they can help you unlock, never unlock alone). \
                   Adding or removing a slot needs an unlock through another one; the last slot \
                   cannot be removed. 'veilfs passwd' changes a password slot's password.",
     after_help = "Examples:
@@ -30,6 +35,7 @@ use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_CONFIG, EX
   veilfs slot add --kind keyfile --label nas --new-keyfile /etc/veilfs/nas.key ~/Sync/vault
   veilfs slot add --kind password --label phone ~/Sync/vault
   veilfs slot add --kind recovery --label 'new recovery key' ~/Sync/vault
+  veilfs slot add --kind contact --label alice --contact age1... ~/Sync/vault
   veilfs slot remove ~/Sync/vault 'recovery key'
 
 Removing a slot does not revoke its secret from copies of the old veilfs.conf: a sync
@@ -49,6 +55,32 @@ pub enum SlotCommand {
     Add(AddArgs),
     /// Remove a slot, unlocking through another (or the same)
     Remove(RemoveArgs),
+    /// Print a contact slot's request for its contact (no password needed)
+    ContactRequest(ContactRequestArgs),
+    /// As the contact: decrypt a request with your key and print the answer to send back
+    ContactAnswer(ContactAnswerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ContactRequestArgs {
+    /// The vault's backing directory
+    #[arg(value_name = "CIPHERDIR")]
+    pub cipherdir: PathBuf,
+
+    /// The contact slot: its label or its ID
+    #[arg(value_name = "SLOT")]
+    pub slot: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ContactAnswerArgs {
+    /// Your age identity file (age-keygen's) or unencrypted OpenSSH ed25519 private key
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub identity: PathBuf,
+
+    /// The request file you were sent
+    #[arg(value_name = "REQUEST")]
+    pub request: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -75,6 +107,10 @@ pub struct UnlockArgs {
     /// Unlock with the recovery key in FILE
     #[arg(long, value_name = "FILE", conflicts_with_all = ["passfile", "extpass"])]
     pub recovery_key_file: Option<PathBuf>,
+
+    /// Unlock with a recovery contact's answer in FILE and the recovery passphrase
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["recovery_key_file", "keyfile"])]
+    pub contact_share: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -94,6 +130,11 @@ pub struct AddArgs {
     /// The new slot's key file (kinds keyfile and password+keyfile)
     #[arg(long, value_name = "FILE")]
     pub new_keyfile: Option<PathBuf>,
+
+    /// The recovery contact (kind contact): their age recipient (age1...) or ssh-ed25519 public
+    /// key. The slot's passphrase (--new-passfile, or asked twice) is the user's half
+    #[arg(long, value_name = "RECIPIENT")]
+    pub contact: Option<String>,
 
     /// Memory of the new slot's key derivation, in MiB (default: 256)
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
@@ -138,6 +179,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
         SlotCommand::List(args) => list(args),
         SlotCommand::Add(args) => add(args, global),
         SlotCommand::Remove(args) => remove(args, global),
+        SlotCommand::ContactRequest(args) => contact_request(args),
+        SlotCommand::ContactAnswer(args) => contact_answer(args),
     }
 }
 
@@ -194,6 +237,7 @@ fn unlock_v2(
     let given = unlock::Given {
         keyfile: how.keyfile.as_deref(),
         recovery_key_file: how.recovery_key_file.as_deref(),
+        contact_share: how.contact_share.as_deref(),
         slot: None,
     };
     let plan = unlock::Plan::prepare(&config, dir, &given)?;
@@ -237,6 +281,20 @@ fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
             );
         }
     }
+    match (args.kind == SlotKind::Contact, &args.contact) {
+        (true, Some(recipient)) => veilfs::config::contact::check_recipient(recipient)
+            .map_err(|reason| CliError::new(EXIT_USAGE, reason))?,
+        (true, None) => {
+            return Err(CliError::new(
+                EXIT_USAGE,
+                "a contact slot needs --contact RECIPIENT (their age1... or ssh-ed25519 key)",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(CliError::new(EXIT_USAGE, "--contact is for --kind contact"))
+        }
+        (false, None) => {}
+    }
     let needs_keyfile = matches!(args.kind, SlotKind::Keyfile | SlotKind::PasswordKeyfile);
     let new_keyfile = match (&args.new_keyfile, needs_keyfile) {
         (Some(file), true) => Some(password::read_keyfile(file)?),
@@ -257,29 +315,59 @@ fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
 
     let unlocked = unlock_v2(dir, &root, &config, &args.unlock)?;
 
-    let needs_password = matches!(args.kind, SlotKind::Password | SlotKind::PasswordKeyfile);
-    let new_password = if needs_password {
-        Some(match &args.new_passfile {
-            Some(file) => Source::File(file.clone()).read("")?,
-            None => Source::interactive()
-                .read_new("Password of the new slot: ", "Repeat the password: ")?,
-        })
-    } else {
-        None
+    let new_password = match args.kind {
+        SlotKind::Password | SlotKind::PasswordKeyfile | SlotKind::Contact => {
+            let (prompt, again) = match args.kind {
+                SlotKind::Contact => (
+                    "Recovery passphrase (yours, not the contact's): ",
+                    "Repeat it: ",
+                ),
+                _ => ("Password of the new slot: ", "Repeat the password: "),
+            };
+            Some(match &args.new_passfile {
+                Some(file) => Source::File(file.clone()).read("")?,
+                None => Source::interactive().read_new(prompt, again)?,
+            })
+        }
+        SlotKind::Keyfile | SlotKind::Recovery => None,
     };
     let recovery = (args.kind == SlotKind::Recovery).then(RecoverySecret::generate);
-    let secret = match (args.kind, &new_password, &new_keyfile, &recovery) {
-        (SlotKind::Password, Some(password), _, _) => Secret::Password(password),
-        (SlotKind::PasswordKeyfile, Some(password), Some(keyfile), _) => {
-            Secret::PasswordKeyfile(password, keyfile)
-        }
-        (SlotKind::Keyfile, _, Some(keyfile), _) => Secret::Keyfile(keyfile),
-        (SlotKind::Recovery, _, _, Some(secret)) => Secret::Recovery(secret),
+    let id = match (args.kind, &new_password, &new_keyfile, &recovery) {
+        (SlotKind::Contact, Some(passphrase), _, _) => config.add_contact_slot(
+            unlocked.master(),
+            &args.label,
+            args.contact.as_deref().unwrap_or_default(),
+            &ContactShare::generate(),
+            passphrase,
+            kdf,
+        ),
+        (SlotKind::Password, Some(password), _, _) => config.add_slot(
+            unlocked.master(),
+            &args.label,
+            &Secret::Password(password),
+            kdf,
+        ),
+        (SlotKind::PasswordKeyfile, Some(password), Some(keyfile), _) => config.add_slot(
+            unlocked.master(),
+            &args.label,
+            &Secret::PasswordKeyfile(password, keyfile),
+            kdf,
+        ),
+        (SlotKind::Keyfile, _, Some(keyfile), _) => config.add_slot(
+            unlocked.master(),
+            &args.label,
+            &Secret::Keyfile(keyfile),
+            kdf,
+        ),
+        (SlotKind::Recovery, _, _, Some(secret)) => config.add_slot(
+            unlocked.master(),
+            &args.label,
+            &Secret::Recovery(secret),
+            kdf,
+        ),
         _ => unreachable!("every kind's secret was read above"),
-    };
-    let id = config
-        .add_slot(unlocked.master(), &args.label, &secret, kdf)
-        .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
+    }
+    .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
     Config::V2(config).save_in(&root)?;
 
     let mut text = format!(
@@ -288,6 +376,16 @@ fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
         args.kind.name(),
         dir.display()
     );
+    if args.kind == SlotKind::Contact && !global.quiet {
+        text.push_str(&format!(
+            "\nTo recover with it: 'veilfs slot contact-request {dir} {label:?} > request.age',\n\
+             send request.age to your contact, who runs 'veilfs slot contact-answer -i KEY\n\
+             request.age' (or 'age -d -i KEY request.age') and sends back the answer; then\n\
+             'veilfs passwd --contact-share ANSWER {dir}' asks for your recovery passphrase.\n",
+            dir = dir.display(),
+            label = args.label
+        ));
+    }
     if let Some(secret) = &recovery {
         let key = Zeroizing::new(format_recovery_secret(secret));
         if global.quiet {
@@ -345,4 +443,47 @@ fn remove(args: RemoveArgs, global: &GlobalArgs) -> Result<(), CliError> {
         ))?;
     }
     Ok(())
+}
+
+fn contact_request(args: ContactRequestArgs) -> Result<(), CliError> {
+    let dir = &args.cipherdir;
+    let root = open_root(dir)?;
+    let config = load_v2(dir, &root)?;
+    let slot = config
+        .find_slot(&args.slot)
+        .map(|index| &config.slots()[index])
+        .ok_or_else(|| {
+            CliError::new(
+                EXIT_USAGE,
+                format!("{} has no slot {:?}", dir.display(), args.slot),
+            )
+        })?;
+    let Some(info) = slot.contact() else {
+        return Err(CliError::new(
+            EXIT_USAGE,
+            format!(
+                "slot {:?} is a {} slot, not a contact",
+                slot.label(),
+                slot.kind().name()
+            ),
+        ));
+    };
+    print_stdout(&contact::armor(&info.request))
+}
+
+fn contact_answer(args: ContactAnswerArgs) -> Result<(), CliError> {
+    let read = |path: &Path, what: &str| {
+        veilfs::backing::read_user_file(path, 64 * 1024)
+            .map(Zeroizing::new)
+            .map_err(|e| CliError::io(format!("cannot read {what} {}", path.display()), e))
+    };
+    let identity = read(&args.identity, "identity file")?;
+    let request = read(&args.request, "request")?;
+    let answer = contact::answer(&request, &identity).map_err(|reason| {
+        CliError::new(
+            EXIT_BAD_KEY,
+            format!("{}: {reason}", args.request.display()),
+        )
+    })?;
+    print_stdout(&answer)
 }

@@ -11,7 +11,8 @@
 use std::path::Path;
 
 use veilfs::backing::Dir;
-use veilfs::config::{Config, KeyfileSecret, Secret, SlotKind, Unlocked};
+use veilfs::config::{contact, Config, KeyfileSecret, Secret, SlotKind, Unlocked};
+use veilfs::crypto::keys::ContactShare;
 use veilfs::crypto::recovery::{parse_any_recovery_key, RecoveryKey};
 use veilfs::vault::Vault;
 
@@ -23,6 +24,9 @@ use super::{CliError, EXIT_BAD_KEY};
 pub struct Given<'a> {
     pub keyfile: Option<&'a Path>,
     pub recovery_key_file: Option<&'a Path>,
+    /// A recovery contact's answer (format 2): then the password read is the recovery
+    /// passphrase.
+    pub contact_share: Option<&'a Path>,
     /// Only this slot (an ID or a label), format 2.
     pub slot: Option<&'a str>,
 }
@@ -32,6 +36,7 @@ pub struct Given<'a> {
 pub struct Plan {
     keyfile: Option<KeyfileSecret>,
     recovery: Option<RecoveryKey>,
+    contact: Option<ContactShare>,
     slot: Option<String>,
     /// Try a key-file slot (without a password) first.
     keyfile_alone: bool,
@@ -47,6 +52,7 @@ impl Plan {
         let mut plan = Plan {
             keyfile: None,
             recovery: None,
+            contact: None,
             slot: given.slot.map(str::to_owned),
             keyfile_alone: false,
             password: false,
@@ -59,11 +65,20 @@ impl Plan {
             );
             return Ok(plan);
         }
+        if let Some(file) = given.contact_share {
+            let text = password::read_recovery_key_file(file)?;
+            plan.contact = Some(
+                contact::share_from_answer(&text)
+                    .map_err(|e| CliError::from(e).context(file.display()))?,
+            );
+            plan.password = true;
+            return Ok(plan);
+        }
         let has = |kind: SlotKind| match config {
             Config::V1(v1) => match kind {
                 SlotKind::Password => !v1.requires_keyfile(),
                 SlotKind::PasswordKeyfile => v1.requires_keyfile(),
-                SlotKind::Keyfile | SlotKind::Recovery => false,
+                SlotKind::Keyfile | SlotKind::Recovery | SlotKind::Contact => false,
             },
             Config::V2(v2) => v2.slots().iter().any(|s| {
                 s.kind() == kind && given.slot.is_none_or(|w| s.label() == w || s.id() == w)
@@ -142,6 +157,18 @@ impl Plan {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        if let Some(share) = &self.contact {
+            let passphrase = source.read("Recovery passphrase: ")?;
+            return config
+                .unlock(&Secret::Contact(share, &passphrase), slot)
+                .map_err(|e| match e {
+                    veilfs::Error::WrongPassword => CliError::new(
+                        EXIT_BAD_KEY,
+                        "wrong recovery passphrase or contact share: they open no contact slot",
+                    ),
+                    e => e.into(),
+                });
         }
         let password = source.read(prompt)?;
         let secret = match &self.keyfile {

@@ -25,6 +25,7 @@ use crate::crypto::names::NameEncoding;
 use crate::crypto::recovery::RecoveryKey;
 use crate::error::{Error, Result};
 
+pub mod contact;
 pub mod kdf;
 pub mod keyfile;
 pub mod v1;
@@ -135,6 +136,8 @@ pub enum Secret<'a> {
     PasswordKeyfile(&'a [u8], &'a KeyfileSecret),
     Keyfile(&'a KeyfileSecret),
     Recovery(&'a crate::crypto::keys::RecoverySecret),
+    /// A recovery contact's share and the recovery passphrase.
+    Contact(&'a crate::crypto::keys::ContactShare, &'a [u8]),
 }
 
 impl Secret<'_> {
@@ -145,6 +148,7 @@ impl Secret<'_> {
             Secret::PasswordKeyfile(..) => SlotKind::PasswordKeyfile,
             Secret::Keyfile(_) => SlotKind::Keyfile,
             Secret::Recovery(_) => SlotKind::Recovery,
+            Secret::Contact(..) => SlotKind::Contact,
         }
     }
 
@@ -155,6 +159,7 @@ impl Secret<'_> {
             Secret::PasswordKeyfile(..) => "a password and a key file",
             Secret::Keyfile(_) => "a key file alone",
             Secret::Recovery(_) => "a recovery key",
+            Secret::Contact(..) => "a recovery contact's share and passphrase",
         }
     }
 }

@@ -22,8 +22,10 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::kdf::{KdfParams, KDF_ALGORITHM, KDF_VERSION, SALT_LEN};
-use super::{decode_fixed, Features, Secret, Unlocked, CREATOR};
-use crate::crypto::keys::{hkdf_sha256, MasterKey, RecoverySecret, MASTER_KEY_LEN, VAULT_ID_LEN};
+use super::{contact, decode_fixed, Features, Secret, Unlocked, CREATOR};
+use crate::crypto::keys::{
+    hkdf_sha256, ContactShare, MasterKey, RecoverySecret, MASTER_KEY_LEN, VAULT_ID_LEN,
+};
 use crate::crypto::random_bytes;
 use crate::error::{Error, Result};
 
@@ -41,6 +43,7 @@ const MAC_LEN: usize = 32;
 const TRANSCRIPT_LABEL: &[u8] = b"veilfs v2 config";
 const SLOT_AD_LABEL: &[u8] = b"veilfs v2 slot";
 const RECOVERY_SLOT_INFO: &[u8] = b"veilfs v2 recovery slot";
+const CONTACT_SLOT_INFO: &[u8] = b"veilfs v2 contact slot";
 
 /// What unlocks a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -58,6 +61,9 @@ pub enum SlotKind {
     /// A recovery key: a random secret shown once (HKDF: it has 256 bits of entropy).
     #[serde(rename = "recovery")]
     Recovery,
+    /// A recovery contact's share and the user's recovery passphrase, together.
+    #[serde(rename = "contact")]
+    Contact,
 }
 
 impl SlotKind {
@@ -68,6 +74,7 @@ impl SlotKind {
             SlotKind::PasswordKeyfile => "password+keyfile",
             SlotKind::Keyfile => "keyfile",
             SlotKind::Recovery => "recovery",
+            SlotKind::Contact => "contact",
         }
     }
 
@@ -92,7 +99,16 @@ pub struct Slot {
     label: String,
     created: String,
     kdf: Option<SlotKdf>,
+    contact: Option<ContactInfo>,
     wrapped: [u8; WRAPPED_LEN],
+}
+
+/// A contact slot's contact: their age recipient, and the share encrypted to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactInfo {
+    pub recipient: String,
+    /// Binary age ciphertext of the share's text.
+    pub request: Vec<u8>,
 }
 
 impl Slot {
@@ -117,6 +133,11 @@ impl Slot {
     /// The Argon2id parameters, for every kind but the recovery key.
     pub fn kdf(&self) -> Option<&SlotKdf> {
         self.kdf.as_ref()
+    }
+
+    /// A contact slot's contact.
+    pub fn contact(&self) -> Option<&ContactInfo> {
+        self.contact.as_ref()
     }
 
     /// Whether `which` names this slot: its ID or its label, exactly.
@@ -160,7 +181,17 @@ struct SlotJson {
     created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     kdf: Option<KdfJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    contact: Option<ContactJson>,
     wrapped: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactJson {
+    recipient: String,
+    /// base64url of the binary age file.
+    request: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -388,6 +419,56 @@ impl ConfigV2 {
         secret: &Secret,
         kdf: KdfParams,
     ) -> std::result::Result<String, String> {
+        self.check_new_label(label)?;
+        if secret.kind() == SlotKind::Contact {
+            return Err("a contact slot is added with add_contact_slot".into());
+        }
+        let slot = self.make_slot(master, label, secret, kdf, SlotIdentity::fresh(), None)?;
+        let id = slot.id();
+        self.slots.push(slot);
+        self.seal(master);
+        Ok(id)
+    }
+
+    /// Adds a recovery-contact slot: `share` (the caller makes a fresh one) is stored encrypted
+    /// to the contact's age `recipient`; the slot opens with the share and `passphrase`.
+    pub fn add_contact_slot(
+        &mut self,
+        master: &MasterKey,
+        label: &str,
+        recipient: &str,
+        share: &ContactShare,
+        passphrase: &[u8],
+        kdf: KdfParams,
+    ) -> std::result::Result<String, String> {
+        self.check_new_label(label)?;
+        contact::check_recipient(recipient)?;
+        let request = contact::encrypt_share(
+            recipient,
+            share,
+            &BASE64URL_NOPAD.encode(&self.vault_id),
+            label,
+        )?;
+        let info = ContactInfo {
+            recipient: recipient.to_owned(),
+            request,
+        };
+        let secret = Secret::Contact(share, passphrase);
+        let slot = self.make_slot(
+            master,
+            label,
+            &secret,
+            kdf,
+            SlotIdentity::fresh(),
+            Some(info),
+        )?;
+        let id = slot.id();
+        self.slots.push(slot);
+        self.seal(master);
+        Ok(id)
+    }
+
+    fn check_new_label(&self, label: &str) -> std::result::Result<(), String> {
         check_label(label)?;
         if self.slots.iter().any(|slot| slot.is(label)) {
             return Err(format!("a slot is already called {label:?}"));
@@ -397,11 +478,7 @@ impl ConfigV2 {
                 "the vault already has {MAX_SLOTS} slots, the most it can"
             ));
         }
-        let slot = self.make_slot(master, label, secret, kdf, SlotIdentity::fresh())?;
-        let id = slot.id();
-        self.slots.push(slot);
-        self.seal(master);
-        Ok(id)
+        Ok(())
     }
 
     /// [`ConfigV2::add_slot`] with a given slot ID, salt and creation date: deterministic, for
@@ -423,7 +500,7 @@ impl ConfigV2 {
             salt,
             created: created.to_owned(),
         };
-        let slot = self.make_slot(master, label, secret, kdf, identity)?;
+        let slot = self.make_slot(master, label, secret, kdf, identity, None)?;
         self.slots.push(slot);
         self.seal(master);
         Ok(())
@@ -439,7 +516,11 @@ impl ConfigV2 {
         kdf: KdfParams,
     ) -> std::result::Result<(), String> {
         let label = self.slots[index].label.clone();
-        self.slots[index] = self.make_slot(master, &label, secret, kdf, SlotIdentity::fresh())?;
+        if secret.kind() == SlotKind::Contact {
+            return Err("a contact slot is replaced by removing it and adding another".into());
+        }
+        self.slots[index] =
+            self.make_slot(master, &label, secret, kdf, SlotIdentity::fresh(), None)?;
         self.seal(master);
         Ok(())
     }
@@ -468,6 +549,7 @@ impl ConfigV2 {
         secret: &Secret,
         kdf: KdfParams,
         identity: SlotIdentity,
+        contact: Option<ContactInfo>,
     ) -> std::result::Result<Slot, String> {
         let kind = secret.kind();
         let kdf = if kind.uses_kdf() {
@@ -485,6 +567,7 @@ impl ConfigV2 {
             label: label.to_owned(),
             created: identity.created,
             kdf,
+            contact,
             wrapped: [0; WRAPPED_LEN],
         };
         let wrap_key = self.wrap_key(&slot, secret).map_err(|e| e.to_string())?;
@@ -517,6 +600,11 @@ impl ConfigV2 {
                 kdf.params.derive(&kdf.salt, keyfile.as_bytes(), None)
             }
             Secret::Recovery(secret) => Ok(recovery_wrap_key(secret, &self.vault_id, &slot.id)),
+            Secret::Contact(share, passphrase) => {
+                let kdf = kdf();
+                let half = kdf.params.derive::<32>(&kdf.salt, passphrase, None)?;
+                Ok(contact_wrap_key(share, &half, &self.vault_id, &slot.id))
+            }
         }
     }
 
@@ -568,6 +656,13 @@ impl ConfigV2 {
                     t.bytes(&kdf.salt);
                 }
             }
+            match &slot.contact {
+                None => t.absent(),
+                Some(contact) => {
+                    t.bytes(contact.recipient.as_bytes());
+                    t.bytes(&contact.request);
+                }
+            }
             t.bytes(&slot.wrapped);
         }
         t.0
@@ -589,6 +684,27 @@ impl ConfigV2 {
     fn seal(&mut self, master: &MasterKey) {
         self.mac = self.mac(master).finalize().into_bytes().into();
     }
+}
+
+/// The wrapping key of a contact slot: HKDF of the contact's share and the passphrase's
+/// Argon2id half, bound to the vault and slot. Neither half alone determines it.
+#[doc(hidden)]
+pub fn contact_wrap_key(
+    share: &ContactShare,
+    passphrase_half: &[u8; 32],
+    vault_id: &[u8; VAULT_ID_LEN],
+    slot_id: &[u8; SLOT_ID_LEN],
+) -> Zeroizing<[u8; WRAP_KEY_LEN]> {
+    let mut ikm = Zeroizing::new([0u8; 64]);
+    ikm[..32].copy_from_slice(share.as_bytes());
+    ikm[32..].copy_from_slice(passphrase_half);
+    let mut key = Zeroizing::new([0u8; WRAP_KEY_LEN]);
+    hkdf_sha256(
+        &ikm[..],
+        &[CONTACT_SLOT_INFO, vault_id, slot_id],
+        &mut key[..],
+    );
+    key
 }
 
 /// What makes a new slot unique: random, except in test vectors.
@@ -656,6 +772,32 @@ impl Slot {
                 return Err(corrupt(format!("a {} slot takes no kdf", json.kind.name())))
             }
         };
+        let contact = match (json.kind == SlotKind::Contact, json.contact) {
+            (true, Some(contact)) => {
+                contact::check_recipient(&contact.recipient).map_err(corrupt)?;
+                let request = BASE64URL_NOPAD
+                    .decode(contact.request.as_bytes())
+                    .map_err(|e| corrupt(format!("contact.request is not base64url: {e}")))?;
+                if request.len() > contact::REQUEST_MAX_LEN {
+                    return Err(corrupt(format!(
+                        "contact.request is larger than {} bytes",
+                        contact::REQUEST_MAX_LEN
+                    )));
+                }
+                Some(ContactInfo {
+                    recipient: contact.recipient,
+                    request,
+                })
+            }
+            (false, None) => None,
+            (true, None) => return Err(corrupt("a contact slot needs contact".into())),
+            (false, Some(_)) => {
+                return Err(corrupt(format!(
+                    "a {} slot takes no contact",
+                    json.kind.name()
+                )))
+            }
+        };
         let wrapped = decode_fixed::<WRAPPED_LEN>(&json.wrapped, "wrapped")?;
         Ok(Slot {
             id,
@@ -663,6 +805,7 @@ impl Slot {
             label: json.label,
             created: json.created,
             kdf,
+            contact,
             wrapped,
         })
     }
@@ -681,6 +824,10 @@ impl Slot {
                 parallelism: kdf.params.parallelism,
                 salt: BASE64URL_NOPAD.encode(&kdf.salt),
             }),
+            contact: self.contact.as_ref().map(|contact| ContactJson {
+                recipient: contact.recipient.clone(),
+                request: BASE64URL_NOPAD.encode(&contact.request),
+            }),
             wrapped: BASE64URL_NOPAD.encode(&self.wrapped),
         }
     }
@@ -691,6 +838,7 @@ mod tests {
     use super::*;
     use crate::config::keyfile::KeyfileSecret;
     use crate::config::Config;
+    use crate::crypto::keys::ContactShare;
     use serde_json::Value;
 
     const CHEAP: KdfParams = KdfParams {
@@ -949,6 +1097,43 @@ mod tests {
         assert!(corrupt_reason(parse(&null_kdf)).contains("one way"));
         let features_as_array = edited(|v| v["features"] = serde_json::json!(["base64url", 200]));
         assert!(corrupt_reason(parse(&features_as_array)).contains("one way"));
+    }
+
+    #[test]
+    fn a_contact_slot_needs_both_halves_and_its_contact_is_authenticated() {
+        let master = master();
+        let mut config = config();
+        let contact = age::x25519::Identity::generate();
+        let recipient = contact.to_public().to_string();
+        let share = ContactShare::generate();
+        config
+            .add_contact_slot(&master, "alice", &recipient, &share, b"passphrase", CHEAP)
+            .unwrap();
+        let parsed = parse(&config.to_json()).unwrap();
+        let opened = parsed
+            .unlock(&Secret::Contact(&share, b"passphrase"), None)
+            .unwrap();
+        assert_eq!(opened.master().as_bytes(), master.as_bytes());
+        assert!(matches!(
+            parsed.unlock(&Secret::Contact(&share, b"guess"), None),
+            Err(Error::WrongPassword)
+        ));
+        let other = ContactShare::generate();
+        assert!(matches!(
+            parsed.unlock(&Secret::Contact(&other, b"passphrase"), None),
+            Err(Error::WrongPassword)
+        ));
+        // The recipient is covered by the MAC: a provider cannot redirect future requests.
+        let mut value: Value = serde_json::from_slice(&parsed.to_json()).unwrap();
+        let stranger = age::x25519::Identity::generate().to_public().to_string();
+        value["slots"][3]["contact"]["recipient"] = stranger.into();
+        let forged = parse(&serde_json::to_vec(&value).unwrap()).unwrap();
+        assert!(matches!(
+            forged.unlock(&Secret::Password(b"pw"), None),
+            Err(Error::ConfigModified(_))
+        ));
+        let without = edited(|v| v["slots"][0]["contact"] = value["slots"][3]["contact"].clone());
+        assert!(corrupt_reason(parse(&without)).contains("takes no contact"));
     }
 
     #[test]

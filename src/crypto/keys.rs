@@ -11,6 +11,7 @@ use super::random_bytes;
 
 pub const MASTER_KEY_LEN: usize = 64;
 pub const RECOVERY_SECRET_LEN: usize = 32;
+pub const CONTACT_SHARE_LEN: usize = 32;
 
 const INFO_NAME_KEY: &[u8] = b"veilfs v1 name key";
 const INFO_CONTENT_KEY: &[u8] = b"veilfs v1 content key";
@@ -73,6 +74,12 @@ secret_bytes!(
     /// master key itself, so that removing the slot revokes it.
     RecoverySecret,
     RECOVERY_SECRET_LEN
+);
+secret_bytes!(
+    /// The half of a recovery-contact slot's secret that the contact holds (encrypted to them in
+    /// the slot); the other half comes from the user's recovery passphrase.
+    ContactShare,
+    CONTACT_SHARE_LEN
 );
 secret_bytes!(
     /// AES-256-SIV key (two AES-256 keys) for names, symlink targets and xattrs.
@@ -161,6 +168,14 @@ impl RecoverySecret {
         let mut secret = Zeroizing::new([0u8; RECOVERY_SECRET_LEN]);
         random_bytes(&mut secret[..]);
         Self(*secret)
+    }
+}
+
+impl ContactShare {
+    pub fn generate() -> Self {
+        let mut share = Zeroizing::new([0u8; CONTACT_SHARE_LEN]);
+        random_bytes(&mut share[..]);
+        Self(*share)
     }
 }
 

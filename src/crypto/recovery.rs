@@ -14,7 +14,9 @@ use data_encoding::BASE32_NOPAD;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::keys::{MasterKey, RecoverySecret, MASTER_KEY_LEN, RECOVERY_SECRET_LEN};
+use super::keys::{
+    ContactShare, MasterKey, RecoverySecret, CONTACT_SHARE_LEN, MASTER_KEY_LEN, RECOVERY_SECRET_LEN,
+};
 use crate::error::{Error, Result};
 
 const CHECKSUM_LEN: usize = 4;
@@ -34,6 +36,11 @@ const V1: Kind = Kind {
 const V2: Kind = Kind {
     label: b"veilfs recovery key v2",
     key_len: RECOVERY_SECRET_LEN,
+};
+
+const SHARE: Kind = Kind {
+    label: b"veilfs recovery share v2",
+    key_len: CONTACT_SHARE_LEN,
 };
 
 /// Base32 characters of a format v1 recovery key (5 bits each, the last one carrying 4).
@@ -159,6 +166,24 @@ pub fn parse_recovery_key(text: &str) -> Result<MasterKey> {
     let mut key = Zeroizing::new([0u8; MASTER_KEY_LEN]);
     key.copy_from_slice(&raw);
     Ok(MasterKey::from_bytes(*key))
+}
+
+/// A recovery contact's share, written as a format v2 recovery key is (58 characters), with a
+/// checksum of its own label so that a share is never taken for a recovery key.
+pub fn format_contact_share(share: &ContactShare) -> String {
+    SHARE.format(share.as_bytes())
+}
+
+/// The share written in `text` (as [`parse_recovery_key`] reads keys).
+pub fn parse_contact_share(text: &str) -> Result<ContactShare> {
+    let clean = clean(text)?;
+    if clean.len() != SHARE.chars() {
+        return Err(wrong_length(clean.len(), SHARE.chars(), ""));
+    }
+    let raw = SHARE.decode(&clean)?;
+    let mut share = Zeroizing::new([0u8; CONTACT_SHARE_LEN]);
+    share.copy_from_slice(&raw);
+    Ok(ContactShare::from_bytes(*share))
 }
 
 /// A recovery key of either format, told apart by its length: [`RECOVERY_SECRET_CHARS`] for

@@ -100,6 +100,12 @@ def transcript(config):
             t.int(kdf["iterations"])
             t.int(kdf["parallelism"])
             t.bytes(b64url(kdf["salt"]))
+        contact = slot.get("contact")
+        if contact is None:
+            t.absent()
+        else:
+            t.bytes(contact["recipient"].encode())
+            t.bytes(b64url(contact["request"]))
         t.bytes(b64url(slot["wrapped"]))
     return bytes(t.out)
 
@@ -144,6 +150,14 @@ def main():
         "v2_mac": hmac.new(mac_key, transcript(config), hashlib.sha256).digest().hex(),
         "v2_config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
     }
+    # A contact slot with the password slot's id, kdf and salt, share a0..bf, the password as
+    # the passphrase.
+    password_slot = config["slots"][0]
+    half = Argon2id(salt=b64url(password_slot["kdf"]["salt"]), length=32, iterations=1, lanes=1,
+                    memory_cost=8, ad=None, secret=None).derive(password)
+    share = bytes(range(0xA0, 0xC0))
+    computed["v2_contact_wrap_key"] = hkdf(
+        share + half, b"veilfs v2 contact slot" + vault_id + b64url(password_slot["id"]), 64).hex()
     secret = recovery_secret(vectors["v2_recovery_key"].strip('"'))
     computed["v2_recovery_secret"] = secret.hex()
     computed["v2_recovery_key"] = vectors["v2_recovery_key"]
