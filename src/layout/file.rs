@@ -285,8 +285,11 @@ impl FileContent {
             &mut sector,
         );
         out.extend_from_slice(&sector);
-        backing.set_len(out.len() as u64)?;
+        // Written before the length is set: a crash between the two then leaves a header (and at
+        // worst stale bytes after the new contents), never a file extended with zeros where its
+        // header should be, which no repair could read again (tests/crashpoints.rs found it).
         backing.write_all_at(&out, 0)?;
+        backing.set_len(out.len() as u64)?;
         self.cipher = Some(cipher);
         Ok(())
     }
