@@ -62,21 +62,23 @@ impl BackingName {
     }
 
     /// Writes the sidecar of a long name into `dir` (before its entry is created, so an entry
-    /// never exists without one). A sidecar that already holds this name is kept; a stale one of
-    /// the same hash (or a planted file that is not a sidecar) is replaced. A write that fails (a
-    /// full disk) leaves no sidecar behind.
+    /// never exists without one), durably: its entry's creation or rename may reach the disk
+    /// before the sidecar's contents would (ext4's delayed allocation), and an entry whose
+    /// sidecar is empty has lost its name for good (the hash cannot be inverted). A sidecar that
+    /// already holds this name is kept; a stale one of the same hash (or a planted file that is
+    /// not a sidecar) is replaced. A write that fails (a full disk) leaves no sidecar behind.
     pub fn write_sidecar(&self, dir: &Dir) -> Result<()> {
         let BackingName::Long { hashed, encoded } = self else {
             return Ok(());
         };
         let name = sidecar_name(hashed);
-        match dir.write_new(&name, encoded.as_bytes(), SIDECAR_MODE, false) {
+        match dir.write_new(&name, encoded.as_bytes(), SIDECAR_MODE, true) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 if read_sidecar(dir, hashed).is_ok_and(|found| found == *encoded) {
                     return Ok(());
                 }
                 dir.unlink(&name)?;
-                dir.write_new(&name, encoded.as_bytes(), SIDECAR_MODE, false)?;
+                dir.write_new(&name, encoded.as_bytes(), SIDECAR_MODE, true)?;
             }
             result => result?,
         }
