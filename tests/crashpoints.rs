@@ -1,0 +1,450 @@
+//! Crash-point enumeration (docs/reliability.md, "Crash consistency"): a workload runs through
+//! veilfs mounted on a recording filesystem; every crash state of the recorded backing
+//! operations is rebuilt and checked (fsck, repair, mount, fsynced files). The harness is in
+//! tests/crash/.
+//!
+//! `small_workload` is the short slice the normal test run includes; `full_workload` (ignored)
+//! is what `scripts/crashpoints` runs.
+
+mod common;
+mod crash;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use common::{is_mounted, run, unmount_all, veilfs, PASSWORD};
+use crash::log::{Event, Log, Mark};
+use crash::recorder::{new_log, Recorder};
+use crash::{check_all, copy_tree, must, read_tree, Checker, Summary};
+
+const NEW_PASSWORD: &str = "a new password for the crash tests";
+
+/// Where the workload runs, and what it tells the log.
+struct Ctx {
+    mnt: PathBuf,
+    cipher: PathBuf,
+    passfiles: Vec<PathBuf>,
+    log: Log,
+}
+
+impl Ctx {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    fn mark(&self, mark: Mark) {
+        self.log.lock().unwrap().push(Event::Mark(mark));
+    }
+
+    /// Writes `contents` to a new file `rel`, fsyncs it and promises it from then on.
+    fn write_synced(&self, id: &str, rel: &str, contents: &[u8]) {
+        let mut file = File::create(self.path(rel)).unwrap();
+        file.write_all(contents).unwrap();
+        file.sync_all().unwrap();
+        self.expect(id, &[rel], contents);
+    }
+
+    fn write(&self, rel: &str, contents: &[u8]) {
+        fs::write(self.path(rel), contents).unwrap();
+    }
+
+    fn expect(&self, id: &str, paths: &[&str], contents: &[u8]) {
+        self.mark(Mark::Expect {
+            id: id.into(),
+            paths: paths.iter().map(PathBuf::from).collect(),
+            contents: contents.to_vec(),
+        });
+    }
+
+    fn forget(&self, id: &str) {
+        self.mark(Mark::Forget { id: id.into() });
+    }
+
+    /// Renames `from` to `to`, keeping promise `id` (about a file at or under `from`, whose
+    /// contents are `contents`) across: during the rename it may be under either name.
+    fn rename_synced(&self, from: &str, to: &str, promised: &[(&str, &str, &[u8])]) {
+        for (id, at, contents) in promised {
+            let (old, new) = (under(from, at), under(to, at));
+            self.mark(Mark::Expect {
+                id: (*id).into(),
+                paths: vec![old, new],
+                contents: contents.to_vec(),
+            });
+        }
+        fs::rename(self.path(from), self.path(to)).unwrap();
+        for (id, at, contents) in promised {
+            self.mark(Mark::Expect {
+                id: (*id).into(),
+                paths: vec![under(to, at)],
+                contents: contents.to_vec(),
+            });
+        }
+    }
+
+    /// Writes `data` at `offset` into the existing file `rel`, which loses its promise `id`.
+    fn write_at(&self, id: Option<&str>, rel: &str, offset: u64, data: &[u8]) {
+        if let Some(id) = id {
+            self.forget(id);
+        }
+        let file = OpenOptions::new().write(true).open(self.path(rel)).unwrap();
+        file.write_all_at(data, offset).unwrap();
+    }
+
+    fn truncate(&self, id: Option<&str>, rel: &str, size: u64) {
+        if let Some(id) = id {
+            self.forget(id);
+        }
+        let file = OpenOptions::new().write(true).open(self.path(rel)).unwrap();
+        file.set_len(size).unwrap();
+    }
+
+    fn mount(&self, passfile: &Path) {
+        must(
+            veilfs()
+                .arg("mount")
+                .arg("--passfile")
+                .arg(passfile)
+                .arg(&self.cipher)
+                .arg(&self.mnt),
+            "veilfs mount",
+        );
+    }
+
+    fn unmount(&self) {
+        for _ in 0..50 {
+            let output = run(veilfs().arg("umount").arg(&self.mnt));
+            if output.status.code() != Some(10) {
+                common::assert_success(&output, "veilfs umount");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("{} stayed busy", self.mnt.display());
+    }
+
+    /// Unmounts, changes the password (`veilfs passwd`, which rewrites veilfs.conf through the
+    /// recorder) and mounts again with the new one.
+    fn passwd(&self) {
+        self.unmount();
+        must(
+            veilfs()
+                .arg("passwd")
+                .arg("--passfile")
+                .arg(&self.passfiles[0])
+                .arg("--new-passfile")
+                .arg(&self.passfiles[1])
+                .arg(&self.cipher),
+            "veilfs passwd",
+        );
+        self.mount(&self.passfiles[1]);
+    }
+}
+
+/// `at` under the directory `dir`, or `dir` itself when `at` is empty.
+fn under(dir: &str, at: &str) -> PathBuf {
+    if at.is_empty() {
+        PathBuf::from(dir)
+    } else {
+        Path::new(dir).join(at)
+    }
+}
+
+/// A name of `len` bytes starting with `tag`: over 149 bytes it needs a long-name sidecar.
+fn name(tag: &str, len: usize) -> String {
+    let mut name = tag.to_owned();
+    while name.len() < len {
+        name.push(char::from(b'a' + (name.len() % 26) as u8));
+    }
+    name
+}
+
+/// Recognisable contents: `len` bytes that differ per `seed` and per offset.
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Runs `workload` through veilfs on the recorder, then checks every crash state.
+fn enumerate(what: &str, workload: impl FnOnce(&Ctx)) -> Summary {
+    common::require_fuse();
+    let dir = tempfile::Builder::new()
+        .prefix("veilfs-crash-")
+        .tempdir()
+        .unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let (real, cipher, mnt, check) = (
+        root.join("real"),
+        root.join("cipher"),
+        root.join("mnt"),
+        root.join("check"),
+    );
+    for d in [&real, &cipher, &mnt, &check] {
+        fs::create_dir(d).unwrap();
+    }
+    let passfiles = vec![root.join("pass1"), root.join("pass2")];
+    fs::write(&passfiles[0], format!("{PASSWORD}\n")).unwrap();
+    fs::write(&passfiles[1], format!("{NEW_PASSWORD}\n")).unwrap();
+    must(
+        veilfs()
+            .args([
+                "init",
+                "--kdf-memory",
+                "1",
+                "--kdf-iterations",
+                "1",
+                "--passfile",
+            ])
+            .arg(&passfiles[0])
+            .arg(&real),
+        "veilfs init",
+    );
+    let snapshot = root.join("snapshot");
+    copy_tree(&real, &snapshot).unwrap();
+
+    let log = new_log();
+    let session = Recorder::new(&real, log.clone())
+        .unwrap()
+        .mount(&cipher)
+        .unwrap();
+    let ctx = Ctx {
+        mnt: mnt.clone(),
+        cipher: cipher.clone(),
+        passfiles: passfiles.clone(),
+        log: log.clone(),
+    };
+    let started = Instant::now();
+    ctx.mount(&passfiles[0]);
+    workload(&ctx);
+    let (expected_tree, errors) = read_tree(&mnt);
+    assert!(errors.is_empty(), "reading the workload's tree: {errors:?}");
+    ctx.unmount();
+    unmount_all(&mnt);
+    drop(session);
+    assert!(!is_mounted(&cipher), "the recorder is still mounted");
+    let events = log.lock().unwrap().clone();
+    let ops = events.iter().filter(|e| matches!(e, Event::Op(_))).count();
+    if std::env::var_os("CRASH_LOG").is_some() {
+        let mut point = 0;
+        for event in &events {
+            match event {
+                Event::Op(op) => {
+                    point += 1;
+                    eprintln!("{point:4} {}", op.describe());
+                }
+                Event::Mark(mark) => eprintln!("     {mark:?}"),
+            }
+        }
+    }
+    eprintln!(
+        "{what}: workload recorded {ops} backing operations in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let checker = Checker {
+        passfiles,
+        mountpoint: check,
+    };
+    let started = Instant::now();
+    let (summary, final_trees) = check_all(&snapshot, &events, &checker, &root, |done, all| {
+        if done % 100 == 0 || done == all {
+            eprintln!("{what}: {done}/{all} states checked");
+        }
+    });
+    eprintln!(
+        "{what}: {} crash points, {} states {:?}, {} repaired by fsck, {} with tolerated \
+         findings, checked in {:.1} s",
+        summary.crash_points,
+        summary.states,
+        summary.by_kind,
+        summary.repaired,
+        summary.tolerated,
+        started.elapsed().as_secs_f64()
+    );
+    for (failure, places) in &summary.failures {
+        eprintln!("FAILURE ({} states): {failure}", places.len());
+        for place in places.iter().take(3) {
+            eprintln!("    at {place}");
+        }
+    }
+    // The replay of the whole log must be what the workload left: else the recorder missed
+    // something, and every state above is suspect.
+    let replayed = final_trees
+        .values()
+        .next()
+        .expect("the last crash point was checked");
+    assert!(
+        *replayed == expected_tree,
+        "{what}: the replayed log differs from the workload's tree: {:?} vs {:?}",
+        replayed.keys().collect::<Vec<_>>(),
+        expected_tree.keys().collect::<Vec<_>>()
+    );
+    summary
+}
+
+/// A few of everything: a short file and a long-named one fsynced, a rename of the long name,
+/// a hard link, a write across a sector boundary, a truncate, `veilfs passwd`, and the rename
+/// of a directory to a long name.
+fn small(ctx: &Ctx) {
+    let long1 = name("L1-", 160);
+    let long2 = name("L2-", 170);
+    let long_dir = name("D-", 155);
+    let big = pattern(1, 5000);
+    fs::create_dir(ctx.path("d")).unwrap();
+    ctx.write_synced("short", "d/short", b"hello");
+    ctx.write_synced("long", &format!("d/{long1}"), &big);
+    ctx.rename_synced(
+        &format!("d/{long1}"),
+        &format!("d/{long2}"),
+        &[("long", "", &big)],
+    );
+    fs::hard_link(ctx.path("d/short"), ctx.path("d/hard")).unwrap();
+    ctx.write_at(Some("long"), &format!("d/{long2}"), 4090, b"across-4096!");
+    ctx.truncate(None, &format!("d/{long2}"), 3000);
+    ctx.passwd();
+    ctx.rename_synced("d", &long_dir, &[("short", "short", b"hello")]);
+}
+
+#[test]
+fn small_workload() {
+    let summary = enumerate("small workload", small);
+    assert!(
+        summary.failures.is_empty(),
+        "crash states that fail their checks: {:#?}",
+        summary.failures
+    );
+}
+
+/// The tree the full workload untars: nested directories, short and long names (some over
+/// the 149 bytes that need a sidecar), files of 0-15 bytes and across several sectors,
+/// symlinks.
+fn make_tree(at: &Path) {
+    fs::create_dir(at).unwrap();
+    for d in 0..4 {
+        let dir = at.join(if d % 2 == 0 {
+            format!("dir{d}")
+        } else {
+            name(&format!("dir{d}-"), 150 + d * 10)
+        });
+        fs::create_dir(&dir).unwrap();
+        for f in 0..10 {
+            let file = match f % 3 {
+                0 => format!("f{f}"),
+                1 => name(&format!("f{f}-"), 160 + f),
+                _ => name(&format!("f{f}-"), 100),
+            };
+            let len = [0, 1, 7, 15, 4095, 4096, 4097, 9000, 12, 20000][f];
+            fs::write(dir.join(&file), pattern((d * 10 + f) as u8, len)).unwrap();
+        }
+        std::os::unix::fs::symlink(name("target-", 170), dir.join("link")).unwrap();
+        fs::create_dir(dir.join("sub")).unwrap();
+        fs::write(dir.join("sub").join(name("deep-", 200)), b"deep").unwrap();
+    }
+}
+
+/// Untar of a 60-entry tree, then renames of files and directories with long names, hard links,
+/// writes across sector boundaries, short files, truncates, fsyncs, `veilfs passwd`, and more
+/// changes under the new password.
+fn full(ctx: &Ctx) {
+    let scratch = ctx.mnt.parent().unwrap().join("tree");
+    make_tree(&scratch);
+    let tarball = ctx.mnt.parent().unwrap().join("tree.tar");
+    must(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&scratch)
+            .arg("."),
+        "tar -c",
+    );
+    fs::create_dir(ctx.path("t")).unwrap();
+    must(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(ctx.path("t")),
+        "tar -x",
+    );
+    let long_dir = name("dir1-", 160);
+    let f1 = name("f1-", 161);
+    let renamed_dir = name("renamed-", 180);
+    let big = pattern(9, 13000);
+    ctx.write_synced("s1", "t/dir0/short1", b"x");
+    ctx.write_synced(
+        "s15",
+        &format!("t/{long_dir}/{}", name("s15-", 190)),
+        b"fifteen bytes!!",
+    );
+    ctx.write_synced("big", &format!("t/{long_dir}/big"), &big);
+    ctx.write("t/dir0/unsynced", &pattern(3, 6000));
+    // Renames: a long-named file to another long name, and a directory holding fsynced files.
+    let f1_new = name("f1-renamed-", 175);
+    fs::rename(
+        ctx.path(&format!("t/{long_dir}/{f1}")),
+        ctx.path(&format!("t/{long_dir}/{f1_new}")),
+    )
+    .unwrap();
+    ctx.rename_synced(
+        &format!("t/{long_dir}"),
+        &format!("t/{renamed_dir}"),
+        &[
+            ("s15", &name("s15-", 190), b"fifteen bytes!!"),
+            ("big", "big", &big),
+        ],
+    );
+    // Hard links, one to a long name.
+    fs::hard_link(ctx.path("t/dir0/f0"), ctx.path("t/dir0/f0-link")).unwrap();
+    fs::hard_link(
+        ctx.path(&format!("t/{renamed_dir}/big")),
+        ctx.path(&format!("t/dir2/{}", name("big-link-", 170))),
+    )
+    .unwrap();
+    // Writes across sector boundaries, and truncates.
+    ctx.write_at(
+        Some("big"),
+        &format!("t/{renamed_dir}/big"),
+        4090,
+        &pattern(5, 20),
+    );
+    ctx.write_at(
+        None,
+        &format!("t/{renamed_dir}/big"),
+        8190,
+        &pattern(6, 4100),
+    );
+    ctx.truncate(None, &format!("t/{renamed_dir}/big"), 5000);
+    ctx.truncate(None, "t/dir0/unsynced", 4097);
+    ctx.truncate(None, "t/dir2/f3", 1);
+    for (i, len) in [1usize, 5, 15].iter().enumerate() {
+        ctx.write(&format!("t/dir2/tiny{i}"), &pattern(i as u8, *len));
+    }
+    // The config rewrite, then more changes under the new password.
+    ctx.passwd();
+    let after = pattern(11, 4097);
+    ctx.write_synced("after", &format!("t/dir2/{}", name("after-", 199)), &after);
+    ctx.rename_synced(
+        "t/dir2",
+        &format!("t/{}", name("dir2-", 170)),
+        &[("after", &name("after-", 199), &after)],
+    );
+    fs::remove_file(ctx.path("t/dir0/f0")).unwrap();
+    fs::remove_dir_all(ctx.path("t/dir0/sub")).unwrap();
+}
+
+/// Run by `scripts/crashpoints`: many minutes.
+#[test]
+#[ignore]
+fn full_workload() {
+    let summary = enumerate("full workload", full);
+    assert!(
+        summary.failures.is_empty(),
+        "{} kinds of failure (see above)",
+        summary.failures.len()
+    );
+}
