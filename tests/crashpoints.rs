@@ -257,12 +257,13 @@ fn enumerate(what: &str, workload: impl FnOnce(&Ctx)) -> Summary {
     });
     eprintln!(
         "{what}: {} crash points, {} states {:?}, {} repaired by fsck, {} with tolerated \
-         findings, checked in {:.1} s",
+         findings, {} failing, checked in {:.1} s",
         summary.crash_points,
         summary.states,
         summary.by_kind,
         summary.repaired,
         summary.tolerated,
+        summary.failed,
         started.elapsed().as_secs_f64()
     );
     for (failure, places) in &summary.failures {
@@ -421,6 +422,11 @@ fn full(ctx: &Ctx) {
     ctx.truncate(None, &format!("t/{renamed_dir}/big"), 5000);
     ctx.truncate(None, "t/dir0/unsynced", 4097);
     ctx.truncate(None, "t/dir2/f3", 1);
+    // A new file given its size by ftruncate alone, as programs preallocate.
+    File::create(ctx.path("t/dir0/sized"))
+        .unwrap()
+        .set_len(10000)
+        .unwrap();
     for (i, len) in [1usize, 5, 15].iter().enumerate() {
         ctx.write(&format!("t/dir2/tiny{i}"), &pattern(i as u8, *len));
     }

@@ -383,15 +383,30 @@ impl Checker {
                     failures.push(format!("fsck --repair: exit {code:?}, no report: {stderr}"));
                     return verdict;
                 };
-                for (problem, line) in problems(&report) {
+                let left = problems(&report);
+                // The exit status says whether problems remain (docs: 0 or 11).
+                let expected_code = if left.is_empty() { 0 } else { 11 };
+                if code != Some(expected_code) {
+                    failures.push(format!(
+                        "fsck --repair: exit {code:?} with {} problems left: {stderr}",
+                        left.len()
+                    ));
+                }
+                let left_lines: Vec<String> = left.iter().map(|(_, line)| line.clone()).collect();
+                for (problem, line) in left {
                     if TOLERATED.contains(&problem.as_str()) {
                         verdict.tolerated.push(line);
                     } else {
                         failures.push(format!("fsck --repair left: {line}"));
                     }
                 }
-                if code != Some(0) && code != Some(11) {
-                    failures.push(format!("fsck --repair: exit {code:?}: {stderr}"));
+                // What it says it repaired must stay repaired: a second look finds nothing it
+                // did not already report as left.
+                let (_, json, _) = fsck(passfile, dir, false);
+                for (_, line) in json.as_ref().map(problems).unwrap_or_default() {
+                    if !left_lines.contains(&line) {
+                        failures.push(format!("fsck after --repair finds again: {line}"));
+                    }
                 }
             }
             (code, _) => {
@@ -446,8 +461,9 @@ pub struct Summary {
     pub by_kind: BTreeMap<String, usize>,
     pub repaired: usize,
     pub tolerated: usize,
-    /// Failure message (paths stripped of crash-specific detail is left to the reader) → the
-    /// states that showed it, as "point N (kind): last operation".
+    /// States that failed at least one check.
+    pub failed: usize,
+    /// Failure message → the states that showed it, as "point N (kind) after OPERATION".
     pub failures: BTreeMap<String, Vec<String>>,
 }
 
@@ -481,6 +497,7 @@ pub fn check_all(
         let place = format!("point {} ({:?}) after {last_op}", state.point, state.kind);
         match build(snapshot, events, state, &dir) {
             Err(e) => {
+                summary.failed += 1;
                 summary
                     .failures
                     .entry(format!("cannot build the state: {e}"))
@@ -491,6 +508,7 @@ pub fn check_all(
                 let verdict = checker.check(&dir, &expectations(&events[..state.events]));
                 summary.repaired += usize::from(verdict.repaired);
                 summary.tolerated += usize::from(!verdict.tolerated.is_empty());
+                summary.failed += usize::from(!verdict.failures.is_empty());
                 for failure in verdict.failures {
                     summary
                         .failures
