@@ -250,7 +250,7 @@ fn enumerate(what: &str, workload: impl FnOnce(&Ctx)) -> Summary {
         mountpoint: check,
     };
     let started = Instant::now();
-    let (summary, final_trees) = check_all(&snapshot, &events, &checker, &root, |done, all| {
+    let (summary, final_tree) = check_all(&snapshot, &events, &checker, &root, |done, all| {
         if done % 100 == 0 || done == all {
             eprintln!("{what}: {done}/{all} states checked");
         }
@@ -274,12 +274,9 @@ fn enumerate(what: &str, workload: impl FnOnce(&Ctx)) -> Summary {
     }
     // The replay of the whole log must be what the workload left: else the recorder missed
     // something, and every state above is suspect.
-    let replayed = final_trees
-        .values()
-        .next()
-        .expect("the last crash point was checked");
+    let replayed = final_tree.expect("the last crash point was checked");
     assert!(
-        *replayed == expected_tree,
+        replayed == expected_tree,
         "{what}: the replayed log differs from the workload's tree: {:?} vs {:?}",
         replayed.keys().collect::<Vec<_>>(),
         expected_tree.keys().collect::<Vec<_>>()

@@ -19,7 +19,7 @@
 pub mod log;
 pub mod recorder;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -468,21 +468,22 @@ pub struct Summary {
 }
 
 /// Checks every crash state of `events`, with `snapshot` the backing directory before them;
-/// `work` is scratch space. `progress` is told after each state.
+/// `work` is scratch space. `progress` is told after each state. Also returns the plaintext
+/// tree of the last crash point's process state: the replay of the whole log.
 pub fn check_all(
     snapshot: &Path,
     events: &[Event],
     checker: &Checker,
     work: &Path,
     mut progress: impl FnMut(usize, usize),
-) -> (Summary, HashMap<usize, BTreeMap<PathBuf, Node>>) {
+) -> (Summary, Option<BTreeMap<PathBuf, Node>>) {
     let all = states(events);
     let mut summary = Summary {
         crash_points: all.iter().map(|s| s.point).max().map_or(0, |p| p + 1),
         states: all.len(),
         ..Summary::default()
     };
-    let mut final_trees = HashMap::new();
+    let mut final_tree = None;
     let last_point = summary.crash_points.saturating_sub(1);
     for (n, state) in all.iter().enumerate() {
         *summary.by_kind.entry(kind_name(state.kind)).or_default() += 1;
@@ -517,14 +518,14 @@ pub fn check_all(
                         .push(place.clone());
                 }
                 if state.point == last_point && state.kind == Kind::Process {
-                    final_trees.insert(state.point, verdict.tree);
+                    final_tree = Some(verdict.tree);
                 }
             }
         }
         let _ = fs::remove_dir_all(&dir);
         progress(n + 1, all.len());
     }
-    (summary, final_trees)
+    (summary, final_tree)
 }
 
 fn kind_name(kind: Kind) -> String {
