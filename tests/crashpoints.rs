@@ -169,6 +169,17 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Unmounts its mount points when dropped.
+struct Unmount(Vec<PathBuf>);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            unmount_all(path);
+        }
+    }
+}
+
 /// Runs `workload` through veilfs on the recorder, then checks every crash state.
 fn enumerate(what: &str, workload: impl FnOnce(&Ctx)) -> Summary {
     common::require_fuse();
@@ -186,6 +197,8 @@ fn enumerate(what: &str, workload: impl FnOnce(&Ctx)) -> Summary {
     for d in [&real, &cipher, &mnt, &check] {
         fs::create_dir(d).unwrap();
     }
+    // Should the test fail half-way, nothing stays mounted in the directory about to be removed.
+    let _unmount = Unmount(vec![check.clone(), mnt.clone(), cipher.clone()]);
     let passfiles = vec![root.join("pass1"), root.join("pass2")];
     fs::write(&passfiles[0], format!("{PASSWORD}\n")).unwrap();
     fs::write(&passfiles[1], format!("{NEW_PASSWORD}\n")).unwrap();
@@ -223,8 +236,7 @@ fn enumerate(what: &str, workload: impl FnOnce(&Ctx)) -> Summary {
     let (expected_tree, errors) = read_tree(&mnt);
     assert!(errors.is_empty(), "reading the workload's tree: {errors:?}");
     ctx.unmount();
-    unmount_all(&mnt);
-    drop(session);
+    session.umount_and_join().unwrap();
     assert!(!is_mounted(&cipher), "the recorder is still mounted");
     let events = log.lock().unwrap().clone();
     let ops = events.iter().filter(|e| matches!(e, Event::Op(_))).count();
