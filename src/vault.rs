@@ -10,10 +10,13 @@ use crate::backing::{Dir, FileKind, RenameMode, SidecarCopies};
 use crate::config::Features;
 use crate::crypto::keys::{ContentKey, MasterKey, VaultKeys};
 use crate::crypto::names::{DirIv, NameCipher, NameEncoding};
+use crate::crypto::records::MoveRecord;
 use crate::error::{Error, Result};
 use crate::layout::conflict::{self, Candidate};
 use crate::layout::longname::{self, BackingName, LONGNAME_PREFIX, SIDECAR_SUFFIX};
-use crate::layout::{diriv, strip_prefix_ignore_case, EntryName, DIRIV_NAME};
+use crate::layout::{
+    diriv, moves, strip_prefix_ignore_case, EntryName, DIRIV_NAME, DIRIV_TMP_NAME, MOVE_NAME,
+};
 
 /// What one backing directory entry is: see [`Vault::classify_entry`].
 #[derive(Debug)]
@@ -55,6 +58,25 @@ pub struct ConflictCopy {
     pub shown: Vec<u8>,
 }
 
+/// Where a directory's IV comes from (format-v2.md, "Unique directory IVs").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IvPolicy {
+    /// Format v1: the IV is what the directory's `veilfs.diriv` holds.
+    #[default]
+    Stored,
+    /// Format v2: the IV is the derivation of the directory's plaintext path; `veilfs.diriv` is
+    /// only a check value, so a file planted under that name steers nothing.
+    Derived,
+}
+
+/// What a directory move changed, for the mount's inode table: every entry renamed (backing
+/// inode number of its directory, old and new backing name) and every directory's new IV.
+#[derive(Debug, Default)]
+pub struct MoveChanges {
+    pub renamed: Vec<(u64, String, String)>,
+    pub ivs: Vec<(u64, DirIv)>,
+}
+
 #[derive(Debug)]
 pub struct Vault {
     /// The backing root, held open for the vault's life: see [`crate::backing`].
@@ -62,11 +84,23 @@ pub struct Vault {
     keys: VaultKeys,
     names: NameCipher,
     features: Features,
+    iv_policy: IvPolicy,
 }
 
 impl Vault {
-    /// The vault whose backing root is `root` (opened with [`Dir::open_root`]).
+    /// The vault whose backing root is `root` (opened with [`Dir::open_root`]), reading
+    /// directory IVs as format v1 does ([`IvPolicy::Stored`]).
     pub fn new(root: Dir, master: &MasterKey, features: &Features) -> Self {
+        Self::with_iv_policy(root, master, features, IvPolicy::Stored)
+    }
+
+    /// [`Vault::new`] with directory IVs coming from `iv_policy`.
+    pub fn with_iv_policy(
+        root: Dir,
+        master: &MasterKey,
+        features: &Features,
+        iv_policy: IvPolicy,
+    ) -> Self {
         let keys = master.derive();
         let names = NameCipher::new(keys.name.clone(), features.name_encoding);
         Self {
@@ -74,6 +108,7 @@ impl Vault {
             keys,
             names,
             features: features.clone(),
+            iv_policy,
         }
     }
 
@@ -116,6 +151,158 @@ impl Vault {
     /// The IV a new directory `name` in the directory with IV `parent` gets.
     pub fn new_dir_iv(&self, parent: &DirIv, name: &[u8]) -> DirIv {
         DirIv::derive(&self.keys.diriv, parent, name)
+    }
+
+    pub fn iv_policy(&self) -> IvPolicy {
+        self.iv_policy
+    }
+
+    /// The IV of backing directory `dir`, plaintext `name` in the directory with IV `parent`:
+    /// its `veilfs.diriv` or its derivation, as the [`IvPolicy`] says.
+    pub fn dir_iv(&self, dir: &Dir, parent: &DirIv, name: &[u8]) -> Result<DirIv> {
+        match self.iv_policy {
+            IvPolicy::Stored => diriv::read(dir),
+            IvPolicy::Derived => Ok(self.new_dir_iv(parent, name)),
+        }
+    }
+
+    /// The move record in `dir`: `None` when there is none, an error when one is there that
+    /// does not authenticate (planted, or from another vault).
+    pub fn read_move(&self, dir: &Dir) -> Result<Option<MoveRecord>> {
+        match moves::read(dir)? {
+            None => Ok(None),
+            Some(sealed) => MoveRecord::open(&self.keys.record, &self.root_iv().0, &sealed)
+                .map(Some)
+                .map_err(|_| {
+                    Error::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} does not authenticate: not written by this vault's key",
+                            dir.display_path(MOVE_NAME).display()
+                        ),
+                    ))
+                }),
+        }
+    }
+
+    /// Starts moving directory `moved` from IV `old` to IV `new`: writes its move record,
+    /// durably, before anything is renamed. Returns the record for [`Self::finish_move`].
+    pub fn begin_move(&self, moved: &Dir, old: DirIv, new: DirIv) -> Result<MoveRecord> {
+        let record = MoveRecord::new(old, new);
+        moves::write(moved, &record.seal(&self.keys.record, &self.root_iv().0))?;
+        Ok(record)
+    }
+
+    /// Undoes [`Self::begin_move`] when the rename itself failed.
+    pub fn abandon_move(&self, moved: &Dir) {
+        if let Err(e) = moves::remove(moved) {
+            tracing::error!(
+                "cannot remove {}: {e}",
+                moved.display_path(MOVE_NAME).display()
+            );
+        }
+    }
+
+    /// Finishes the move `record` of directory `dir` (already at its new place): every name of
+    /// its subtree re-encrypted under the IVs of the new path, each directory's IV file
+    /// replaced, then the record removed. Idempotent, so a crash anywhere is finished by running
+    /// it again: a name that decrypts under the new IV is done, one under the old IV is renamed.
+    pub fn finish_move(&self, dir: &Dir, record: &MoveRecord) -> Result<MoveChanges> {
+        let mut changes = MoveChanges::default();
+        self.reencrypt_tree(dir, record.old, record.new, &mut changes)?;
+        moves::remove(dir)?;
+        Ok(changes)
+    }
+
+    /// Re-encrypts the names of `dir` from IV `old` (or, in a v1 vault, the IV its file holds)
+    /// to `new`, then those of its subdirectories, each from and to the IVs their names derive.
+    fn reencrypt_tree(
+        &self,
+        dir: &Dir,
+        old: DirIv,
+        new: DirIv,
+        changes: &mut MoveChanges,
+    ) -> Result<()> {
+        let mut olds = vec![old];
+        if self.iv_policy == IvPolicy::Stored {
+            // A v1 directory renamed before IVs followed paths has an IV of its own.
+            if let Ok(stored) = diriv::read(dir) {
+                if stored != old && stored != new {
+                    olds.push(stored);
+                }
+            }
+        }
+        let ino = dir.stat_self()?.st_ino;
+        changes.ivs.push((ino, new));
+        for entry in dir.entries()? {
+            let Ok(name) = entry.name.into_string() else {
+                continue;
+            };
+            if EntryName::classify(&name) == EntryName::Reserved {
+                continue; // sidecars move with their entries; IV files and records stay
+            }
+            let (plain, current) = match self.decrypt_entry(dir, &new, &name) {
+                Ok(Some(plain)) => (plain, name),
+                _ => {
+                    let found = olds
+                        .iter()
+                        .find_map(|iv| self.decrypt_entry(dir, iv, &name).ok().flatten());
+                    let Some(plain) = found else {
+                        continue; // not a name of this directory: left for fsck to report
+                    };
+                    match self.reencrypt_entry(dir, &name, &new, &plain) {
+                        Ok(to) => {
+                            changes.renamed.push((ino, name, to.clone()));
+                            (plain, to)
+                        }
+                        Err(e) => {
+                            tracing::warn!(
+                                "cannot re-encrypt {}: {e}",
+                                dir.display_path(&name).display()
+                            );
+                            continue;
+                        }
+                    }
+                }
+            };
+            let is_dir = match entry.kind {
+                Some(kind) => kind == FileKind::Dir,
+                None => FileKind::of(&dir.stat(&current)?) == FileKind::Dir,
+            };
+            if is_dir {
+                let sub = dir.open_dir(&current)?;
+                let (sub_old, sub_new) =
+                    (self.new_dir_iv(&old, &plain), self.new_dir_iv(&new, &plain));
+                // A move of this subdirectory that a crash left unfinished goes first.
+                if let Ok(Some(nested)) = self.read_move(&sub) {
+                    if nested.new == sub_old {
+                        let done = self.finish_move(&sub, &nested)?;
+                        changes.renamed.extend(done.renamed);
+                        changes.ivs.extend(done.ivs);
+                    }
+                }
+                self.reencrypt_tree(&sub, sub_old, sub_new, changes)?;
+            }
+        }
+        if diriv::read(dir).ok() != Some(new) {
+            diriv::replace(dir, &new)?;
+        }
+        // Every rename of this directory durable before the record can go.
+        dir.sync()?;
+        Ok(())
+    }
+
+    /// Renames entry `from` of `dir` to the encryption of `plain` under `iv`, never replacing
+    /// an entry; a long name's new sidecar is written first and its old one removed after.
+    fn reencrypt_entry(&self, dir: &Dir, from: &str, iv: &DirIv, plain: &[u8]) -> Result<String> {
+        let backing = self.backing_name(iv, plain)?;
+        self.create_entry(dir, &backing, |to| {
+            dir.rename(from, dir, to, RenameMode::NoReplace)
+        })?;
+        if let EntryName::Long(hashed) = EntryName::classify(from) {
+            dir.unlink_if_present(longname::sidecar_name(hashed))?;
+        }
+        Ok(backing.entry().to_owned())
     }
 
     /// Where plaintext `name` lives in the directory with IV `iv`.
@@ -532,7 +719,7 @@ impl Vault {
             };
             let entry = self.existing_backing_name(&dir, &iv, name)?;
             dir = dir.open_dir(entry)?;
-            iv = diriv::read(&dir)?;
+            iv = self.dir_iv(&dir, &iv, name.as_encoded_bytes())?;
         }
         Ok((dir, iv))
     }
@@ -617,7 +804,7 @@ impl Vault {
             plain.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&name));
             if components.peek().is_some() {
                 dir = dir.open_dir(entry)?;
-                iv = diriv::read(&dir)?;
+                iv = self.dir_iv(&dir, &iv, &name)?;
             }
         }
         Ok(plain)
@@ -661,6 +848,8 @@ pub fn is_canonical_reserved(name: &str) -> bool {
     lower == crate::config::CONFIG_NAME
         || lower == crate::config::CONFIG_TMP_NAME
         || lower == DIRIV_NAME
+        || lower == DIRIV_TMP_NAME
+        || lower == MOVE_NAME
         || is_canonical_sidecar(name)
 }
 

@@ -25,7 +25,6 @@ fn repair(v: &CoreVault) -> Report {
         &Options {
             repair: true,
             orphan_grace: Duration::ZERO,
-            ..Options::default()
         },
         &|_| {},
     )

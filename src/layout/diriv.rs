@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::DIRIV_NAME;
+use super::{DIRIV_NAME, DIRIV_TMP_NAME};
 use crate::backing::{Dir, Size};
 use crate::crypto::names::{DirIv, DIR_IV_LEN};
 use crate::error::{Error, Result};
@@ -55,6 +55,21 @@ pub fn write(dir: &Dir, iv: &DirIv) -> Result<()> {
 pub fn write_durable(dir: &Dir, iv: &DirIv) -> Result<()> {
     dir.write_new(DIRIV_NAME, &iv.0, DIRIV_MODE, true)?;
     dir.sync()?;
+    Ok(())
+}
+
+/// Replaces the IV of `dir` with `iv` atomically (a temporary file renamed over the old one), for
+/// a directory whose path changed: a crash leaves the old IV file or the new one, never none.
+/// Not fsynced: the caller syncs the directory once all of its names are done.
+pub fn replace(dir: &Dir, iv: &DirIv) -> Result<()> {
+    dir.unlink_if_present(DIRIV_TMP_NAME)?;
+    dir.write_new(DIRIV_TMP_NAME, &iv.0, DIRIV_MODE, false)?;
+    dir.rename(
+        DIRIV_TMP_NAME,
+        dir,
+        DIRIV_NAME,
+        crate::backing::RenameMode::Replace,
+    )?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use veilfs::config::{Config, Features, KdfParams};
 use veilfs::crypto::keys::MasterKey;
 use veilfs::crypto::names::{DirIv, NameEncoding};
 use veilfs::layout::diriv;
-use veilfs::vault::Vault;
+use veilfs::vault::{IvPolicy, Vault};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -27,6 +27,12 @@ pub struct CoreVault {
 
 impl CoreVault {
     pub fn new(encoding: NameEncoding) -> CoreVault {
+        Self::with_iv_policy(encoding, IvPolicy::Stored)
+    }
+
+    /// A vault whose directory IVs come from `policy` (format v2's derived IVs: only through
+    /// the library, since no config asks for them yet).
+    pub fn with_iv_policy(encoding: NameEncoding, policy: IvPolicy) -> CoreVault {
         let dir = tempfile::Builder::new()
             .prefix("veilfs-core-")
             .tempdir()
@@ -46,7 +52,8 @@ impl CoreVault {
         Config::create(&master, PASSWORD.as_bytes(), kdf, features.clone())
             .save(&root)
             .unwrap();
-        let vault = Vault::open(&root, &master, &features).unwrap();
+        let vault =
+            Vault::with_iv_policy(Dir::open_root(&root).unwrap(), &master, &features, policy);
         vault.initialize_root().unwrap();
         fs::write(dir.path().join("passfile"), format!("{PASSWORD}\n")).unwrap();
         CoreVault { dir, root, vault }
