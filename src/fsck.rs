@@ -512,6 +512,20 @@ impl<'a> Walk<'a> {
                 return None;
             }
         };
+        let never_started =
+            derived.is_some_and(|d| self.vault.move_never_started(dir, &record, &d));
+        if derived != Some(record.new) && never_started {
+            self.repairable(
+                Problem::MoveRecord,
+                &path,
+                task.plain.clone(),
+                "a directory rename was interrupted before the directory moved (the record \
+                 authenticates): nothing was renamed",
+                "remove the record",
+                || Ok(crate::layout::moves::remove(dir)?),
+            );
+            return None;
+        }
         if derived != Some(record.new) {
             self.report(
                 Problem::MoveRecord,

@@ -193,6 +193,14 @@ impl Vault {
         Ok(record)
     }
 
+    /// Whether move `record`, found in `dir` whose path derives `path_iv`, never got past its
+    /// first step: the directory is still where it was (its IV is the record's old one), so
+    /// nothing was renamed and the record can go.
+    pub fn move_never_started(&self, dir: &Dir, record: &MoveRecord, path_iv: &DirIv) -> bool {
+        record.old == *path_iv
+            || self.iv_policy == IvPolicy::Stored && diriv::read(dir).ok() == Some(record.old)
+    }
+
     /// Undoes [`Self::begin_move`] when the rename itself failed.
     pub fn abandon_move(&self, moved: &Dir) {
         if let Err(e) = moves::remove(moved) {
@@ -242,7 +250,10 @@ impl Vault {
                 continue; // sidecars move with their entries; IV files and records stay
             }
             let (plain, current) = match self.decrypt_entry(dir, &new, &name) {
-                Ok(Some(plain)) => (plain, name),
+                Ok(Some(plain)) => {
+                    self.remove_old_sidecars(dir, &olds, &name, &plain)?;
+                    (plain, name)
+                }
                 _ => {
                     let found = olds
                         .iter()
@@ -289,6 +300,29 @@ impl Vault {
         }
         // Every rename of this directory durable before the record can go.
         dir.sync()?;
+        Ok(())
+    }
+
+    /// A crash between the rename of long-name entry `name` (plaintext `plain`) and the removal
+    /// of its old sidecar left that sidecar: it goes, unless an entry under the old name exists.
+    fn remove_old_sidecars(
+        &self,
+        dir: &Dir,
+        olds: &[DirIv],
+        name: &str,
+        plain: &[u8],
+    ) -> Result<()> {
+        if !matches!(EntryName::classify(name), EntryName::Long(_)) {
+            return Ok(());
+        }
+        for old in olds {
+            let before = self.backing_name(old, plain)?;
+            if let Some(sidecar) = before.sidecar() {
+                if before.entry() != name && !dir.exists(before.entry()) {
+                    dir.unlink_if_present(sidecar)?;
+                }
+            }
+        }
         Ok(())
     }
 

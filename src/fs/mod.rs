@@ -454,11 +454,17 @@ impl VeilFs {
         });
         if let Some(record) = record {
             let (parent_iv, name) = self.plain_location(ino)?;
-            if record.new == self.vault.new_dir_iv(&parent_iv, &name) {
+            let path_iv = self.vault.new_dir_iv(&parent_iv, &name);
+            if record.new == path_iv {
                 return Ok(self.finish_interrupted_move(ino, dir, &record));
             }
-            let why = io::Error::other("a move record for another path: ignored");
-            self.warn_once(dir.display_path(MOVE_NAME), &why.into());
+            if self.vault.move_never_started(dir, &record, &path_iv) {
+                // The crash came before the directory itself was renamed.
+                self.vault.abandon_move(dir);
+            } else {
+                let why = io::Error::other("a move record for another path: ignored");
+                self.warn_once(dir.display_path(MOVE_NAME), &why.into());
+            }
         }
         match self.vault.iv_policy() {
             IvPolicy::Stored => diriv::read(dir).inspect_err(|e| {
