@@ -522,7 +522,7 @@ impl<'a> Walk<'a> {
                 "a directory rename was interrupted before the directory moved (the record \
                  authenticates): nothing was renamed",
                 "remove the record",
-                || Ok(crate::layout::moves::remove(dir)?),
+                || crate::layout::moves::remove(dir),
             );
             return None;
         }
