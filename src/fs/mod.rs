@@ -270,7 +270,8 @@ pub struct VeilFs {
     warned: Mutex<HashSet<PathBuf>>,
     /// Running as root: new entries are given to the calling user, as a local filesystem would.
     chown_new: bool,
-    /// Sync-conflict copies and re-cased names: see [`VeilFs::tidy_backing`].
+    /// Sync-conflict copies and re-cased names are put right, and renames a crash interrupted
+    /// are finished: see [`VeilFs::tidy_backing`].
     tidy: bool,
     /// How open files are served: see [`VeilFs::init`].
     open_flags: FopenFlags,
@@ -455,10 +456,19 @@ impl VeilFs {
         if let Some(record) = record {
             let (parent_iv, name) = self.plain_location(ino)?;
             let path_iv = self.vault.new_dir_iv(&parent_iv, &name);
+            if record.new == path_iv && !self.tidy {
+                // A read-only mount writes nothing: it shows what has moved so far.
+                let why = io::Error::other(
+                    "a directory rename was interrupted: mount read-write or run fsck --repair \
+                     to finish it",
+                );
+                self.warn_once(dir.display_path(MOVE_NAME), &why.into());
+                return Ok(record.new);
+            }
             if record.new == path_iv {
                 return Ok(self.finish_interrupted_move(ino, dir, &record));
             }
-            if self.vault.move_never_started(dir, &record, &path_iv) {
+            if self.tidy && self.vault.move_never_started(dir, &record, &path_iv) {
                 // The crash came before the directory itself was renamed.
                 self.vault.abandon_move(dir);
             } else {
@@ -1310,7 +1320,8 @@ impl VeilFs {
     /// Whether the adapter may rename backing entries on its own: a conflict copy to the proper
     /// encryption of the name it is shown under, a re-cased name to its canonical case, so that
     /// the vault is clean afterwards (and, names being deterministic, two devices doing this
-    /// rename produce the same result). Only for a read-write mount; off by default.
+    /// rename produce the same result), and a directory rename a crash interrupted is finished
+    /// when its directory is first used. Only for a read-write mount; off by default.
     pub fn tidy_backing(mut self, tidy: bool) -> Self {
         self.tidy = tidy;
         self
