@@ -218,6 +218,9 @@ impl Vault {
     pub fn finish_move(&self, dir: &Dir, record: &MoveRecord) -> Result<MoveChanges> {
         let mut changes = MoveChanges::default();
         self.reencrypt_tree(dir, record.old, record.new, &mut changes)?;
+        // Every rename of the subtree durable before the record goes: one syncfs costs less
+        // than an fsync per directory (a journal commit each).
+        dir.sync_filesystem()?;
         moves::remove(dir)?;
         Ok(changes)
     }
@@ -298,8 +301,6 @@ impl Vault {
         if diriv::read(dir).ok() != Some(new) {
             diriv::replace(dir, &new)?;
         }
-        // Every rename of this directory durable before the record can go.
-        dir.sync()?;
         Ok(())
     }
 
