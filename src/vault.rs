@@ -245,58 +245,75 @@ impl Vault {
         }
         let ino = dir.stat_self()?.st_ino;
         changes.ivs.push((ino, new));
+        // Entries to walk into: (backing name now, old IV of the directory, its plaintext name
+        // then and now: a conflict copy is renamed to the name it is shown under).
+        let mut subdirs: Vec<(String, DirIv, Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut taken = HashSet::new();
+        let mut undecoded = Vec::new();
         for entry in dir.entries()? {
             let Ok(name) = entry.name.into_string() else {
                 continue;
             };
-            if EntryName::classify(&name) == EntryName::Reserved {
+            if EntryName::classify(&name) == EntryName::Reserved && is_canonical_reserved(&name) {
                 continue; // sidecars move with their entries; IV files and records stay
             }
-            let (plain, current) = match self.decrypt_entry(dir, &new, &name) {
-                Ok(Some(plain)) => {
-                    self.remove_old_sidecars(dir, &olds, &name, &plain)?;
-                    (plain, name)
-                }
-                _ => {
-                    let found = olds
-                        .iter()
-                        .find_map(|iv| self.decrypt_entry(dir, iv, &name).ok().flatten());
-                    let Some(plain) = found else {
-                        continue; // not a name of this directory: left for fsck to report
-                    };
-                    match self.reencrypt_entry(dir, &name, &new, &plain) {
-                        Ok(to) => {
-                            changes.renamed.push((ino, name, to.clone()));
-                            (plain, to)
-                        }
-                        Err(e) => {
-                            tracing::warn!(
-                                "cannot re-encrypt {}: {e}",
-                                dir.display_path(&name).display()
-                            );
-                            continue;
-                        }
-                    }
-                }
-            };
-            let is_dir = match entry.kind {
+            let dir_entry = match entry.kind {
                 Some(kind) => kind == FileKind::Dir,
-                None => FileKind::of(&dir.stat(&current)?) == FileKind::Dir,
+                None => FileKind::of(&dir.stat(&name)?) == FileKind::Dir,
             };
-            if is_dir {
-                let sub = dir.open_dir(&current)?;
-                let (sub_old, sub_new) =
-                    (self.new_dir_iv(&old, &plain), self.new_dir_iv(&new, &plain));
-                // A move of this subdirectory that a crash left unfinished goes first.
-                if let Ok(Some(nested)) = self.read_move(&sub) {
-                    if nested.new == sub_old {
-                        let done = self.finish_move(&sub, &nested)?;
-                        changes.renamed.extend(done.renamed);
-                        changes.ivs.extend(done.ivs);
+            if let Ok(Some(plain)) = self.decrypt_entry(dir, &new, &name) {
+                self.remove_old_sidecars(dir, &olds, &name, &plain)?;
+                if dir_entry {
+                    subdirs.push((name, old, plain.clone(), plain.clone()));
+                }
+                taken.insert(plain);
+                continue;
+            }
+            let found = olds
+                .iter()
+                .find_map(|iv| Some((*iv, self.decrypt_entry(dir, iv, &name).ok()??)));
+            let Some((from_iv, plain)) = found else {
+                undecoded.push((name, dir_entry));
+                continue;
+            };
+            if let Some(to) = self.move_entry(dir, ino, &name, &new, &plain, changes) {
+                if dir_entry {
+                    subdirs.push((to, from_iv, plain.clone(), plain.clone()));
+                }
+            }
+            taken.insert(plain);
+        }
+        // Sync tools' copies of entries under an old IV: renamed to the names they are shown
+        // under, as tidying does, since their own names stop authenticating with the old IV.
+        for iv in &olds {
+            let names = undecoded.iter().map(|(name, _)| name.as_str());
+            for copy in self.conflict_copies(dir, iv, &taken, names) {
+                let dir_entry = undecoded.iter().any(|(n, d)| *n == copy.backing && *d);
+                if let Some(to) =
+                    self.move_entry(dir, ino, &copy.backing, &new, &copy.shown, changes)
+                {
+                    if dir_entry {
+                        subdirs.push((to, *iv, copy.original, copy.shown.clone()));
                     }
                 }
-                self.reencrypt_tree(&sub, sub_old, sub_new, changes)?;
+                taken.insert(copy.shown);
             }
+        }
+        for (entry, from_iv, then, now) in subdirs {
+            let sub = dir.open_dir(&entry)?;
+            let (sub_old, sub_new) = (
+                self.new_dir_iv(&from_iv, &then),
+                self.new_dir_iv(&new, &now),
+            );
+            // A move of this subdirectory that a crash left unfinished goes first.
+            if let Ok(Some(nested)) = self.read_move(&sub) {
+                if nested.new == sub_old {
+                    let done = self.finish_move(&sub, &nested)?;
+                    changes.renamed.extend(done.renamed);
+                    changes.ivs.extend(done.ivs);
+                }
+            }
+            self.reencrypt_tree(&sub, sub_old, sub_new, changes)?;
         }
         if diriv::read(dir).ok() != Some(new) {
             diriv::replace(dir, &new)?;
@@ -325,6 +342,32 @@ impl Vault {
             }
         }
         Ok(())
+    }
+
+    /// [`Self::reencrypt_entry`], recorded in `changes` (`ino`: the inode number of `dir`);
+    /// a name that cannot be renamed is logged and left for fsck to report.
+    fn move_entry(
+        &self,
+        dir: &Dir,
+        ino: u64,
+        from: &str,
+        iv: &DirIv,
+        plain: &[u8],
+        changes: &mut MoveChanges,
+    ) -> Option<String> {
+        match self.reencrypt_entry(dir, from, iv, plain) {
+            Ok(to) => {
+                changes.renamed.push((ino, from.to_owned(), to.clone()));
+                Some(to)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cannot re-encrypt {}: {e}",
+                    dir.display_path(from).display()
+                );
+                None
+            }
+        }
     }
 
     /// Renames entry `from` of `dir` to the encryption of `plain` under `iv`, never replacing

@@ -594,6 +594,40 @@ fn an_interrupted_move_is_finished_by_fsck_under_both_policies() {
     }
 }
 
+/// A sync tool's conflict copy inside a moved directory (its name authenticates only as a copy
+/// of a name under the old IV) is renamed to the name it is shown under, not lost.
+#[test]
+fn a_conflict_copy_survives_a_directory_move() {
+    let v = CoreVault::new(NameEncoding::Base64Url);
+    v.mkdir("a");
+    let original = v.write("a/doc.txt", b"mine");
+    let copy = original.with_file_name(format!(
+        "{} (conflicted copy 2024-03-01)",
+        original.file_name().unwrap().to_str().unwrap()
+    ));
+    fs::copy(&original, &copy).unwrap();
+    let (root, root_iv) = v.vault.open_plain_dir(Path::new("")).unwrap();
+    let (a, old) = v.vault.open_plain_dir(Path::new("a")).unwrap();
+    let new = v.vault.new_dir_iv(&root_iv, b"b");
+    let record = v.vault.begin_move(&a, old, new).unwrap();
+    let a_entry = v.backing("a");
+    v.vault
+        .rename_entry(
+            &root,
+            &root_iv,
+            a_entry.file_name().unwrap().to_str().unwrap(),
+            b"b",
+        )
+        .unwrap();
+    v.vault.finish_move(&a, &record).unwrap();
+    let names = names_in(&v, "b");
+    assert_eq!(names.len(), 2, "{names:?}");
+    for name in names {
+        assert_eq!(v.read(&format!("b/{name}")), b"mine");
+    }
+    assert!(check(&v).findings.is_empty(), "{:?}", check(&v).findings);
+}
+
 /// A move record nobody with the key wrote, or one copied from another directory, is reported
 /// and acted on by nobody.
 #[test]

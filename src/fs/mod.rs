@@ -517,8 +517,8 @@ impl VeilFs {
         }
     }
 
-    /// Starts moving directory `moved` of `parent` (plaintext `name`) to plaintext `new_name` in
-    /// `new_parent`: writes its move record; `None` when its IV does not change.
+    /// Starts moving directory `moved` to plaintext `new_name` in `new_parent`: writes its move
+    /// record; `None` when its IV does not change.
     fn begin_move(
         &self,
         moved: u64,
@@ -881,7 +881,6 @@ impl VeilFs {
     }
 
     /// The backing part of [`Self::do_rename`]: renames the entry and updates the inode table.
-    #[allow(clippy::type_complexity)]
     fn rename_entries(
         &self,
         (parent, from_dir, from, from_stat): (u64, &Dir, &BackingName, &Stat),
