@@ -907,20 +907,22 @@ impl<'a> Walk<'a> {
                 original_plain.unwrap_or_else(|| String::from_utf8_lossy(&original).into_owned()),
                 String::from_utf8_lossy(&shown)
             );
-            self.repairable(
+            let renamed = self.repairable(
                 Problem::ConflictCopy,
                 &from,
                 plain.clone(),
                 detail,
                 "rename it to the name it is shown under",
                 || {
-                    let to = vault.rename_entry(dir, iv, &backing, &shown)?;
+                    let (to, _) = vault.rename_entry(dir, iv, &backing, &shown, (iv, &original))?;
                     current = to.entry().to_owned();
                     Ok(())
                 },
             );
             let kind = kinds[backing.as_str()];
-            self.entry(scope, dir, current, kind, plain, Some((*iv, shown)));
+            // A directory's IVs derive from the name its contents were encrypted for.
+            let named = if renamed { shown } else { original };
+            self.entry(scope, dir, current, kind, plain, Some((*iv, named)));
         }
 
         // Sidecars: copies first (they may restore a sidecar), then orphans.
@@ -1091,7 +1093,8 @@ impl<'a> Walk<'a> {
                     format!("encrypted under the IV of {}", other.source),
                     "re-encrypt its name under the directory's IV",
                     || {
-                        let to = vault.rename_entry(dir, iv, &item.name, &name)?;
+                        let (to, _) =
+                            vault.rename_entry(dir, iv, &item.name, &name, (&other.iv, &name))?;
                         current = to.entry().to_owned();
                         Ok(())
                     },

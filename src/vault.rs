@@ -569,25 +569,45 @@ impl Vault {
     /// Renames backing entry `from` of `dir` (IV `iv`) to the backing name of plaintext `to`,
     /// never replacing an existing entry; writes the new name's sidecar first when it is long.
     /// Cleans up a conflict copy or a re-cased name so the vault holds only canonical names.
+    /// `was` is the IV `from` is encrypted under and the plaintext name the IVs of its contents
+    /// derive from (a conflict copy's: its original's): a directory whose path so changes is
+    /// moved as a rename through the mount moves it ([`Self::finish_move`]), and what that
+    /// changed is returned.
     pub fn rename_entry(
         &self,
         dir: &Dir,
         iv: &DirIv,
         from: &str,
         to: &[u8],
-    ) -> Result<BackingName> {
+        was: (&DirIv, &[u8]),
+    ) -> Result<(BackingName, MoveChanges)> {
         let backing = self.backing_name(iv, to)?;
+        let mut moved = None;
         if FileKind::of(&dir.stat(from)?) == FileKind::Dir {
-            let moved = dir.open_dir(from)?;
-            if diriv::read(&moved).is_ok() {
-                // A directory's IV must be durable before it is renamed (format.md, Directory IVs).
-                diriv::sync(&moved)?;
+            let sub = dir.open_dir(from)?;
+            // A v1 directory whose IV file is missing cannot be moved: renamed as it is.
+            if let Ok(old) = self.dir_iv(&sub, was.0, was.1) {
+                let new = self.new_dir_iv(iv, to);
+                if old != new {
+                    let record = self.begin_move(&sub, old, new)?;
+                    moved = Some((sub, record));
+                }
             }
         }
-        self.create_entry(dir, &backing, |entry| {
+        let renamed = self.create_entry(dir, &backing, |entry| {
             dir.rename(from, dir, entry, RenameMode::NoReplace)
-        })?;
-        Ok(backing)
+        });
+        if let Err(e) = renamed {
+            if let Some((sub, _)) = &moved {
+                self.abandon_move(sub);
+            }
+            return Err(e);
+        }
+        let changes = match moved {
+            Some((sub, record)) => self.finish_move(&sub, &record)?,
+            None => MoveChanges::default(),
+        };
+        Ok((backing, changes))
     }
 
     /// The one way an entry comes into a backing directory: writes the sidecar of a long

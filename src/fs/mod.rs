@@ -1362,10 +1362,15 @@ impl VeilFs {
                 let fuse_ino = self.inodes.lock().unwrap().fuse_ino(entry.ino);
                 let mut backing = OsString::from(&copy.backing);
                 let renamed = self.tidy && {
-                    match self.vault.rename_entry(dir, iv, &copy.backing, &copy.shown) {
-                        Ok(to) => {
+                    let was = (iv, copy.original.as_slice());
+                    match self
+                        .vault
+                        .rename_entry(dir, iv, &copy.backing, &copy.shown, was)
+                    {
+                        Ok((to, changes)) => {
                             backing = to.entry().into();
                             let mut table = self.inodes.lock().unwrap();
+                            table.apply_move(&changes);
                             table.moved(
                                 fuse_ino,
                                 (ino, OsStr::new(&copy.backing)),
@@ -1463,10 +1468,15 @@ impl VeilFs {
         };
         if self.tidy {
             let renamed = match self.vault.classify_entry(dir, iv, &entry) {
-                crate::vault::BackingEntry::Name(plain) => {
-                    self.vault.normalize_case(dir, iv, &entry, &plain)
-                }
-                _ => self.vault.rename_entry(dir, iv, &entry, name.as_bytes()),
+                BackingEntry::Name(plain) => self.vault.normalize_case(dir, iv, &entry, &plain),
+                BackingEntry::ConflictCopy { name: original, .. } => self
+                    .vault
+                    .rename_entry(dir, iv, &entry, name.as_bytes(), (iv, &original))
+                    .map(|(to, changes)| {
+                        self.inodes.lock().unwrap().apply_move(&changes);
+                        to
+                    }),
+                _ => Err(Error::NameAuth),
             };
             match renamed {
                 Ok(to) => {
