@@ -621,6 +621,37 @@ fn a_conflict_copy_survives_a_directory_move() {
     assert!(check(&v).findings.is_empty(), "{:?}", check(&v).findings);
 }
 
+/// A sync tool's copy of a whole directory, renamed by `fsck --repair` to the name it is shown
+/// under, stays readable under derived IVs: its subtree moves to the IVs of its new path.
+#[test]
+fn derived_ivs_a_directory_conflict_copy_is_moved_when_renamed() {
+    let v = CoreVault::with_iv_policy(NameEncoding::Base64Url, IvPolicy::Derived);
+    let a = v.mkdir("a");
+    v.mkdir("a/sub");
+    v.write("a/f", b"f");
+    v.write("a/sub/g", b"g");
+    let copy = a.with_file_name(format!(
+        "{} (conflicted copy 2024-03-01)",
+        a.file_name().unwrap().to_str().unwrap()
+    ));
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&a)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let repaired = repair(&v);
+    assert!(repaired.is_clean(), "{:?}", repaired.findings);
+    assert!(check(&v).findings.is_empty(), "{:?}", check(&v).findings);
+    let names = names_in(&v, "");
+    assert_eq!(names.len(), 2, "{names:?}");
+    for name in names {
+        assert_eq!(v.read(&format!("{name}/f")), b"f");
+        assert_eq!(v.read(&format!("{name}/sub/g")), b"g");
+    }
+}
+
 /// A move record nobody with the key wrote, or one copied from another directory, is reported
 /// and acted on by nobody.
 #[test]
