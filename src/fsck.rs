@@ -4,15 +4,17 @@
 //! every name, directory IV, long-name entry and sidecar, file header and symlink target. What
 //! it finds is a [`Finding`]; with [`Options::repair`] it also does the safe fixes:
 //!
-//! - a missing or corrupt `veilfs.diriv` is written again when the IV is known for sure: the IV
-//!   re-derived from the parent's IV and the directory's name (or taken from a sync tool's copy
-//!   of the file) is used only if at least one name in the directory decrypts with it — a
-//!   directory renamed since its creation has an IV that cannot be re-derived — or if the
-//!   directory is empty, where writing the derived IV is exactly what re-creating it would do;
+//! - only IVs it can authenticate are acted on (format-v2.md, "fsck acts only on what it can
+//!   authenticate"): the one a directory's path derives, an authenticated move record's, and in
+//!   a v1 vault the one the directory's own `veilfs.diriv` holds (what the mount shows its names
+//!   under). A missing, corrupt or replaced `veilfs.diriv` is written again with the derived IV
+//!   when a name decrypts with it or the directory is empty; a sync tool's copy of the file is
+//!   never adopted unless it holds the derived IV, so a planted IV moves no name;
+//! - a directory rename a crash interrupted (an authenticated `veilfs.move`) is finished;
 //! - conflict copies are renamed to the proper encryption of the name veilfs shows them under,
 //!   and names a case-insensitive sync target re-cased get their canonical case back;
-//! - names encrypted under a conflicting copy of `veilfs.diriv` are re-encrypted under the
-//!   directory's IV (the entries themselves are only renamed);
+//! - names encrypted under an authenticated IV other than the directory's are re-encrypted
+//!   under the directory's IV (the entries themselves are only renamed);
 //! - a sync tool's copy of a sidecar replaces a missing or wrong sidecar when its contents hash
 //!   to the entry's name (the only way the right contents can be known: the hash cannot be
 //!   inverted), and is removed when it duplicates a good one;

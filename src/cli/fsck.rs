@@ -36,10 +36,10 @@ shows them under and re-cased names to their own, restores a sidecar from a sync
 it, and removes redundant copies and sidecars orphaned for more than a day. Undecodable names,
 truncated headers and bad symlink targets are reported, never deleted.
 
-A copy of veilfs.diriv (or any file named like one) is never adopted: anyone who can write to
-the backing directory can plant another directory's IV and names, and re-encrypting them would
-move those names here. Names under such an IV are reported with their backing paths and left
-alone.
+A copy of veilfs.diriv (or any file named like one) is never adopted unless it holds the IV the
+directory's path derives: anyone who can write to the backing directory can plant another
+directory's IV and names, and re-encrypting them would move those names here. Names under such
+an IV are reported with their backing paths and left alone.
 
 --plan prints every repair --repair would make, one line each (backing path, action, reason),
 and changes nothing.
