@@ -204,6 +204,48 @@ fn the_same_mkdir_on_two_offline_copies_gives_identical_iv_files() {
     }
 }
 
+/// Directories renamed by an older veilfs kept their IVs, which then do not derive from their
+/// paths: a rename through today's mount moves them (and such a directory inside a moved one)
+/// under the IVs of their new paths all the same, and nothing is lost.
+#[test]
+fn directories_renamed_by_an_older_veilfs_move_too() {
+    let vault = TestVault::new();
+    let m = vault.mount_path();
+    fs::create_dir_all(m.join("top/inner/deep")).unwrap();
+    fs::write(m.join("top/a"), b"a").unwrap();
+    fs::write(m.join("top/inner/b"), b"b").unwrap();
+    fs::write(m.join("top/inner/deep/c"), b"c").unwrap();
+    // What an older veilfs made of `mv top/inner top/in2` and `mv top old-top`: the backing
+    // entries renamed, the IV files kept. Today's mount gives each name its backing name.
+    let backing_name = |plain: &str| {
+        fs::create_dir(m.join(plain)).unwrap();
+        let backing = backing_of(&vault, plain);
+        fs::remove_dir(m.join(plain)).unwrap();
+        backing.file_name().unwrap().to_owned()
+    };
+    let in2 = backing_name("top/in2");
+    let old_top = backing_name("old-top");
+    let top = backing_of(&vault, "top");
+    let inner = backing_of(&vault, "top/inner");
+    vault.unmount();
+    fs::rename(&inner, top.join(in2)).unwrap();
+    fs::rename(&top, vault.backing_path().join(old_top)).unwrap();
+
+    vault.mount_with(&[]);
+    assert_eq!(fs::read(m.join("old-top/in2/deep/c")).unwrap(), b"c");
+    fs::rename(m.join("old-top"), m.join("renamed")).unwrap();
+    assert_eq!(fs::read(m.join("renamed/a")).unwrap(), b"a");
+    assert_eq!(fs::read(m.join("renamed/in2/b")).unwrap(), b"b");
+    assert_eq!(fs::read(m.join("renamed/in2/deep/c")).unwrap(), b"c");
+    vault.unmount();
+    assert_success(
+        &fsck_cli(&vault, &[]),
+        "fsck after moving old-style directories",
+    );
+    vault.mount_with(&[]);
+    assert_eq!(fs::read(m.join("renamed/in2/deep/c")).unwrap(), b"c");
+}
+
 // ---------------------------------------------------------------------------------------------
 // A crash in the middle of a directory rename
 
