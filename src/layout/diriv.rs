@@ -72,12 +72,3 @@ pub fn replace(dir: &Dir, iv: &DirIv) -> Result<()> {
     )?;
     Ok(())
 }
-
-/// Makes a directory's IV file durable. Needed before the directory is renamed: after that,
-/// fsck could no longer re-derive a lost IV from the directory's (new) name.
-pub fn sync(dir: &Dir) -> Result<()> {
-    dir.open_file(DIRIV_NAME, nix::fcntl::OFlag::O_RDONLY, 0)?
-        .sync_all()?;
-    dir.sync()?;
-    Ok(())
-}
