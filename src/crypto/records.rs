@@ -70,6 +70,25 @@ impl MoveRecord {
 mod tests {
     use super::*;
 
+    /// Computed independently with Python's `cryptography` (OpenSSL's AES-SIV):
+    /// `AESSIV(bytes(range(64))).encrypt(bytes([1]*16 + [2]*16 + [3]*16),
+    /// [b"veilfs v2 move", bytes([0x11]*16)])`.
+    #[test]
+    fn the_sealed_record_matches_an_independent_implementation() {
+        let key: [u8; 64] = std::array::from_fn(|i| i as u8);
+        let record = MoveRecord {
+            old: DirIv([1; 16]),
+            new: DirIv([2; 16]),
+            id: [3; 16],
+        };
+        let sealed = record.seal(&RecordKey::from_bytes(key), &[0x11; 16]);
+        assert_eq!(
+            data_encoding::HEXLOWER.encode(&sealed),
+            "e82bca5c377f5d27a7624bf0497ced940f986758b4170356ad68654fac163df2\
+             b9c91a4af7ec47f4590fd0e18b8b580ce31a72fbcb7293c72a77f14735c4baf1"
+        );
+    }
+
     #[test]
     fn a_record_opens_only_with_its_key_and_binding() {
         let key = RecordKey::from_bytes([3; 64]);
