@@ -234,6 +234,31 @@ impl Vault {
         new: DirIv,
         changes: &mut MoveChanges,
     ) -> Result<()> {
+        // A directory its owner may not write (`chmod -w`, Go's module cache) still has its
+        // names re-encrypted: the daemon, its owner, lends itself the permission meanwhile. (A
+        // crash then leaves the directory writable by its owner; nothing else.)
+        let stat = dir.stat_self()?;
+        let mode = crate::backing::mode_of(&stat) & 0o7777;
+        let lend = mode & 0o300 != 0o300 && stat.st_uid == nix::unistd::geteuid().as_raw();
+        if lend {
+            dir.chmod_self(mode | 0o300)?;
+        }
+        let done = self.reencrypt_names(dir, stat.st_ino, old, new, changes);
+        if lend {
+            dir.chmod_self(mode)?;
+        }
+        done
+    }
+
+    /// [`Self::reencrypt_tree`] of directory `dir` (inode number `ino`), once it may be written.
+    fn reencrypt_names(
+        &self,
+        dir: &Dir,
+        ino: u64,
+        old: DirIv,
+        new: DirIv,
+        changes: &mut MoveChanges,
+    ) -> Result<()> {
         let mut olds = vec![old];
         if self.iv_policy == IvPolicy::Stored {
             // A v1 directory renamed before IVs followed paths has an IV of its own.
@@ -243,7 +268,6 @@ impl Vault {
                 }
             }
         }
-        let ino = dir.stat_self()?.st_ino;
         changes.ivs.push((ino, new));
         // Entries to walk into: (backing name now, old IV of the directory, its plaintext name
         // then and now: a conflict copy is renamed to the name it is shown under).

@@ -246,6 +246,31 @@ fn directories_renamed_by_an_older_veilfs_move_too() {
     assert_eq!(fs::read(m.join("renamed/in2/deep/c")).unwrap(), b"c");
 }
 
+/// A directory its owner may not write, inside a moved one, is re-encrypted too and keeps its
+/// mode (the daemon lends itself write permission meanwhile; as root it would not need to, but
+/// the lending and giving back are what this checks).
+#[test]
+fn a_directory_without_write_permission_moves_and_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let vault = TestVault::new();
+    let m = vault.mount_path();
+    fs::create_dir_all(m.join("top/locked/below")).unwrap();
+    fs::write(m.join("top/locked/f"), b"f").unwrap();
+    fs::write(m.join("top/locked/below/g"), b"g").unwrap();
+    fs::set_permissions(m.join("top/locked"), fs::Permissions::from_mode(0o555)).unwrap();
+    fs::rename(m.join("top"), m.join("moved")).unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&m.join("moved/locked")), 0o555);
+    assert_eq!(mode(&backing_of(&vault, "moved/locked")), 0o555);
+    assert_eq!(fs::read(m.join("moved/locked/f")).unwrap(), b"f");
+    assert_eq!(fs::read(m.join("moved/locked/below/g")).unwrap(), b"g");
+    vault.unmount();
+    assert_success(
+        &fsck_cli(&vault, &[]),
+        "fsck after moving a read-only directory",
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // A crash in the middle of a directory rename
 
