@@ -4,15 +4,17 @@
 //! every name, directory IV, long-name entry and sidecar, file header and symlink target. What
 //! it finds is a [`Finding`]; with [`Options::repair`] it also does the safe fixes:
 //!
-//! - a missing or corrupt `veilfs.diriv` is written again when the IV is known for sure: the IV
-//!   re-derived from the parent's IV and the directory's name (or taken from a sync tool's copy
-//!   of the file) is used only if at least one name in the directory decrypts with it — a
-//!   directory renamed since its creation has an IV that cannot be re-derived — or if the
-//!   directory is empty, where writing the derived IV is exactly what re-creating it would do;
+//! - only IVs it can authenticate are acted on (format-v2.md, "fsck acts only on what it can
+//!   authenticate"): the one a directory's path derives, an authenticated move record's, and in
+//!   a v1 vault the one the directory's own `veilfs.diriv` holds (what the mount shows its names
+//!   under). A missing, corrupt or replaced `veilfs.diriv` is written again with the derived IV
+//!   when a name decrypts with it or the directory is empty; a sync tool's copy of the file is
+//!   never adopted unless it holds the derived IV, so a planted IV moves no name;
+//! - a directory rename a crash interrupted (an authenticated `veilfs.move`) is finished;
 //! - conflict copies are renamed to the proper encryption of the name veilfs shows them under,
 //!   and names a case-insensitive sync target re-cased get their canonical case back;
-//! - names encrypted under a conflicting copy of `veilfs.diriv` are re-encrypted under the
-//!   directory's IV (the entries themselves are only renamed);
+//! - names encrypted under an authenticated IV other than the directory's are re-encrypted
+//!   under the directory's IV (the entries themselves are only renamed);
 //! - a sync tool's copy of a sidecar replaces a missing or wrong sidecar when its contents hash
 //!   to the entry's name (the only way the right contents can be known: the hash cannot be
 //!   inverted), and is removed when it duplicates a good one;
@@ -49,8 +51,9 @@ use crate::error::Error;
 use crate::layout::conflict;
 use crate::layout::diriv;
 use crate::layout::longname::{self, sidecar_name, SIDECAR_SUFFIX};
+use crate::layout::MOVE_NAME;
 use crate::layout::{EntryName, DIRIV_NAME};
-use crate::vault::{BackingEntry, ReservedCopy, Vault};
+use crate::vault::{BackingEntry, IvPolicy, ReservedCopy, Vault};
 
 /// Names tried when checking that a directory IV fits its directory.
 const VERIFY_NAMES: usize = 8;
@@ -62,9 +65,6 @@ pub struct Options {
     pub repair: bool,
     /// An orphaned sidecar is removed only once it has been on this disk (its ctime) this long.
     pub orphan_grace: Duration,
-    /// Re-encrypt names found under the IV of any sync tool's copy of `veilfs.diriv`, not only
-    /// under the directory's own derived IV: the user vouches that no copy was planted.
-    pub trust_iv_copies: bool,
 }
 
 impl Default for Options {
@@ -72,7 +72,6 @@ impl Default for Options {
         Self {
             repair: false,
             orphan_grace: Duration::from_secs(24 * 3600),
-            trust_iv_copies: false,
         }
     }
 }
@@ -89,6 +88,8 @@ pub enum Problem {
     DirIvCorrupt,
     /// A sync tool's copy of `veilfs.diriv`.
     DirIvCopy,
+    /// `veilfs.move`: a directory rename a crash interrupted, or a record that does not fit.
+    MoveRecord,
     /// A name encrypted under another IV than its directory's (from a conflicting IV file).
     NameUnderOtherIv,
     /// A long-name entry whose sidecar is missing.
@@ -128,6 +129,7 @@ impl Problem {
             Problem::DirIvMissing => "directory IV missing",
             Problem::DirIvCorrupt => "directory IV corrupt",
             Problem::DirIvCopy => "copy of a directory IV",
+            Problem::MoveRecord => "interrupted directory rename",
             Problem::NameUnderOtherIv => "name encrypted under another directory IV",
             Problem::SidecarMissing => "long-name sidecar missing",
             Problem::SidecarMismatch => "long-name sidecar does not match",
@@ -161,12 +163,14 @@ pub enum Outcome {
     Note,
 }
 
-/// The IV of a sync tool's copy of `veilfs.diriv` that differs from the one chosen.
+/// An IV other than the directory's under which some of its names may be encrypted.
 #[derive(Clone, Copy, Debug)]
 struct OtherIv {
     iv: DirIv,
-    /// It is the IV the directory derives from its parent's IV and its name.
+    /// Authenticated ([`Walk::dir_iv`]): names under it are re-encrypted under the directory's.
     trusted: bool,
+    /// Where it was found, for messages.
+    source: &'static str,
 }
 
 /// One thing [`check`] found.
@@ -426,6 +430,14 @@ impl<'a> Walk<'a> {
                 return;
             }
         };
+        let derived = match &task.place {
+            Place::Root => Some(self.vault.root_iv()),
+            Place::Child(..) => task
+                .parent_iv
+                .as_ref()
+                .map(|(parent, name)| self.vault.new_dir_iv(parent, name)),
+        };
+        let moved_from = self.interrupted_move(&dir, &task, derived);
         let listing = match dir.entries() {
             Ok(listing) => listing,
             Err(e) => {
@@ -467,8 +479,7 @@ impl<'a> Walk<'a> {
         items.sort_by(|a, b| a.name.cmp(&b.name));
         let count = items.len() as u64;
 
-        let is_root = matches!(task.place, Place::Root);
-        match self.dir_iv(&dir, &task, is_root, &items) {
+        match self.dir_iv(&dir, &task, derived, moved_from, &items) {
             Some((iv, other_ivs)) => self.entries(scope, &dir, &task, &iv, &other_ivs, &items),
             None => {
                 // Names cannot be read; subdirectories still have IVs of their own.
@@ -485,27 +496,100 @@ impl<'a> Walk<'a> {
         (self.progress)(count);
     }
 
-    /// The IV to read this directory's names with, and other IVs found in copies of its IV
-    /// file; `None` when it cannot be known. Reports and repairs the IV file.
+    /// A move record in `dir` (a directory rename a crash interrupted): one that authenticates
+    /// and names the IV the directory's path derives is finished by `--repair` (the walk then
+    /// reads the directory as it is after); any other is reported and ignored. Returns the old
+    /// IV of a move that is still unfinished.
+    fn interrupted_move(&self, dir: &Dir, task: &DirTask, derived: Option<DirIv>) -> Option<DirIv> {
+        let path = dir.display_path(MOVE_NAME);
+        let record = match self.vault.read_move(dir) {
+            Ok(record) => record?,
+            // A regular file that is not a whole record that authenticates carries nothing
+            // fsck could act on: the record of a rename a crash cut short before the rename
+            // began (records are written and synced first), or something planted. Removing it
+            // loses nothing; anything else there is left for the user.
+            Err(e)
+                if dir
+                    .stat(MOVE_NAME)
+                    .is_ok_and(|st| FileKind::of(&st) == FileKind::File) =>
+            {
+                self.repairable(
+                    Problem::MoveRecord,
+                    &path,
+                    task.plain.clone(),
+                    format!("{e} (written incompletely by a crash, or planted)"),
+                    "remove it: it holds nothing that can be used",
+                    || crate::layout::moves::remove(dir),
+                );
+                return None;
+            }
+            Err(e) => {
+                self.report(
+                    Problem::MoveRecord,
+                    &path,
+                    task.plain.clone(),
+                    format!("{e}; ignored: remove it"),
+                );
+                return None;
+            }
+        };
+        let never_started =
+            derived.is_some_and(|d| self.vault.move_never_started(dir, &record, &d));
+        if derived != Some(record.new) && never_started {
+            self.repairable(
+                Problem::MoveRecord,
+                &path,
+                task.plain.clone(),
+                "a directory rename was interrupted before the directory moved (the record \
+                 authenticates): nothing was renamed",
+                "remove the record",
+                || crate::layout::moves::remove(dir),
+            );
+            return None;
+        }
+        if derived != Some(record.new) {
+            self.report(
+                Problem::MoveRecord,
+                &path,
+                task.plain.clone(),
+                "authenticates, but is the record of a rename to another path (copied here?); \
+                 ignored: remove it",
+            );
+            return None;
+        }
+        let done = self.repairable(
+            Problem::MoveRecord,
+            &path,
+            task.plain.clone(),
+            "a directory rename was interrupted (the record authenticates)",
+            "finish the rename: re-encrypt the names of the subtree under the IVs of its path",
+            || self.vault.finish_move(dir, &record).map(|_| ()),
+        );
+        (!done).then_some(record.old)
+    }
+
+    /// The IV to read this directory's names with, and other IVs under which some of its names
+    /// may be encrypted; `None` when it cannot be known. Reports and repairs the IV file.
+    ///
+    /// Only an IV fsck can authenticate is ever acted on: the one the directory's path derives,
+    /// an authenticated move record's (`moved_from`), and in a v1 vault ([`IvPolicy::Stored`])
+    /// the one its `veilfs.diriv` holds, which is what the mount shows this directory's names
+    /// under. A sync tool's copy of the IV file (or anything planted under such a name) is
+    /// never adopted: names under it are reported and left alone.
     fn dir_iv(
         &self,
         dir: &Dir,
         task: &DirTask,
-        is_root: bool,
+        derived: Option<DirIv>,
+        moved_from: Option<DirIv>,
         items: &[Item],
     ) -> Option<(DirIv, Vec<OtherIv>)> {
         let vault = self.vault;
-        let derived = if is_root {
-            Some(vault.root_iv())
-        } else {
-            task.parent_iv
-                .as_ref()
-                .map(|(parent, name)| vault.new_dir_iv(parent, name))
-        };
         // Sync tools' copies of the IV file (and anything planted under such a name).
         let mut copies = Vec::new();
         for item in items {
-            if !item.name.eq_ignore_ascii_case(DIRIV_NAME)
+            if !crate::vault::is_canonical_reserved(&item.name)
+                && !item.name.eq_ignore_ascii_case(DIRIV_NAME)
                 && conflict::candidates(&item.name, vault.names().encoding())
                     .contains(&conflict::Candidate::DirIv)
             {
@@ -540,90 +624,128 @@ impl<'a> Walk<'a> {
                 .find(|i| i.name.eq_ignore_ascii_case(DIRIV_NAME))
         });
         let stored = stored_file.map(|f| read_iv(dir, f));
-        let copy_ivs: Vec<(String, DirIv)> = copies
-            .iter()
-            .filter_map(|(name, iv)| iv.as_ref().ok().map(|iv| (name.clone(), *iv)))
-            .collect();
-
-        // A stored IV of the right size is kept unless another one fits where it does not.
-        let better = |stored: &DirIv| {
-            derived.is_some_and(|d| d != *stored && fits(&d))
-                || copy_ivs.iter().any(|(_, c)| c != stored && fits(c))
+        let at =
+            stored_file.map_or_else(|| dir.path().to_path_buf(), |f| dir.display_path(&f.name));
+        let existing = stored_file.map(|f| f.name.as_str());
+        let mut others = Vec::new();
+        // What is wrong with the IV file, when it is not a usable one.
+        let unusable = match &stored {
+            Some(Ok(_)) => None,
+            Some(Err(why)) => Some((Problem::DirIvCorrupt, why.clone())),
+            None => Some((Problem::DirIvMissing, "no veilfs.diriv".to_owned())),
         };
-        let from_stored = matches!(&stored, Some(Ok(iv)) if !has_names || fits(iv) || !better(iv));
-        let chosen = match &stored {
-            Some(Ok(iv)) if from_stored => Some(*iv),
-            _ => {
-                // A missing IV file is the directory's problem; a bad one is the file's.
-                let (problem, at, what) = match (&stored, stored_file) {
-                    (Some(Err(why)), Some(file)) => (
-                        Problem::DirIvCorrupt,
-                        dir.display_path(&file.name),
-                        why.clone(),
+        let write_derived = |problem: Problem, detail: String, iv: DirIv| {
+            self.repairable(
+                problem,
+                &at,
+                task.plain.clone(),
+                detail,
+                "write veilfs.diriv with the IV its path derives",
+                || write_iv(dir, existing, &iv),
+            );
+        };
+        let policy = vault.iv_policy();
+        let chosen = match (derived, &stored) {
+            // Below an undecodable name, in a v1 vault: the file is all there is.
+            (None, Some(Ok(s))) if policy == IvPolicy::Stored => *s,
+            (None, _) => {
+                let (problem, what) = unusable.unwrap_or((
+                    Problem::DirIvCorrupt,
+                    "its IV file cannot be checked".to_owned(),
+                ));
+                self.report(
+                    problem,
+                    &at,
+                    task.plain.clone(),
+                    format!(
+                        "{what}; the directory's own name is undecodable (reported), so its IV \
+                         cannot be derived: its names cannot be read"
                     ),
-                    (Some(Ok(_)), Some(file)) => (
-                        Problem::DirIvCorrupt,
-                        dir.display_path(&file.name),
-                        "no name in the directory decrypts with it".to_owned(),
-                    ),
-                    _ => (
-                        Problem::DirIvMissing,
-                        dir.path().to_path_buf(),
-                        "no veilfs.diriv".to_owned(),
-                    ),
-                };
-                let mut found = None;
-                if let Some(iv) = derived.filter(|iv| fits(iv)) {
-                    found = Some((
-                        iv,
-                        "the IV re-derived from the parent's IV and the directory's name"
-                            .to_owned(),
-                    ));
-                }
-                if found.is_none() {
-                    if let Some((name, iv)) = copy_ivs.iter().find(|(_, iv)| fits(iv)) {
-                        found = Some((*iv, format!("the IV in the sync tool's copy {name}")));
-                    }
-                }
-                if found.is_none() && !has_names {
-                    if let Some(iv) = derived {
-                        found = Some((iv, "the re-derived IV (the directory is empty: the same as re-creating it)".to_owned()));
-                    }
-                }
-                match found {
-                    Some((iv, source)) => {
-                        let detail = format!("{what}; names decrypt with {source}");
-                        let existing = stored_file.map(|f| f.name.as_str());
-                        self.repairable(
-                            problem,
-                            &at,
-                            task.plain.clone(),
-                            detail,
-                            "write veilfs.diriv",
-                            || write_iv(dir, existing, &iv),
+                );
+                return None;
+            }
+            (Some(d), Some(Ok(s))) if policy == IvPolicy::Derived => {
+                if *s != d {
+                    if !fits(s) || moved_from == Some(*s) {
+                        write_derived(
+                            Problem::DirIvCorrupt,
+                            "does not match the IV its path derives; no name decrypts with it"
+                                .to_owned(),
+                            d,
                         );
-                        Some(iv)
-                    }
-                    None => {
-                        let why = if derived.is_none() {
-                            "the parent's IV or the directory's name is unknown"
-                        } else {
-                            "no name in the directory decrypts with the re-derived IV (the directory was probably renamed) \
-                             nor with any copy"
-                        };
+                    } else {
                         self.report(
-                            problem,
+                            Problem::DirIvCorrupt,
                             &at,
                             task.plain.clone(),
-                            format!("{what}; {why}: its names cannot be read"),
+                            "does not match the IV its path derives, and some names decrypt with \
+                             it: they were not encrypted for this directory (planted, or moved by \
+                             someone without the key), so they stay hidden and are listed one by \
+                             one; fsck --repair rewrites this file once none are left",
                         );
-                        None
+                        others.push(OtherIv {
+                            iv: *s,
+                            trusted: false,
+                            source: "veilfs.diriv",
+                        });
                     }
+                }
+                d
+            }
+            (Some(d), Some(Ok(s))) => {
+                if *s != d && has_names && fits(&d) {
+                    // Names of this path hidden by a replaced IV file: they come back, and the
+                    // names a v1 mount showed under the replaced IV stay, under the right one.
+                    write_derived(
+                        Problem::DirIvCorrupt,
+                        "differs from the IV its path derives, under which names decrypt: they \
+                         were hidden"
+                            .to_owned(),
+                        d,
+                    );
+                    if fits(s) {
+                        others.push(OtherIv {
+                            iv: *s,
+                            trusted: true,
+                            source: "the replaced veilfs.diriv",
+                        });
+                    }
+                    d
+                } else {
+                    *s
                 }
             }
-        }?;
+            (Some(d), _) => {
+                let (problem, why) = unusable.expect("a usable IV file is matched above");
+                if !has_names || fits(&d) || policy == IvPolicy::Derived {
+                    write_derived(problem, why, d);
+                    d
+                } else {
+                    self.report(
+                        problem,
+                        &at,
+                        task.plain.clone(),
+                        format!(
+                            "{why}; no name in the directory decrypts with the IV its path \
+                             derives (a directory renamed by an older veilfs): its names cannot \
+                             be read. Restore veilfs.diriv from another device or a backup"
+                        ),
+                    );
+                    return None;
+                }
+            }
+        };
+        if let Some(old) = moved_from.filter(|old| *old != chosen) {
+            others.push(OtherIv {
+                iv: old,
+                trusted: true,
+                source: "an interrupted rename",
+            });
+        }
         // Recased IV file (a case-insensitive sync target, back on a case-sensitive disk).
-        if let Some(file) = stored_file.filter(|f| from_stored && f.name != DIRIV_NAME) {
+        if let Some(file) = stored_file
+            .filter(|f| f.name != DIRIV_NAME && matches!(&stored, Some(Ok(iv)) if *iv == chosen))
+        {
             self.repairable(
                 Problem::Recased,
                 &dir.display_path(&file.name),
@@ -633,38 +755,43 @@ impl<'a> Walk<'a> {
                 || Ok(dir.rename(&file.name, dir, DIRIV_NAME, RenameMode::NoReplace)?),
             );
         }
-        // Copies: redundant ones go; a different IV is kept while names use it. A copy's IV is
-        // trusted (names under it are re-encrypted) only if it is the IV this directory derives
-        // from its parent and name: anyone can plant a file named like a copy, holding the IV of
-        // another directory whose names would then be moved here.
-        let other_ivs: Vec<OtherIv> = copy_ivs
-            .iter()
-            .map(|(_, iv)| *iv)
-            .filter(|iv| *iv != chosen)
-            .map(|iv| OtherIv {
-                iv,
-                trusted: derived == Some(iv) || self.options.trust_iv_copies,
-            })
-            .collect();
+        // Copies: redundant ones go. A copy holding the IV the path derives is authenticated by
+        // the path; any other is not (anyone can plant a file named like a copy, holding the IV
+        // of another directory whose names would then be moved here).
         for (name, iv) in &copies {
             let copy = dir.display_path(name);
             match iv {
                 Ok(iv) if *iv == chosen => {
-                    self.repairable(Problem::DirIvCopy, &copy, task.plain.clone(), "same IV as veilfs.diriv", "remove it", || {
-                        Ok(dir.unlink(name)?)
-                    });
+                    self.repairable(
+                        Problem::DirIvCopy,
+                        &copy,
+                        task.plain.clone(),
+                        "same IV as veilfs.diriv",
+                        "remove it",
+                        || Ok(dir.unlink(name)?),
+                    );
                 }
-                Ok(_) => self.report(
-                    Problem::DirIvCopy,
-                    &copy,
-                    task.plain.clone(),
-                    "holds a different IV; names encrypted under it are reported (and re-encrypted by --repair) \
-                     separately; remove this file once none are left",
-                ),
+                Ok(iv) => {
+                    let trusted = derived == Some(*iv);
+                    others.push(OtherIv {
+                        iv: *iv,
+                        trusted,
+                        source: "a copy of veilfs.diriv",
+                    });
+                    let detail = if trusted {
+                        "holds the IV this directory's path derives; names under it are re-encrypted \
+                         under the directory's IV; remove this file once none are left"
+                    } else {
+                        "holds an IV that is not this directory's: names under it are reported and \
+                         never re-encrypted (it may have been planted); remove this file once you \
+                         have looked at them"
+                    };
+                    self.report(Problem::DirIvCopy, &copy, task.plain.clone(), detail);
+                }
                 Err(why) => self.report(Problem::DirIvCopy, &copy, task.plain.clone(), why.clone()),
             }
         }
-        Some((chosen, other_ivs))
+        Some((chosen, others))
     }
 
     fn entries<'s>(
@@ -801,20 +928,22 @@ impl<'a> Walk<'a> {
                 original_plain.unwrap_or_else(|| String::from_utf8_lossy(&original).into_owned()),
                 String::from_utf8_lossy(&shown)
             );
-            self.repairable(
+            let renamed = self.repairable(
                 Problem::ConflictCopy,
                 &from,
                 plain.clone(),
                 detail,
                 "rename it to the name it is shown under",
                 || {
-                    let to = vault.rename_entry(dir, iv, &backing, &shown)?;
+                    let (to, _) = vault.rename_entry(dir, iv, &backing, &shown, (iv, &original))?;
                     current = to.entry().to_owned();
                     Ok(())
                 },
             );
             let kind = kinds[backing.as_str()];
-            self.entry(scope, dir, current, kind, plain, Some((*iv, shown)));
+            // A directory's IVs derive from the name its contents were encrypted for.
+            let named = if renamed { shown } else { original };
+            self.entry(scope, dir, current, kind, plain, Some((*iv, named)));
         }
 
         // Sidecars: copies first (they may restore a sidecar), then orphans.
@@ -966,8 +1095,14 @@ impl<'a> Walk<'a> {
                         Problem::NameUnderOtherIv,
                         &entry_path,
                         plain,
-                        "encrypted under the IV of a copy of veilfs.diriv that is not this directory's own                          (derived) IV: it may have been moved here from another directory, so it is not                          re-encrypted (fsck --repair --trust-iv-copies does, if you know the copy is \
-                         genuine); hidden from the mount",
+                        format!(
+                            "encrypted under the IV of {}, which is not this directory's: it was not \
+                             encrypted for this directory (planted, or moved here by someone without \
+                             the key), so it is never re-encrypted; hidden from the mount. If it is \
+                             yours, copy it from a device that still shows it; otherwise remove this \
+                             backing entry",
+                            other.source
+                        ),
                     );
                     return;
                 }
@@ -976,10 +1111,11 @@ impl<'a> Walk<'a> {
                     Problem::NameUnderOtherIv,
                     &entry_path,
                     plain.clone(),
-                    "encrypted under the IV of a conflicting copy of veilfs.diriv",
+                    format!("encrypted under the IV of {}", other.source),
                     "re-encrypt its name under the directory's IV",
                     || {
-                        let to = vault.rename_entry(dir, iv, &item.name, &name)?;
+                        let (to, _) =
+                            vault.rename_entry(dir, iv, &item.name, &name, (&other.iv, &name))?;
                         current = to.entry().to_owned();
                         Ok(())
                     },

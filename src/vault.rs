@@ -10,10 +10,13 @@ use crate::backing::{Dir, FileKind, RenameMode, SidecarCopies};
 use crate::config::Features;
 use crate::crypto::keys::{ContentKey, VaultKeys};
 use crate::crypto::names::{DirIv, NameCipher, NameEncoding};
+use crate::crypto::records::MoveRecord;
 use crate::error::{Error, Result};
 use crate::layout::conflict::{self, Candidate};
 use crate::layout::longname::{self, BackingName, LONGNAME_PREFIX, SIDECAR_SUFFIX};
-use crate::layout::{diriv, strip_prefix_ignore_case, EntryName, DIRIV_NAME};
+use crate::layout::{
+    diriv, moves, strip_prefix_ignore_case, EntryName, DIRIV_NAME, DIRIV_TMP_NAME, MOVE_NAME,
+};
 
 /// What one backing directory entry is: see [`Vault::classify_entry`].
 #[derive(Debug)]
@@ -55,6 +58,25 @@ pub struct ConflictCopy {
     pub shown: Vec<u8>,
 }
 
+/// Where a directory's IV comes from (format-v2.md, "Unique directory IVs").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IvPolicy {
+    /// Format v1: the IV is what the directory's `veilfs.diriv` holds.
+    #[default]
+    Stored,
+    /// Format v2: the IV is the derivation of the directory's plaintext path; `veilfs.diriv` is
+    /// only a check value, so a file planted under that name steers nothing.
+    Derived,
+}
+
+/// What a directory move changed, for the mount's inode table: every entry renamed (backing
+/// inode number of its directory, old and new backing name) and every directory's new IV.
+#[derive(Debug, Default)]
+pub struct MoveChanges {
+    pub renamed: Vec<(u64, String, String)>,
+    pub ivs: Vec<(u64, DirIv)>,
+}
+
 #[derive(Debug)]
 pub struct Vault {
     /// The backing root, held open for the vault's life: see [`crate::backing`].
@@ -62,12 +84,24 @@ pub struct Vault {
     keys: VaultKeys,
     names: NameCipher,
     features: Features,
+    iv_policy: IvPolicy,
 }
 
 impl Vault {
     /// The vault whose backing root is `root` (opened with [`Dir::open_root`]), with the keys
-    /// an unlock gave ([`crate::config::Unlocked::keys`]).
+    /// an unlock gave ([`crate::config::Unlocked::keys`]), reading directory IVs as format v1
+    /// does ([`IvPolicy::Stored`]).
     pub fn new(root: Dir, keys: &VaultKeys, features: &Features) -> Self {
+        Self::with_iv_policy(root, keys, features, IvPolicy::Stored)
+    }
+
+    /// [`Vault::new`] with directory IVs coming from `iv_policy`.
+    pub fn with_iv_policy(
+        root: Dir,
+        keys: &VaultKeys,
+        features: &Features,
+        iv_policy: IvPolicy,
+    ) -> Self {
         let keys = keys.clone();
         let names = NameCipher::new(keys.name.clone(), features.name_encoding);
         Self {
@@ -75,6 +109,7 @@ impl Vault {
             keys,
             names,
             features: features.clone(),
+            iv_policy,
         }
     }
 
@@ -117,6 +152,260 @@ impl Vault {
     /// The IV a new directory `name` in the directory with IV `parent` gets.
     pub fn new_dir_iv(&self, parent: &DirIv, name: &[u8]) -> DirIv {
         DirIv::derive(&self.keys.diriv, parent, name)
+    }
+
+    pub fn iv_policy(&self) -> IvPolicy {
+        self.iv_policy
+    }
+
+    /// The IV of backing directory `dir`, plaintext `name` in the directory with IV `parent`:
+    /// its `veilfs.diriv` or its derivation, as the [`IvPolicy`] says.
+    pub fn dir_iv(&self, dir: &Dir, parent: &DirIv, name: &[u8]) -> Result<DirIv> {
+        match self.iv_policy {
+            IvPolicy::Stored => diriv::read(dir),
+            IvPolicy::Derived => Ok(self.new_dir_iv(parent, name)),
+        }
+    }
+
+    /// The move record in `dir`: `None` when there is none, an error when one is there that
+    /// does not authenticate (planted, or from another vault).
+    pub fn read_move(&self, dir: &Dir) -> Result<Option<MoveRecord>> {
+        match moves::read(dir)? {
+            None => Ok(None),
+            Some(sealed) => MoveRecord::open(&self.keys.record, &self.root_iv().0, &sealed)
+                .map(Some)
+                .map_err(|_| {
+                    Error::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} does not authenticate: not written by this vault's key",
+                            dir.display_path(MOVE_NAME).display()
+                        ),
+                    ))
+                }),
+        }
+    }
+
+    /// Starts moving directory `moved` from IV `old` to IV `new`: writes its move record,
+    /// durably, before anything is renamed. Returns the record for [`Self::finish_move`].
+    pub fn begin_move(&self, moved: &Dir, old: DirIv, new: DirIv) -> Result<MoveRecord> {
+        let record = MoveRecord::new(old, new);
+        moves::write(moved, &record.seal(&self.keys.record, &self.root_iv().0))?;
+        Ok(record)
+    }
+
+    /// Whether move `record`, found in `dir` whose path derives `path_iv`, never got past its
+    /// first step: the directory is still where it was (its IV is the record's old one), so
+    /// nothing was renamed and the record can go.
+    pub fn move_never_started(&self, dir: &Dir, record: &MoveRecord, path_iv: &DirIv) -> bool {
+        record.old == *path_iv
+            || self.iv_policy == IvPolicy::Stored && diriv::read(dir).ok() == Some(record.old)
+    }
+
+    /// Undoes [`Self::begin_move`] when the rename itself failed.
+    pub fn abandon_move(&self, moved: &Dir) {
+        if let Err(e) = moves::remove(moved) {
+            tracing::error!(
+                "cannot remove {}: {e}",
+                moved.display_path(MOVE_NAME).display()
+            );
+        }
+    }
+
+    /// Finishes the move `record` of directory `dir` (already at its new place): every name of
+    /// its subtree re-encrypted under the IVs of the new path, each directory's IV file
+    /// replaced, then the record removed. Idempotent, so a crash anywhere is finished by running
+    /// it again: a name that decrypts under the new IV is done, one under the old IV is renamed.
+    pub fn finish_move(&self, dir: &Dir, record: &MoveRecord) -> Result<MoveChanges> {
+        let mut changes = MoveChanges::default();
+        self.reencrypt_tree(dir, record.old, record.new, &mut changes)?;
+        // Every rename of the subtree durable before the record goes: one syncfs costs less
+        // than an fsync per directory (a journal commit each).
+        dir.sync_filesystem()?;
+        moves::remove(dir)?;
+        Ok(changes)
+    }
+
+    /// Re-encrypts the names of `dir` from IV `old` (or, in a v1 vault, the IV its file holds)
+    /// to `new`, then those of its subdirectories, each from and to the IVs their names derive.
+    fn reencrypt_tree(
+        &self,
+        dir: &Dir,
+        old: DirIv,
+        new: DirIv,
+        changes: &mut MoveChanges,
+    ) -> Result<()> {
+        // A directory its owner may not write (`chmod -w`, Go's module cache) still has its
+        // names re-encrypted: the daemon, its owner, lends itself the permission meanwhile. (A
+        // crash then leaves the directory writable by its owner; nothing else.)
+        let stat = dir.stat_self()?;
+        let mode = crate::backing::mode_of(&stat) & 0o7777;
+        let lend = mode & 0o300 != 0o300 && stat.st_uid == nix::unistd::geteuid().as_raw();
+        if lend {
+            dir.chmod_self(mode | 0o300)?;
+        }
+        let done = self.reencrypt_names(dir, stat.st_ino, old, new, changes);
+        if lend {
+            dir.chmod_self(mode)?;
+        }
+        done
+    }
+
+    /// [`Self::reencrypt_tree`] of directory `dir` (inode number `ino`), once it may be written.
+    fn reencrypt_names(
+        &self,
+        dir: &Dir,
+        ino: u64,
+        old: DirIv,
+        new: DirIv,
+        changes: &mut MoveChanges,
+    ) -> Result<()> {
+        let mut olds = vec![old];
+        if self.iv_policy == IvPolicy::Stored {
+            // A v1 directory renamed before IVs followed paths has an IV of its own.
+            if let Ok(stored) = diriv::read(dir) {
+                if stored != old && stored != new {
+                    olds.push(stored);
+                }
+            }
+        }
+        changes.ivs.push((ino, new));
+        // Entries to walk into: (backing name now, old IV of the directory, its plaintext name
+        // then and now: a conflict copy is renamed to the name it is shown under).
+        let mut subdirs: Vec<(String, DirIv, Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut taken = HashSet::new();
+        let mut undecoded = Vec::new();
+        for entry in dir.entries()? {
+            let Ok(name) = entry.name.into_string() else {
+                continue;
+            };
+            if EntryName::classify(&name) == EntryName::Reserved && is_canonical_reserved(&name) {
+                continue; // sidecars move with their entries; IV files and records stay
+            }
+            let dir_entry = match entry.kind {
+                Some(kind) => kind == FileKind::Dir,
+                None => FileKind::of(&dir.stat(&name)?) == FileKind::Dir,
+            };
+            if let Ok(Some(plain)) = self.decrypt_entry(dir, &new, &name) {
+                self.remove_old_sidecars(dir, &olds, &name, &plain)?;
+                if dir_entry {
+                    subdirs.push((name, old, plain.clone(), plain.clone()));
+                }
+                taken.insert(plain);
+                continue;
+            }
+            let found = olds
+                .iter()
+                .find_map(|iv| Some((*iv, self.decrypt_entry(dir, iv, &name).ok()??)));
+            let Some((from_iv, plain)) = found else {
+                undecoded.push((name, dir_entry));
+                continue;
+            };
+            if let Some(to) = self.move_entry(dir, ino, &name, &new, &plain, changes) {
+                if dir_entry {
+                    subdirs.push((to, from_iv, plain.clone(), plain.clone()));
+                }
+            }
+            taken.insert(plain);
+        }
+        // Sync tools' copies of entries under an old IV: renamed to the names they are shown
+        // under, as tidying does, since their own names stop authenticating with the old IV.
+        for iv in &olds {
+            let names = undecoded.iter().map(|(name, _)| name.as_str());
+            for copy in self.conflict_copies(dir, iv, &taken, names) {
+                let dir_entry = undecoded.iter().any(|(n, d)| *n == copy.backing && *d);
+                if let Some(to) =
+                    self.move_entry(dir, ino, &copy.backing, &new, &copy.shown, changes)
+                {
+                    if dir_entry {
+                        subdirs.push((to, *iv, copy.original, copy.shown.clone()));
+                    }
+                }
+                taken.insert(copy.shown);
+            }
+        }
+        for (entry, from_iv, then, now) in subdirs {
+            let sub = dir.open_dir(&entry)?;
+            let (sub_old, sub_new) = (
+                self.new_dir_iv(&from_iv, &then),
+                self.new_dir_iv(&new, &now),
+            );
+            // A move of this subdirectory that a crash left unfinished goes first.
+            if let Ok(Some(nested)) = self.read_move(&sub) {
+                if nested.new == sub_old {
+                    let done = self.finish_move(&sub, &nested)?;
+                    changes.renamed.extend(done.renamed);
+                    changes.ivs.extend(done.ivs);
+                }
+            }
+            self.reencrypt_tree(&sub, sub_old, sub_new, changes)?;
+        }
+        if diriv::read(dir).ok() != Some(new) {
+            diriv::replace(dir, &new)?;
+        }
+        Ok(())
+    }
+
+    /// A crash between the rename of long-name entry `name` (plaintext `plain`) and the removal
+    /// of its old sidecar left that sidecar: it goes, unless an entry under the old name exists.
+    fn remove_old_sidecars(
+        &self,
+        dir: &Dir,
+        olds: &[DirIv],
+        name: &str,
+        plain: &[u8],
+    ) -> Result<()> {
+        if !matches!(EntryName::classify(name), EntryName::Long(_)) {
+            return Ok(());
+        }
+        for old in olds {
+            let before = self.backing_name(old, plain)?;
+            if let Some(sidecar) = before.sidecar() {
+                if before.entry() != name && !dir.exists(before.entry()) {
+                    dir.unlink_if_present(sidecar)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::reencrypt_entry`], recorded in `changes` (`ino`: the inode number of `dir`);
+    /// a name that cannot be renamed is logged and left for fsck to report.
+    fn move_entry(
+        &self,
+        dir: &Dir,
+        ino: u64,
+        from: &str,
+        iv: &DirIv,
+        plain: &[u8],
+        changes: &mut MoveChanges,
+    ) -> Option<String> {
+        match self.reencrypt_entry(dir, from, iv, plain) {
+            Ok(to) => {
+                changes.renamed.push((ino, from.to_owned(), to.clone()));
+                Some(to)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cannot re-encrypt {}: {e}",
+                    dir.display_path(from).display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Renames entry `from` of `dir` to the encryption of `plain` under `iv`, never replacing
+    /// an entry; a long name's new sidecar is written first and its old one removed after.
+    fn reencrypt_entry(&self, dir: &Dir, from: &str, iv: &DirIv, plain: &[u8]) -> Result<String> {
+        let backing = self.backing_name(iv, plain)?;
+        self.create_entry(dir, &backing, |to| {
+            dir.rename(from, dir, to, RenameMode::NoReplace)
+        })?;
+        if let EntryName::Long(hashed) = EntryName::classify(from) {
+            dir.unlink_if_present(longname::sidecar_name(hashed))?;
+        }
+        Ok(backing.entry().to_owned())
     }
 
     /// Where plaintext `name` lives in the directory with IV `iv`.
@@ -305,25 +594,45 @@ impl Vault {
     /// Renames backing entry `from` of `dir` (IV `iv`) to the backing name of plaintext `to`,
     /// never replacing an existing entry; writes the new name's sidecar first when it is long.
     /// Cleans up a conflict copy or a re-cased name so the vault holds only canonical names.
+    /// `was` is the IV `from` is encrypted under and the plaintext name the IVs of its contents
+    /// derive from (a conflict copy's: its original's): a directory whose path so changes is
+    /// moved as a rename through the mount moves it ([`Self::finish_move`]), and what that
+    /// changed is returned.
     pub fn rename_entry(
         &self,
         dir: &Dir,
         iv: &DirIv,
         from: &str,
         to: &[u8],
-    ) -> Result<BackingName> {
+        was: (&DirIv, &[u8]),
+    ) -> Result<(BackingName, MoveChanges)> {
         let backing = self.backing_name(iv, to)?;
+        let mut moved = None;
         if FileKind::of(&dir.stat(from)?) == FileKind::Dir {
-            let moved = dir.open_dir(from)?;
-            if diriv::read(&moved).is_ok() {
-                // A directory's IV must be durable before it is renamed (format.md, Directory IVs).
-                diriv::sync(&moved)?;
+            let sub = dir.open_dir(from)?;
+            // A v1 directory whose IV file is missing cannot be moved: renamed as it is.
+            if let Ok(old) = self.dir_iv(&sub, was.0, was.1) {
+                let new = self.new_dir_iv(iv, to);
+                if old != new {
+                    let record = self.begin_move(&sub, old, new)?;
+                    moved = Some((sub, record));
+                }
             }
         }
-        self.create_entry(dir, &backing, |entry| {
+        let renamed = self.create_entry(dir, &backing, |entry| {
             dir.rename(from, dir, entry, RenameMode::NoReplace)
-        })?;
-        Ok(backing)
+        });
+        if let Err(e) = renamed {
+            if let Some((sub, _)) = &moved {
+                self.abandon_move(sub);
+            }
+            return Err(e);
+        }
+        let changes = match moved {
+            Some((sub, record)) => self.finish_move(&sub, &record)?,
+            None => MoveChanges::default(),
+        };
+        Ok((backing, changes))
     }
 
     /// The one way an entry comes into a backing directory: writes the sidecar of a long
@@ -533,7 +842,7 @@ impl Vault {
             };
             let entry = self.existing_backing_name(&dir, &iv, name)?;
             dir = dir.open_dir(entry)?;
-            iv = diriv::read(&dir)?;
+            iv = self.dir_iv(&dir, &iv, name.as_encoded_bytes())?;
         }
         Ok((dir, iv))
     }
@@ -618,7 +927,7 @@ impl Vault {
             plain.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&name));
             if components.peek().is_some() {
                 dir = dir.open_dir(entry)?;
-                iv = diriv::read(&dir)?;
+                iv = self.dir_iv(&dir, &iv, &name)?;
             }
         }
         Ok(plain)
@@ -705,6 +1014,8 @@ pub fn is_canonical_reserved(name: &str) -> bool {
     lower == crate::config::CONFIG_NAME
         || lower == crate::config::CONFIG_TMP_NAME
         || lower == DIRIV_NAME
+        || lower == DIRIV_TMP_NAME
+        || lower == MOVE_NAME
         || is_canonical_sidecar(name)
 }
 

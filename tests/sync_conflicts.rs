@@ -293,11 +293,12 @@ fn conflicting_directory_iv_copies_are_recognised() {
 }
 
 #[test]
-fn names_under_a_foreign_copied_iv_are_reported_and_re_encrypted_only_when_trusted() {
-    // A copy of veilfs.diriv holding another IV, and a name encrypted under it: what a directory
-    // renamed on one device while one of the same name was made on another leaves, and also what
-    // someone planting another directory's IV and names would leave. fsck cannot tell the two
-    // apart, so --repair leaves the name alone unless the user vouches for the copy.
+fn names_under_a_foreign_copied_iv_are_reported_and_never_re_encrypted() {
+    // A copy of veilfs.diriv holding another IV, and a name encrypted under it: what someone
+    // planting another directory's IV and names leaves (a rename now re-encrypts names, so a
+    // genuine copy holds the directory's own IV). Nothing authenticates it, so --repair leaves
+    // the name alone, and deletes nothing. (It used to be re-encrypted with --trust-iv-copies,
+    // which re-opened the attack and is gone.)
     let v = CoreVault::new(NameEncoding::Base64Url);
     let dir = v.mkdir("shared");
     v.write("shared/kept.txt", b"kept");
@@ -330,13 +331,8 @@ fn names_under_a_foreign_copied_iv_are_reported_and_re_encrypted_only_when_trust
         after.findings
     );
     assert!(!listing(&v, "shared").contains_key("other-side.txt"));
-    let trusted = Options {
-        repair: true,
-        trust_iv_copies: true,
-        ..Options::default()
-    };
-    fsck::check(&v.vault, &trusted, &|_| {});
-    assert_eq!(v.read("shared/other-side.txt"), b"other");
+    let planted = v.vault.backing_name(&other, b"other-side.txt").unwrap();
+    assert!(dir.join(planted.entry()).exists(), "nothing is deleted");
     assert_eq!(v.read("shared/kept.txt"), b"kept");
     assert_eq!(v.iv(&dir), iv);
 }

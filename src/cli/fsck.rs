@@ -28,19 +28,21 @@ pub const EXIT_PROBLEMS: u8 = 11;
                   file headers, sync tools' conflict copies and names a case-insensitive sync \
                   target re-cased.",
     after_help = "\
---repair does only what cannot lose data: it writes a lost directory IV when the re-derived IV
-is confirmed by a name that decrypts with it (or the directory is empty), renames conflict
-copies to the names the mount shows them under and re-cased names to their own, re-encrypts
-names encrypted under a sync tool's copy of a directory IV when that copy holds the directory's
-own (re-derived) IV, restores a sidecar from a sync tool's copy of it, and removes redundant
-copies and sidecars orphaned for more than a day. Undecodable names, truncated headers and bad
-symlink targets are reported, never deleted.
+--repair does only what cannot lose data, and acts only on what it can authenticate: it writes
+a lost or wrong directory IV with the IV the directory's path derives (when a name decrypts with
+it, or the directory is empty), finishes a directory rename a crash interrupted (its record in
+veilfs.move is sealed under the vault's key), renames conflict copies to the names the mount
+shows them under and re-cased names to their own, restores a sidecar from a sync tool's copy of
+it, and removes redundant copies and sidecars orphaned for more than a day. Undecodable names,
+truncated headers and bad symlink targets are reported, never deleted.
 
-Names found under any other copied IV are reported with their plaintext names and left alone:
-anyone who can write to the backing directory can plant another directory's IV and names, and
-re-encrypting them would move those names here. If you know such a copy is genuine (a directory
-renamed on one device while a directory of the same name was made on another), add
---trust-iv-copies to re-encrypt those names too.
+A copy of veilfs.diriv (or any file named like one) is never adopted unless it holds the IV the
+directory's path derives: anyone who can write to the backing directory can plant another
+directory's IV and names, and re-encrypting them would move those names here. Names under such
+an IV are reported with their backing paths and left alone.
+
+--plan prints every repair --repair would make, one line each (backing path, action, reason),
+and changes nothing.
 
 --repair refuses to run while the vault is mounted on this machine (exit status 10); plain fsck
 only reads, and may run then.
@@ -50,6 +52,7 @@ vault is mounted; 1-6 as for the other commands ('veilfs --help').
 
 Examples:
   veilfs fsck ~/Sync/vault
+  veilfs fsck --plan ~/Sync/vault
   veilfs fsck --repair ~/Sync/vault
   veilfs fsck --json --passfile pw ~/Sync/vault | jq '.findings[] | .problem'"
 )]
@@ -65,10 +68,9 @@ pub struct Args {
     #[arg(long)]
     pub repair: bool,
 
-    /// With --repair: also re-encrypt names found under an IV that only a sync tool's copy of
-    /// veilfs.diriv holds (see below); only if you know nobody planted it
-    #[arg(long, requires = "repair")]
-    pub trust_iv_copies: bool,
+    /// Print every repair --repair would make, one line each, and change nothing
+    #[arg(long, conflicts_with_all = ["repair", "json"])]
+    pub plan: bool,
 
     /// Print one JSON object (for scripts) instead of lines
     #[arg(long)]
@@ -112,12 +114,15 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
             early.push(format!(
                 "repaired: {recased}: config file renamed back to {CONFIG_NAME}"
             ));
+        } else if args.plan {
+            early.push(format!(
+                "would: {recased}: rename it to {CONFIG_NAME} (the config file was re-cased)"
+            ));
         }
     }
     let vault = open_vault(&args.cipherdir, &args.password, args.keyfile.as_deref())?;
     let options = Options {
         repair: args.repair,
-        trust_iv_copies: args.trust_iv_copies,
         ..Options::default()
     };
 
@@ -154,6 +159,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
         let mut text = serde_json::to_string_pretty(&json).expect("the report always serializes");
         text.push('\n');
         print_stdout(&text)?;
+    } else if args.plan {
+        print_stdout(&plan(&report, &early))?;
     } else {
         let mut text = String::new();
         for line in &early {
@@ -181,6 +188,33 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
             },
         ))
     }
+}
+
+/// `--plan`: one line per repair `--repair` would make (backing path, action, reason).
+fn plan(report: &Report, early: &[String]) -> String {
+    let mut text = String::new();
+    let mut count = early.len();
+    for line in early {
+        text.push_str(line);
+        text.push('\n');
+    }
+    for finding in &report.findings {
+        if finding.outcome == Outcome::Repairable {
+            let action = finding.repair.as_deref().unwrap_or("");
+            text.push_str(&format!(
+                "would: {}: {action} ({}: {})\n",
+                finding.backing.display(),
+                finding.problem.describe(),
+                finding.detail
+            ));
+            count += 1;
+        }
+    }
+    let left = report.problems() - report.repaired() - (count - early.len());
+    text.push_str(&format!(
+        "{count} repairs planned, {left} problems that no repair can fix; nothing was changed\n"
+    ));
+    text
 }
 
 /// One line per finding: what, where (plaintext and backing), and what was or can be done.

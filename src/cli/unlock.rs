@@ -14,7 +14,7 @@ use veilfs::backing::Dir;
 use veilfs::config::{contact, Config, KeyfileSecret, Secret, SlotKind, Unlocked};
 use veilfs::crypto::keys::ContactShare;
 use veilfs::crypto::recovery::{parse_any_recovery_key, RecoveryKey};
-use veilfs::vault::Vault;
+use veilfs::vault::{IvPolicy, Vault};
 
 use super::password::{self, Source};
 use super::{CliError, EXIT_BAD_KEY};
@@ -185,9 +185,14 @@ impl Plan {
     }
 
     /// The vault in the backing directory `root` with the unlocked keys, after checking that the
-    /// config belongs to it (exit status 5 if not).
+    /// config belongs to it (exit status 5 if not). Format 2 derives every directory's IV from
+    /// its path; format 1 reads it from `veilfs.diriv`.
     pub fn open(&self, root: Dir, config: &Config, unlocked: &Unlocked) -> Result<Vault, CliError> {
-        let vault = Vault::new(root, unlocked.keys(), config.features());
+        let policy = match config {
+            Config::V1(_) => IvPolicy::Stored,
+            Config::V2(_) => IvPolicy::Derived,
+        };
+        let vault = Vault::with_iv_policy(root, unlocked.keys(), config.features(), policy);
         vault
             .check_binding()
             .map_err(|e| match (&e, &self.recovery) {

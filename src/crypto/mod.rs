@@ -3,6 +3,7 @@
 pub mod content;
 pub mod keys;
 pub mod names;
+pub mod records;
 pub mod recovery;
 pub mod xts;
 

@@ -1,11 +1,13 @@
 //! The inode table: FUSE inode numbers are the backing files' own, so hard links and
 //! `find -inum` behave; each node remembers where it lives (parent inode and backing entry
-//! name), so renaming a directory moves its whole subtree at once.
+//! name), so renaming a directory moves its whole subtree at once; the names and IVs inside it,
+//! which the rename re-encrypts, are updated by [`InodeTable::apply_move`].
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 
 use crate::crypto::names::DirIv;
+use crate::vault::MoveChanges;
 
 pub const ROOT: u64 = 1;
 
@@ -17,7 +19,8 @@ struct Node {
     /// Every name the inode is known under; more than one only for hard links.
     locations: Vec<Location>,
     lookups: u64,
-    /// A directory's IV, read on first use; it never changes, even across renames.
+    /// A directory's IV, read or derived on first use; a rename changes the IVs of the whole
+    /// moved subtree ([`InodeTable::apply_move`]).
     iv: Option<DirIv>,
 }
 
@@ -143,6 +146,36 @@ impl InodeTable {
     }
 }
 
+impl InodeTable {
+    /// What a directory move re-encrypted: every known location under a renamed backing name
+    /// gets the new name, every known directory of the subtree its new IV.
+    pub fn apply_move(&mut self, changes: &MoveChanges) {
+        let renamed: HashMap<(u64, &OsStr), &str> = changes
+            .renamed
+            .iter()
+            .map(|(dir, from, to)| {
+                (
+                    (self.fuse_ino(*dir), OsStr::new(from.as_str())),
+                    to.as_str(),
+                )
+            })
+            .collect();
+        if !renamed.is_empty() {
+            for node in self.nodes.values_mut() {
+                for (parent, name) in &mut node.locations {
+                    if let Some(to) = renamed.get(&(*parent, name.as_os_str())) {
+                        *name = OsString::from(to);
+                    }
+                }
+            }
+        }
+        for (dir, iv) in &changes.ivs {
+            let ino = self.fuse_ino(*dir);
+            self.set_iv(ino, *iv);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +188,27 @@ mod tests {
         assert_eq!(table.names_to(11).unwrap(), ["dir", "file"]);
         table.moved(10, (ROOT, OsStr::new("dir")), (ROOT, "renamed".into()));
         assert_eq!(table.names_to(11).unwrap(), ["renamed", "file"]);
+    }
+
+    #[test]
+    fn a_move_renames_the_subtree_and_changes_its_ivs() {
+        let mut table = InodeTable::new(2, DirIv([0; 16]));
+        table.remember(10, (ROOT, "dir".into()));
+        table.remember(11, (10, "sub".into()));
+        table.remember(12, (11, "file".into()));
+        table.set_iv(10, DirIv([1; 16]));
+        table.set_iv(11, DirIv([2; 16]));
+        table.moved(10, (ROOT, OsStr::new("dir")), (ROOT, "moved".into()));
+        table.apply_move(&MoveChanges {
+            renamed: vec![
+                (10, "sub".into(), "sub2".into()),
+                (11, "file".into(), "file2".into()),
+            ],
+            ivs: vec![(10, DirIv([3; 16])), (11, DirIv([4; 16]))],
+        });
+        assert_eq!(table.names_to(12).unwrap(), ["moved", "sub2", "file2"]);
+        assert_eq!(table.iv(10), Some(DirIv([3; 16])));
+        assert_eq!(table.iv(11), Some(DirIv([4; 16])));
     }
 
     #[test]

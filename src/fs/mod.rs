@@ -17,7 +17,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
@@ -34,11 +34,12 @@ use nix::sys::time::TimeSpec;
 use crate::backing::{mode_of, Dir, Entry, FileKind, RenameMode, Stat};
 use crate::crypto::content::HEADER_LEN;
 use crate::crypto::names::DirIv;
+use crate::crypto::records::MoveRecord;
 use crate::error::{Error, Result};
 use crate::layout::file::FileContent;
 use crate::layout::longname::BackingName;
-use crate::layout::{diriv, DIRIV_NAME};
-use crate::vault::Vault;
+use crate::layout::{diriv, DIRIV_NAME, MOVE_NAME};
+use crate::vault::{BackingEntry, IvPolicy, Vault};
 use inodes::{InodeTable, ROOT};
 
 /// Kernel entry and attribute cache time, unless the mount asks for another.
@@ -269,7 +270,8 @@ pub struct VeilFs {
     warned: Mutex<HashSet<PathBuf>>,
     /// Running as root: new entries are given to the calling user, as a local filesystem would.
     chown_new: bool,
-    /// Sync-conflict copies and re-cased names: see [`VeilFs::tidy_backing`].
+    /// Sync-conflict copies and re-cased names are put right, and renames a crash interrupted
+    /// are finished: see [`VeilFs::tidy_backing`].
     tidy: bool,
     /// How open files are served: see [`VeilFs::init`].
     open_flags: FopenFlags,
@@ -278,6 +280,11 @@ pub struct VeilFs {
     aliases: Mutex<HashMap<u64, DirAliases>>,
     /// Requests served (all but the kernel's forgets): `--idle` watches it.
     requests: Arc<AtomicU64>,
+    /// Held shared by every request and exclusively by a rename, which may re-encrypt a whole
+    /// subtree: no request sees a subtree half re-encrypted.
+    tree: RwLock<()>,
+    /// Held while a move a crash interrupted is finished, so that two requests do not both.
+    finishing: Mutex<()>,
 }
 
 fn errno(code: i32) -> Error {
@@ -331,6 +338,8 @@ impl VeilFs {
             ttl: TTL,
             aliases: Mutex::default(),
             requests: Arc::default(),
+            tree: RwLock::default(),
+            finishing: Mutex::default(),
         })
     }
 
@@ -339,8 +348,10 @@ impl VeilFs {
         self.requests.clone()
     }
 
-    fn count_request(&self) {
+    /// Counts a request; the guard keeps renames out while it runs ([`Self::tree`]).
+    fn count_request(&self) -> RwLockReadGuard<'_, ()> {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        self.tree.read().unwrap()
     }
 
     /// Opens the backing directory of directory `ino`, walking from the root through the
@@ -426,14 +437,103 @@ impl VeilFs {
         let iv = match known {
             Some(iv) => iv,
             None => {
-                let iv = diriv::read(&dir).inspect_err(|e| {
-                    self.warn_once(dir.display_path(DIRIV_NAME), e);
-                })?;
+                let iv = self.load_iv(ino, &dir)?;
                 self.inodes.lock().unwrap().set_iv(ino, iv);
                 iv
             }
         };
         Ok((dir, iv))
+    }
+
+    /// The IV of directory `ino` (handle `dir`), not yet in the table: read or derived as the
+    /// vault's [`IvPolicy`] says. A move record in it that authenticates and names the IV its
+    /// path derives (a rename a crash interrupted) is finished first.
+    fn load_iv(&self, ino: u64, dir: &Dir) -> Result<DirIv> {
+        let record = self.vault.read_move(dir).unwrap_or_else(|e| {
+            self.warn_once(dir.display_path(MOVE_NAME), &e);
+            None
+        });
+        if let Some(record) = record {
+            let (parent_iv, name) = self.plain_location(ino)?;
+            let path_iv = self.vault.new_dir_iv(&parent_iv, &name);
+            if record.new == path_iv && !self.tidy {
+                // A read-only mount writes nothing: it shows what has moved so far.
+                let why = io::Error::other(
+                    "a directory rename was interrupted: mount read-write or run fsck --repair \
+                     to finish it",
+                );
+                self.warn_once(dir.display_path(MOVE_NAME), &why.into());
+                return Ok(record.new);
+            }
+            if record.new == path_iv {
+                return Ok(self.finish_interrupted_move(ino, dir, &record));
+            }
+            if self.tidy && self.vault.move_never_started(dir, &record, &path_iv) {
+                // The crash came before the directory itself was renamed.
+                self.vault.abandon_move(dir);
+            } else {
+                let why = io::Error::other("a move record for another path: ignored");
+                self.warn_once(dir.display_path(MOVE_NAME), &why.into());
+            }
+        }
+        match self.vault.iv_policy() {
+            IvPolicy::Stored => diriv::read(dir).inspect_err(|e| {
+                self.warn_once(dir.display_path(DIRIV_NAME), e);
+            }),
+            IvPolicy::Derived => {
+                let (parent_iv, name) = self.plain_location(ino)?;
+                Ok(self.vault.new_dir_iv(&parent_iv, &name))
+            }
+        }
+    }
+
+    /// Finishes the move `record` of directory `ino` that a crash interrupted; its IV is the
+    /// record's new one whether or not that succeeds (what is left is finished next time).
+    fn finish_interrupted_move(&self, ino: u64, dir: &Dir, record: &MoveRecord) -> DirIv {
+        let _one = self.finishing.lock().unwrap();
+        if let Some(iv) = self.inodes.lock().unwrap().iv(ino) {
+            return iv; // another request finished it
+        }
+        match self.vault.finish_move(dir, record) {
+            Ok(changes) => self.inodes.lock().unwrap().apply_move(&changes),
+            Err(e) => self.warn_once(dir.display_path(MOVE_NAME), &e),
+        }
+        record.new
+    }
+
+    /// The IV of the parent of directory `ino` and the plaintext name the IV of `ino` derives
+    /// from (a conflict copy's is its original's: the sync tool copied names encrypted for it).
+    fn plain_location(&self, ino: u64) -> Result<(DirIv, Vec<u8>)> {
+        let location = self.inodes.lock().unwrap().location(ino).cloned();
+        let (parent, backing) = location.ok_or_else(|| errno(libc::ENOENT))?;
+        let (parent_dir, parent_iv) = self.dir(parent)?;
+        let backing = backing.to_str().ok_or(Error::NameEncoding("UTF-8"))?;
+        match self.vault.classify_entry(&parent_dir, &parent_iv, backing) {
+            BackingEntry::Name(name) | BackingEntry::ConflictCopy { name, .. } => {
+                Ok((parent_iv, name))
+            }
+            BackingEntry::Undecodable(e) => Err(e),
+            _ => Err(errno(libc::EIO)),
+        }
+    }
+
+    /// Starts moving directory `moved` to plaintext `new_name` in `new_parent`: writes its move
+    /// record; `None` when its IV does not change.
+    fn begin_move(
+        &self,
+        moved: u64,
+        new_parent: u64,
+        new_name: &OsStr,
+    ) -> Result<Option<(Dir, MoveRecord)>> {
+        // Loading its IV finishes an interrupted move of it first.
+        let (dir, old) = self.dir(moved)?;
+        let (_, new_parent_iv) = self.dir(new_parent)?;
+        let new = self.vault.new_dir_iv(&new_parent_iv, new_name.as_bytes());
+        if old == new {
+            return Ok(None);
+        }
+        let record = self.vault.begin_move(&dir, old, new)?;
+        Ok(Some((dir, record)))
     }
 
     /// Backing directory, its IV, and the backing name of `name` in directory `parent`.
@@ -674,17 +774,19 @@ impl VeilFs {
     /// Removes the IV file of backing directory `entry` of `parent` if it holds nothing else, so
     /// the directory can be removed or replaced; returns its handle and IV for
     /// [`Self::restore_diriv`] if that then fails.
-    fn empty_dir_for_removal(parent: &Dir, entry: &str) -> Result<(Dir, DirIv)> {
+    fn empty_dir_for_removal(parent: &Dir, entry: &str) -> Result<(Dir, Option<DirIv>)> {
         let dir = parent.open_dir(entry)?;
         if dir.entries()?.iter().any(|e| e.name != DIRIV_NAME) {
             return Err(errno(libc::ENOTEMPTY));
         }
-        let iv = diriv::read(&dir)?;
-        dir.unlink(DIRIV_NAME)?;
+        // Under derived IVs the file is only a check value, and may be missing.
+        let iv = diriv::read(&dir).ok();
+        dir.unlink_if_present(DIRIV_NAME)?;
         Ok((dir, iv))
     }
 
-    fn restore_diriv(dir: &Dir, iv: &DirIv) {
+    fn restore_diriv(dir: &Dir, iv: &Option<DirIv>) {
+        let Some(iv) = iv else { return };
         if let Err(e) = diriv::write(dir, iv) {
             tracing::error!(
                 "could not restore {}: {e}",
@@ -725,16 +827,71 @@ impl VeilFs {
         let from_stat = from_dir.stat(from.entry())?;
         let to_stat = to_dir.stat(to.entry()).ok();
         let is_dir = |stat: &Stat| FileKind::of(stat) == FileKind::Dir;
+        if to_stat
+            .as_ref()
+            .is_some_and(|s| s.st_ino == from_stat.st_ino)
+        {
+            return Ok(()); // two names of one inode: rename(2) does nothing
+        }
+        // A directory's IV follows its path (format-v2.md, "Unique directory IVs"): each moved
+        // directory gets a move record before anything is renamed, and its subtree is
+        // re-encrypted after.
+        let mut moves = Vec::new();
+        let from_ino = self.inodes.lock().unwrap().fuse_ino(from_stat.st_ino);
         if is_dir(&from_stat) {
-            diriv::sync(&from_dir.open_dir(from.entry())?)?;
+            moves.extend(self.begin_move(from_ino, new_parent, new_name)?);
         }
         if mode == RenameMode::Exchange && to_stat.as_ref().is_some_and(is_dir) {
-            diriv::sync(&to_dir.open_dir(to.entry())?)?;
+            let to_ino = self
+                .inodes
+                .lock()
+                .unwrap()
+                .fuse_ino(to_stat.as_ref().unwrap().st_ino);
+            match self.begin_move(to_ino, parent, name) {
+                Ok(record) => moves.extend(record),
+                Err(e) => {
+                    self.abandon_moves(&moves);
+                    return Err(e);
+                }
+            }
         }
+        let renamed = self.rename_entries(
+            (parent, &from_dir, &from, &from_stat),
+            (new_parent, &to_dir, &to, to_stat),
+            mode,
+        );
+        if renamed.is_err() {
+            self.abandon_moves(&moves);
+            return renamed;
+        }
+        for (dir, record) in &moves {
+            match self.vault.finish_move(dir, record) {
+                Ok(changes) => self.inodes.lock().unwrap().apply_move(&changes),
+                // The record stays: the next request that loads the directory's IV finishes it.
+                Err(e) => self.warn_once(dir.display_path(MOVE_NAME), &e),
+            }
+        }
+        Ok(())
+    }
+
+    fn abandon_moves(&self, moves: &[(Dir, MoveRecord)]) {
+        for (dir, _) in moves {
+            self.vault.abandon_move(dir);
+        }
+    }
+
+    /// The backing part of [`Self::do_rename`]: renames the entry and updates the inode table.
+    fn rename_entries(
+        &self,
+        (parent, from_dir, from, from_stat): (u64, &Dir, &BackingName, &Stat),
+        (new_parent, to_dir, to, to_stat): (u64, &Dir, &BackingName, Option<Stat>),
+        mode: RenameMode,
+    ) -> Result<()> {
+        let is_dir = |stat: &Stat| FileKind::of(stat) == FileKind::Dir;
         if mode == RenameMode::Exchange {
             // Names stay where they are, so their sidecars do too; only the inodes swap.
             let to_stat = to_stat.ok_or_else(|| errno(libc::ENOENT))?;
-            from_dir.rename(from.entry(), &to_dir, to.entry(), mode)?;
+            from_dir.rename(from.entry(), to_dir, to.entry(), mode)?;
             let mut table = self.inodes.lock().unwrap();
             let (a, b) = (
                 table.fuse_ino(from_stat.st_ino),
@@ -752,21 +909,15 @@ impl VeilFs {
             );
             return Ok(());
         }
-        if to_stat
-            .as_ref()
-            .is_some_and(|s| s.st_ino == from_stat.st_ino)
-        {
-            return Ok(()); // two names of one inode: rename(2) does nothing
-        }
         // A directory may replace an empty one, which in the backing dir still holds its IV.
         let replaced = match &to_stat {
-            Some(s) if mode == RenameMode::Replace && is_dir(s) && is_dir(&from_stat) => {
-                Some(Self::empty_dir_for_removal(&to_dir, to.entry())?)
+            Some(s) if mode == RenameMode::Replace && is_dir(s) && is_dir(from_stat) => {
+                Some(Self::empty_dir_for_removal(to_dir, to.entry())?)
             }
             _ => None,
         };
-        let renamed = self.vault.create_entry(&to_dir, &to, |entry| {
-            from_dir.rename(from.entry(), &to_dir, entry, mode)
+        let renamed = self.vault.create_entry(to_dir, to, |entry| {
+            from_dir.rename(from.entry(), to_dir, entry, mode)
         });
         if let Err(e) = renamed {
             if let Some((emptied, iv)) = replaced {
@@ -775,7 +926,7 @@ impl VeilFs {
             return Err(e);
         }
         if from.sidecar().is_some() && (parent != new_parent || from.entry() != to.entry()) {
-            from.remove_sidecar(&from_dir)?;
+            from.remove_sidecar(from_dir)?;
         }
         let mut table = self.inodes.lock().unwrap();
         if let Some(s) = to_stat {
@@ -1168,7 +1319,8 @@ impl VeilFs {
     /// Whether the adapter may rename backing entries on its own: a conflict copy to the proper
     /// encryption of the name it is shown under, a re-cased name to its canonical case, so that
     /// the vault is clean afterwards (and, names being deterministic, two devices doing this
-    /// rename produce the same result). Only for a read-write mount; off by default.
+    /// rename produce the same result), and a directory rename a crash interrupted is finished
+    /// when its directory is first used. Only for a read-write mount; off by default.
     pub fn tidy_backing(mut self, tidy: bool) -> Self {
         self.tidy = tidy;
         self
@@ -1210,10 +1362,15 @@ impl VeilFs {
                 let fuse_ino = self.inodes.lock().unwrap().fuse_ino(entry.ino);
                 let mut backing = OsString::from(&copy.backing);
                 let renamed = self.tidy && {
-                    match self.vault.rename_entry(dir, iv, &copy.backing, &copy.shown) {
-                        Ok(to) => {
+                    let was = (iv, copy.original.as_slice());
+                    match self
+                        .vault
+                        .rename_entry(dir, iv, &copy.backing, &copy.shown, was)
+                    {
+                        Ok((to, changes)) => {
                             backing = to.entry().into();
                             let mut table = self.inodes.lock().unwrap();
+                            table.apply_move(&changes);
                             table.moved(
                                 fuse_ino,
                                 (ino, OsStr::new(&copy.backing)),
@@ -1311,10 +1468,15 @@ impl VeilFs {
         };
         if self.tidy {
             let renamed = match self.vault.classify_entry(dir, iv, &entry) {
-                crate::vault::BackingEntry::Name(plain) => {
-                    self.vault.normalize_case(dir, iv, &entry, &plain)
-                }
-                _ => self.vault.rename_entry(dir, iv, &entry, name.as_bytes()),
+                BackingEntry::Name(plain) => self.vault.normalize_case(dir, iv, &entry, &plain),
+                BackingEntry::ConflictCopy { name: original, .. } => self
+                    .vault
+                    .rename_entry(dir, iv, &entry, name.as_bytes(), (iv, &original))
+                    .map(|(to, changes)| {
+                        self.inodes.lock().unwrap().apply_move(&changes);
+                        to
+                    }),
+                _ => Err(Error::NameAuth),
             };
             match renamed {
                 Ok(to) => {
@@ -1387,7 +1549,7 @@ impl Filesystem for VeilFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.count_request();
+        let _tree = self.count_request();
         reply_entry(reply, self.ttl, self.do_lookup(parent.0, name));
     }
 
@@ -1396,7 +1558,7 @@ impl Filesystem for VeilFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        self.count_request();
+        let _tree = self.count_request();
         reply_attr(reply, self.ttl, self.do_getattr(ino.0, fh));
     }
 
@@ -1418,7 +1580,7 @@ impl Filesystem for VeilFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         reply_attr(
             reply,
             self.ttl,
@@ -1437,7 +1599,7 @@ impl Filesystem for VeilFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.count_request();
+        let _tree = self.count_request();
         match self.do_readlink(ino.0) {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(to_errno(e)),
@@ -1454,7 +1616,7 @@ impl Filesystem for VeilFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         let mode = (mode & sys::S_IFMT) | (mode & !umask & 0o7777);
         reply_entry(
             reply,
@@ -1472,7 +1634,7 @@ impl Filesystem for VeilFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         reply_entry(
             reply,
             self.ttl,
@@ -1481,12 +1643,12 @@ impl Filesystem for VeilFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.count_request();
+        let _tree = self.count_request();
         reply_empty(reply, self.do_unlink(parent.0, name));
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.count_request();
+        let _tree = self.count_request();
         reply_empty(reply, self.do_rmdir(parent.0, name));
     }
 
@@ -1498,7 +1660,7 @@ impl Filesystem for VeilFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         reply_entry(
             reply,
             self.ttl,
@@ -1516,7 +1678,8 @@ impl Filesystem for VeilFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        self.count_request();
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let _tree = self.tree.write().unwrap();
         reply_empty(
             reply,
             self.do_rename(parent.0, name, newparent.0, newname, flags),
@@ -1531,12 +1694,12 @@ impl Filesystem for VeilFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         reply_entry(reply, self.ttl, self.do_link(ino.0, newparent.0, newname));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        self.count_request();
+        let _tree = self.count_request();
         match self.do_open(ino.0, flags.0) {
             Ok(fh) => reply.opened(FileHandle(fh), self.open_flags),
             Err(e) => reply.error(to_errno(e)),
@@ -1554,7 +1717,7 @@ impl Filesystem for VeilFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         match self.do_read(fh, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(to_errno(e)),
@@ -1573,7 +1736,7 @@ impl Filesystem for VeilFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         let kill_privs = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
         match self.do_write(fh, offset, data, kill_privs) {
             Ok(()) => reply.written(data.len() as u32),
@@ -1589,7 +1752,7 @@ impl Filesystem for VeilFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         reply.ok();
     }
 
@@ -1603,7 +1766,7 @@ impl Filesystem for VeilFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         self.do_release(fh);
         reply.ok();
     }
@@ -1616,7 +1779,7 @@ impl Filesystem for VeilFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         let result = self.handle(fh).and_then(|h| {
             if datasync {
                 h.file.sync_data()?;
@@ -1629,7 +1792,7 @@ impl Filesystem for VeilFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.count_request();
+        let _tree = self.count_request();
         match self.do_opendir(ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(to_errno(e)),
@@ -1644,7 +1807,7 @@ impl Filesystem for VeilFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         let Some(listing) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
@@ -1669,7 +1832,7 @@ impl Filesystem for VeilFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         let Some(listing) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
@@ -1690,7 +1853,7 @@ impl Filesystem for VeilFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         self.dirs.lock().unwrap().remove(&fh.0);
         reply.ok();
     }
@@ -1703,7 +1866,7 @@ impl Filesystem for VeilFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         let result = self.open_dir(ino.0).and_then(|dir| Ok(dir.sync()?));
         reply_empty(reply, result);
     }
@@ -1711,7 +1874,7 @@ impl Filesystem for VeilFs {
     // fsblkcnt_t is u64 on Linux but u32 on macOS.
     #[allow(clippy::useless_conversion)]
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        self.count_request();
+        let _tree = self.count_request();
         match self.do_statfs() {
             Ok(s) => reply.statfs(
                 u64::from(s.blocks()),
@@ -1737,12 +1900,12 @@ impl Filesystem for VeilFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         reply_empty(reply, self.do_setxattr(ino.0, name, value, flags));
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        self.count_request();
+        let _tree = self.count_request();
         match self.do_getxattr(ino.0, name) {
             Ok(value) => reply_sized(reply, size, &value),
             Err(e) => reply.error(to_errno(e)),
@@ -1750,7 +1913,7 @@ impl Filesystem for VeilFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        self.count_request();
+        let _tree = self.count_request();
         match self.do_listxattr(ino.0) {
             Ok(list) => reply_sized(reply, size, &list),
             Err(e) => reply.error(to_errno(e)),
@@ -1758,12 +1921,12 @@ impl Filesystem for VeilFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.count_request();
+        let _tree = self.count_request();
         reply_empty(reply, self.do_removexattr(ino.0, name));
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        self.count_request();
+        let _tree = self.count_request();
         reply_empty(reply, self.do_access(req.into(), ino.0, mask));
     }
 
@@ -1777,7 +1940,7 @@ impl Filesystem for VeilFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         match self.do_create(req.into(), parent.0, name, mode & !umask, flags) {
             Ok((attr, fh)) => reply.created(
                 &self.ttl,
@@ -1800,7 +1963,7 @@ impl Filesystem for VeilFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        self.count_request();
+        let _tree = self.count_request();
         reply_empty(reply, self.do_fallocate(fh, offset, length, mode));
     }
 }

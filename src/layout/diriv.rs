@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::DIRIV_NAME;
+use super::{DIRIV_NAME, DIRIV_TMP_NAME};
 use crate::backing::{Dir, Size};
 use crate::crypto::names::{DirIv, DIR_IV_LEN};
 use crate::error::{Error, Result};
@@ -58,11 +58,17 @@ pub fn write_durable(dir: &Dir, iv: &DirIv) -> Result<()> {
     Ok(())
 }
 
-/// Makes a directory's IV file durable. Needed before the directory is renamed: after that,
-/// fsck could no longer re-derive a lost IV from the directory's (new) name.
-pub fn sync(dir: &Dir) -> Result<()> {
-    dir.open_file(DIRIV_NAME, nix::fcntl::OFlag::O_RDONLY, 0)?
-        .sync_all()?;
-    dir.sync()?;
+/// Replaces the IV of `dir` with `iv` atomically (a temporary file renamed over the old one), for
+/// a directory whose path changed: a crash leaves the old IV file or the new one, never none.
+/// Not fsynced: the caller syncs the directory once all of its names are done.
+pub fn replace(dir: &Dir, iv: &DirIv) -> Result<()> {
+    dir.unlink_if_present(DIRIV_TMP_NAME)?;
+    dir.write_new(DIRIV_TMP_NAME, &iv.0, DIRIV_MODE, false)?;
+    dir.rename(
+        DIRIV_TMP_NAME,
+        dir,
+        DIRIV_NAME,
+        crate::backing::RenameMode::Replace,
+    )?;
     Ok(())
 }

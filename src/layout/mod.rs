@@ -5,9 +5,14 @@ pub mod conflict;
 pub mod diriv;
 pub mod file;
 pub mod longname;
+pub mod moves;
 
 /// Per-directory IV file, in every backing directory including the root.
 pub const DIRIV_NAME: &str = "veilfs.diriv";
+/// A new IV file on its way to replacing `veilfs.diriv` ([`diriv::replace`]).
+pub const DIRIV_TMP_NAME: &str = "veilfs.diriv.tmp";
+/// The record of a directory rename in progress, in the moved directory ([`moves`]).
+pub const MOVE_NAME: &str = "veilfs.move";
 /// Prefix shared by every name veilfs reserves; no encoded name contains a '.', so none
 /// can start with it.
 pub const RESERVED_PREFIX: &str = "veilfs.";

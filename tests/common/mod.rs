@@ -234,6 +234,30 @@ impl TestVault {
         TestVault::unmounted_with_init_args(|_| Vec::new())
     }
 
+    /// A new vault of format 1 (as an older veilfs made them: `veilfs init` writes format 2), not
+    /// mounted: its config and root IV written through the library, with [`PASSWORD`].
+    pub fn unmounted_v1() -> TestVault {
+        let vault = TestVault::unmounted();
+        let backing = vault.backing_path();
+        for name in ["veilfs.conf", "veilfs.diriv"] {
+            fs::remove_file(backing.join(name)).unwrap();
+        }
+        let master = veilfs::crypto::keys::MasterKey::generate();
+        let features = veilfs::config::Features::default();
+        let kdf = veilfs::config::KdfParams {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let config =
+            veilfs::config::ConfigV1::create(&master, PASSWORD.as_bytes(), kdf, features.clone());
+        veilfs::config::Config::V1(config).save(backing).unwrap();
+        veilfs::vault::Vault::open(backing, &master.derive(), &features)
+            .and_then(|v| v.initialize_root())
+            .unwrap();
+        vault
+    }
+
     /// A new vault, initialized with extra `veilfs init` arguments (made by `extra` from the
     /// temporary directory, which already exists: it may write a key file there), not mounted.
     pub fn unmounted_with_init_args(

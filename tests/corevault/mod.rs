@@ -10,11 +10,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use veilfs::backing::Dir;
-use veilfs::config::{Config, ConfigV2, Features, KdfParams, Secret};
+use veilfs::config::{Config, ConfigV1, ConfigV2, Features, KdfParams, Secret};
 use veilfs::crypto::keys::MasterKey;
 use veilfs::crypto::names::{DirIv, NameEncoding};
 use veilfs::layout::diriv;
-use veilfs::vault::Vault;
+use veilfs::vault::{IvPolicy, Vault};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -27,6 +27,12 @@ pub struct CoreVault {
 
 impl CoreVault {
     pub fn new(encoding: NameEncoding) -> CoreVault {
+        Self::with_iv_policy(encoding, IvPolicy::Stored)
+    }
+
+    /// A vault whose directory IVs come from `policy`, with a config of the format that goes
+    /// with it: format 1 for [`IvPolicy::Stored`], format 2 for [`IvPolicy::Derived`].
+    pub fn with_iv_policy(encoding: NameEncoding, policy: IvPolicy) -> CoreVault {
         let dir = tempfile::Builder::new()
             .prefix("veilfs-core-")
             .tempdir()
@@ -43,18 +49,32 @@ impl CoreVault {
             iterations: 1,
             parallelism: 1,
         };
-        let mut config = ConfigV2::new(&master, features.clone());
-        config
-            .add_slot(
-                &master,
-                "password",
-                &Secret::Password(PASSWORD.as_bytes()),
-                kdf,
-            )
-            .unwrap();
-        let keys = master.derive_v2(config.vault_id());
-        Config::V2(config).save(&root).unwrap();
-        let vault = Vault::open(&root, &keys, &features).unwrap();
+        // The config's format goes with the IV policy, as for a vault the CLI opens.
+        let (keys, config) = match policy {
+            IvPolicy::Stored => (
+                master.derive(),
+                Config::V1(ConfigV1::create(
+                    &master,
+                    PASSWORD.as_bytes(),
+                    kdf,
+                    features.clone(),
+                )),
+            ),
+            IvPolicy::Derived => {
+                let mut config = ConfigV2::new(&master, features.clone());
+                config
+                    .add_slot(
+                        &master,
+                        "password",
+                        &Secret::Password(PASSWORD.as_bytes()),
+                        kdf,
+                    )
+                    .unwrap();
+                (master.derive_v2(config.vault_id()), Config::V2(config))
+            }
+        };
+        config.save(&root).unwrap();
+        let vault = Vault::with_iv_policy(Dir::open_root(&root).unwrap(), &keys, &features, policy);
         vault.initialize_root().unwrap();
         fs::write(dir.path().join("passfile"), format!("{PASSWORD}\n")).unwrap();
         CoreVault { dir, root, vault }
