@@ -23,7 +23,11 @@
 //!   long before its entry (a large file still in transit), and removing it then would
 //!   propagate to every device and leave the entry unreadable everywhere.
 //!
-//! Nothing else is touched: undecodable names, truncated headers and bad symlinks are reported.
+//! - a file whose every byte is zero, header included (a power loss kept its size but none of its
+//!   data: no key can read it) gets a fresh header, so that it reads as the zeros it holds
+//!   instead of failing for ever.
+//!
+//! Nothing else is touched: undecodable names, other bad headers and bad symlinks are reported.
 //!
 //! The backing directory may hold anything a sync peer planted, so the walk goes through
 //! [`Dir`] handles only: each directory is opened from its parent's handle, never through a
@@ -50,6 +54,7 @@ use crate::crypto::names::{DirIv, DIR_IV_LEN};
 use crate::error::Error;
 use crate::layout::conflict;
 use crate::layout::diriv;
+use crate::layout::file::FileContent;
 use crate::layout::longname::{self, sidecar_name, SIDECAR_SUFFIX};
 use crate::layout::MOVE_NAME;
 use crate::layout::{EntryName, DIRIV_NAME};
@@ -1213,7 +1218,7 @@ impl<'a> Walk<'a> {
     }
 
     fn check_file(&self, dir: &Dir, name: &str, plain: Option<PathBuf>) {
-        let result = (|| -> io::Result<Option<(Problem, String)>> {
+        let result = (|| -> io::Result<Option<(Problem, String, bool)>> {
             // Never blocks: had a FIFO taken the file's place since the listing, this fails.
             let mut file = dir.open_file(name, OFlag::O_RDONLY, 0)?;
             let size = file.metadata()?.len();
@@ -1224,19 +1229,59 @@ impl<'a> Walk<'a> {
                 return Ok(Some((
                     Problem::HeaderTruncated,
                     format!("{size} bytes: a header alone is {HEADER_LEN}"),
+                    false,
                 )));
             }
             let mut version = [0; 2];
             file.read_exact(&mut version)?;
             let version = u16::from_be_bytes(version);
-            Ok((version != 1).then(|| (Problem::HeaderVersion, format!("version {version}"))))
+            if version == 1 {
+                return Ok(None);
+            }
+            // A file whose every byte is zero is one whose data never reached the disk while its
+            // size did (a power loss before it was synced): nothing of it can be read, and a
+            // fresh header makes it read as the zeros it holds instead of failing for ever.
+            let lost = version == 0 && is_all_zero(&mut file)?;
+            Ok(Some((
+                Problem::HeaderVersion,
+                format!("version {version}"),
+                lost,
+            )))
         })();
         let path = dir.display_path(name);
         match result {
             Ok(None) => {}
-            Ok(Some((problem, detail))) => self.report(problem, &path, plain, detail),
+            Ok(Some((problem, detail, false))) => self.report(problem, &path, plain, detail),
+            Ok(Some((problem, _, true))) => {
+                self.repairable(
+                    problem,
+                    &path,
+                    plain,
+                    "every byte is zero, its header included: its contents never reached the \
+                     disk (a crash before it was synced)",
+                    "give it a new header, so that it reads as zeros of its size",
+                    || self.reheader_zeroed_file(dir, name),
+                );
+            }
             Err(e) => self.report(Problem::Unreadable, &path, plain, e.to_string()),
         }
+    }
+
+    /// Gives the all-zero file `name` of `dir` a fresh header and encrypted zeros of its
+    /// plaintext size (a hole, or a short sector of zeros), durably.
+    fn reheader_zeroed_file(&self, dir: &Dir, name: &str) -> crate::Result<()> {
+        let file = dir.open_file(name, OFlag::O_RDWR, 0)?;
+        if !is_all_zero(&mut &file)? {
+            return Err(Error::Io(io::Error::other(
+                "it changed since it was checked",
+            )));
+        }
+        let size = FileContent::size(&file)?;
+        file.set_len(0)?;
+        let key = self.vault.content_key();
+        FileContent::load(&file, key)?.truncate(key, &file, size)?;
+        file.sync_all()?;
+        Ok(())
     }
 
     fn check_symlink(&self, dir: &Dir, name: &str, plain: Option<PathBuf>) {
@@ -1248,6 +1293,18 @@ impl<'a> Walk<'a> {
                 }
             }
             Err(e) => self.report(Problem::Unreadable, &path, plain, e.to_string()),
+        }
+    }
+}
+
+/// Whether every byte from `file`'s position on is zero.
+fn is_all_zero(file: &mut impl Read) -> io::Result<bool> {
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buffer)? {
+            0 => return Ok(true),
+            n if buffer[..n].iter().any(|&b| b != 0) => return Ok(false),
+            _ => {}
         }
     }
 }

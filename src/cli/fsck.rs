@@ -33,8 +33,9 @@ a lost or wrong directory IV with the IV the directory's path derives (when a na
 it, or the directory is empty), finishes a directory rename a crash interrupted (its record in
 veilfs.move is sealed under the vault's key), renames conflict copies to the names the mount
 shows them under and re-cased names to their own, restores a sidecar from a sync tool's copy of
-it, and removes redundant copies and sidecars orphaned for more than a day. Undecodable names,
-truncated headers and bad symlink targets are reported, never deleted.
+it, removes redundant copies and sidecars orphaned for more than a day, and gives a file whose
+every byte is zero (a power loss kept its size, not its data) a new header so that it reads as
+zeros. Undecodable names, other bad headers and bad symlink targets are reported, never deleted.
 
 A copy of veilfs.diriv (or any file named like one) is never adopted unless it holds the IV the
 directory's path derives: anyone who can write to the backing directory can plant another
