@@ -22,6 +22,9 @@ struct Node {
     /// A directory's IV, read or derived on first use; a rename changes the IVs of the whole
     /// moved subtree ([`InodeTable::apply_move`]).
     iv: Option<DirIv>,
+    /// Told to the kernel with the inode number: raised when the number is reused while the
+    /// kernel may still hold the old inode (see [`InodeTable::remember_new`]).
+    generation: u64,
 }
 
 #[derive(Debug)]
@@ -37,6 +40,7 @@ impl InodeTable {
             locations: Vec::new(),
             lookups: 1,
             iv: Some(root_iv),
+            generation: 0,
         };
         Self {
             root_backing_ino,
@@ -104,6 +108,7 @@ impl InodeTable {
             locations: Vec::new(),
             lookups: 0,
             iv: None,
+            generation: 0,
         });
         node.lookups += 1;
         if let Some(pos) = node.locations.iter().position(|l| *l == location) {
@@ -115,6 +120,28 @@ impl InodeTable {
             node.iv = None;
             node.locations.insert(0, location);
         }
+    }
+
+    /// Records the kernel's first lookup of `ino`, an entry veilfs has just created. A table
+    /// that still knows `ino` means the kernel still holds an inode of that number whose
+    /// backing entries are all gone: the backing file system gave the freed number to the new
+    /// entry before the kernel forgot the old one (another thread's unlink or rmdir a moment
+    /// ago, or a removed directory still open). Told the same generation, the kernel would take
+    /// the new entry for that old inode, a removed directory, say, in which nothing can be
+    /// created; told the next one, it drops the old inode as stale. The old locations and IV
+    /// go; the lookup count goes on adding up both, since the kernel forgets both.
+    pub fn remember_new(&mut self, ino: u64, location: Location) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.generation += 1;
+            node.locations.clear();
+            node.iv = None;
+        }
+        self.remember(ino, location);
+    }
+
+    /// The generation of `ino` to tell the kernel with it.
+    pub fn generation(&self, ino: u64) -> u64 {
+        self.nodes.get(&ino).map_or(0, |node| node.generation)
     }
 
     pub fn forget(&mut self, ino: u64, count: u64) {
@@ -209,6 +236,25 @@ mod tests {
         assert_eq!(table.names_to(12).unwrap(), ["moved", "sub2", "file2"]);
         assert_eq!(table.iv(10), Some(DirIv([3; 16])));
         assert_eq!(table.iv(11), Some(DirIv([4; 16])));
+    }
+
+    #[test]
+    fn a_number_reused_while_the_kernel_holds_it_gets_the_next_generation() {
+        let mut table = InodeTable::new(2, DirIv([0; 16]));
+        table.remember(40, (ROOT, "removed".into()));
+        table.set_iv(40, DirIv([1; 16]));
+        table.remember_new(40, (ROOT, "new".into()));
+        assert_eq!(table.generation(40), 1);
+        assert_eq!(table.names_to(40).unwrap(), ["new"]);
+        assert_eq!(table.iv(40), None);
+        // Forgotten by the kernel under both generations: gone, and a new entry starts again.
+        table.forget(40, 2);
+        table.remember_new(40, (ROOT, "again".into()));
+        assert_eq!(table.generation(40), 0);
+        // A lookup of a known entry keeps its generation.
+        table.remember(41, (ROOT, "f".into()));
+        table.remember(41, (ROOT, "f".into()));
+        assert_eq!(table.generation(41), 0);
     }
 
     #[test]

@@ -40,7 +40,7 @@ use crate::layout::file::FileContent;
 use crate::layout::longname::BackingName;
 use crate::layout::{diriv, DIRIV_NAME, MOVE_NAME};
 use crate::vault::{BackingEntry, IvPolicy, Vault};
-use inodes::{InodeTable, ROOT};
+use inodes::{InodeTable, Location, ROOT};
 
 /// Kernel entry and attribute cache time, unless the mount asks for another.
 pub const TTL: Duration = Duration::from_secs(1);
@@ -545,12 +545,40 @@ impl VeilFs {
 
     /// Attributes of a backing entry the kernel now holds a reference to.
     fn looked_up(&self, parent: u64, dir: &Dir, backing: &BackingName) -> Result<FileAttr> {
+        self.remembered(parent, dir, backing, InodeTable::remember)
+    }
+
+    /// [`Self::looked_up`] for an entry just created (see [`InodeTable::remember_new`]).
+    fn created(&self, parent: u64, dir: &Dir, backing: &BackingName) -> Result<FileAttr> {
+        self.remembered(parent, dir, backing, InodeTable::remember_new)
+    }
+
+    fn remembered(
+        &self,
+        parent: u64,
+        dir: &Dir,
+        backing: &BackingName,
+        remember: fn(&mut InodeTable, u64, Location),
+    ) -> Result<FileAttr> {
         let stat = dir.stat(backing.entry())?;
         let mut table = self.inodes.lock().unwrap();
         let ino = table.fuse_ino(stat.st_ino);
-        table.remember(ino, (parent, backing.entry().into()));
+        remember(&mut table, ino, (parent, backing.entry().into()));
         drop(table);
         Ok(attr::from_stat(ino, &stat))
+    }
+
+    /// The generation to tell the kernel with inode `ino`.
+    fn generation(&self, ino: INodeNo) -> Generation {
+        Generation(self.inodes.lock().unwrap().generation(ino.0))
+    }
+
+    /// Replies with an entry valid for the cache time, or with the error's errno.
+    fn reply_entry(&self, reply: ReplyEntry, result: Result<FileAttr>) {
+        match result {
+            Ok(attr) => reply.entry(&self.ttl, &attr, self.generation(attr.ino)),
+            Err(e) => reply.error(to_errno(e)),
+        }
     }
 
     /// Hands new entry `entry` of `dir` to the calling user when running as root, keeping the
@@ -582,7 +610,7 @@ impl VeilFs {
         let attr = self
             .give_to_caller(caller, &dir, backing.entry())
             .map_err(Error::from)
-            .and_then(|()| self.looked_up(parent, &dir, &backing));
+            .and_then(|()| self.created(parent, &dir, &backing));
         match attr {
             Ok(attr) => Ok((attr, made)),
             Err(e) => {
@@ -753,7 +781,7 @@ impl VeilFs {
         let attr = self
             .give_to_caller(caller, &dir, backing.entry())
             .map_err(Error::from)
-            .and_then(|()| self.looked_up(parent, &dir, &backing))
+            .and_then(|()| self.created(parent, &dir, &backing))
             .inspect_err(|_| self.vault.remove_new_entry(&dir, &backing))?;
         let child_iv = self.vault.new_dir_iv(&iv, name.as_bytes());
         self.inodes.lock().unwrap().set_iv(attr.ino.0, child_iv);
@@ -1515,8 +1543,6 @@ fn backing_flags(flags: i32) -> OFlag {
     OFlag::from_bits_truncate(flags & (libc::O_SYNC | libc::O_DSYNC))
 }
 
-const GENERATION: Generation = Generation(0);
-
 impl Filesystem for VeilFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         // The kernel lowers these to what it supports; an error just means "kept its value".
@@ -1550,7 +1576,7 @@ impl Filesystem for VeilFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _tree = self.count_request();
-        reply_entry(reply, self.ttl, self.do_lookup(parent.0, name));
+        self.reply_entry(reply, self.do_lookup(parent.0, name));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -1618,11 +1644,7 @@ impl Filesystem for VeilFs {
     ) {
         let _tree = self.count_request();
         let mode = (mode & sys::S_IFMT) | (mode & !umask & 0o7777);
-        reply_entry(
-            reply,
-            self.ttl,
-            self.do_mknod(req.into(), parent.0, name, mode, rdev),
-        );
+        self.reply_entry(reply, self.do_mknod(req.into(), parent.0, name, mode, rdev));
     }
 
     fn mkdir(
@@ -1635,9 +1657,8 @@ impl Filesystem for VeilFs {
         reply: ReplyEntry,
     ) {
         let _tree = self.count_request();
-        reply_entry(
+        self.reply_entry(
             reply,
-            self.ttl,
             self.do_mkdir(req.into(), parent.0, name, mode & !umask),
         );
     }
@@ -1661,9 +1682,8 @@ impl Filesystem for VeilFs {
         reply: ReplyEntry,
     ) {
         let _tree = self.count_request();
-        reply_entry(
+        self.reply_entry(
             reply,
-            self.ttl,
             self.do_symlink(req.into(), parent.0, link_name, target),
         );
     }
@@ -1695,7 +1715,7 @@ impl Filesystem for VeilFs {
         reply: ReplyEntry,
     ) {
         let _tree = self.count_request();
-        reply_entry(reply, self.ttl, self.do_link(ino.0, newparent.0, newname));
+        self.reply_entry(reply, self.do_link(ino.0, newparent.0, newname));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -1837,7 +1857,14 @@ impl Filesystem for VeilFs {
             return reply.error(Errno::EBADF);
         };
         let listed = self.list_plus(ino.0, &listing, offset, |offset, name, attr| {
-            reply.add(attr.ino, offset, name, &self.ttl, attr, GENERATION)
+            reply.add(
+                attr.ino,
+                offset,
+                name,
+                &self.ttl,
+                attr,
+                self.generation(attr.ino),
+            )
         });
         match listed {
             Ok(()) => reply.ok(),
@@ -1945,7 +1972,7 @@ impl Filesystem for VeilFs {
             Ok((attr, fh)) => reply.created(
                 &self.ttl,
                 &attr,
-                GENERATION,
+                self.generation(attr.ino),
                 FileHandle(fh),
                 self.open_flags,
             ),
@@ -1965,14 +1992,6 @@ impl Filesystem for VeilFs {
     ) {
         let _tree = self.count_request();
         reply_empty(reply, self.do_fallocate(fh, offset, length, mode));
-    }
-}
-
-/// Replies with an entry valid for `ttl`, or with the error's errno.
-fn reply_entry(reply: ReplyEntry, ttl: Duration, result: Result<FileAttr>) {
-    match result {
-        Ok(attr) => reply.entry(&ttl, &attr, GENERATION),
-        Err(e) => reply.error(to_errno(e)),
     }
 }
 
