@@ -1088,6 +1088,13 @@ fn eight_threads_in_disjoint_areas_match_a_plain_directory() {
         if (r + 1).is_multiple_of(REMOUNT_EVERY) || r + 1 == rounds {
             vault.remount();
             cross.check_trees(&format!("after the remount that followed round {r}"));
+            // Progress of a long run, so that one stopped early still tells how far it got.
+            eprintln!(
+                "threaded model test: round {}/{rounds}, {} operations in {:.0?}, all equal",
+                r + 1,
+                done * AREAS + cross.step,
+                started.elapsed()
+            );
         }
     }
     let elapsed = started.elapsed();
