@@ -85,18 +85,16 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     let config = Config::load_from(&root)?;
 
     // The key files and the recovery key, before any password is asked for.
+    let recovering = args.recovery_key_file.is_some() || args.contact_share.is_some();
     let given = unlock::Given {
-        // With the recovery key, a key file given is the one the new password keeps needing.
-        keyfile: args
-            .keyfile
-            .as_deref()
-            .filter(|_| args.recovery_key_file.is_none()),
+        // When recovering, a key file given is the one the new password keeps needing.
+        keyfile: args.keyfile.as_deref().filter(|_| !recovering),
         recovery_key_file: args.recovery_key_file.as_deref(),
         contact_share: args.contact_share.as_deref(),
-        slot: None,
+        // The current password is that of the slot to change, when it is named.
+        slot: args.slot.as_deref().filter(|_| !recovering),
     };
     let plan = unlock::Plan::prepare(&config, dir, &given)?;
-    let recovering = args.recovery_key_file.is_some() || args.contact_share.is_some();
     let keyfile = match (recovering, &args.keyfile) {
         (true, Some(file)) => Some(password::read_keyfile(file)?),
         _ => None,

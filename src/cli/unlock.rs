@@ -46,8 +46,8 @@ pub struct Plan {
 
 impl Plan {
     /// Reads the key file or recovery key file and decides whether a password will be needed,
-    /// refusing at once what cannot work: a vault that needs a key file when none is given
-    /// (exit status 6), a key file for a vault that takes none (exit status 2).
+    /// refusing at once what cannot work (exit status 6): a vault that needs a key file when
+    /// none is given, a key file for a vault (or slot) that takes none.
     pub fn prepare(config: &Config, cipherdir: &Path, given: &Given) -> Result<Plan, CliError> {
         let mut plan = Plan {
             keyfile: None,
