@@ -640,6 +640,11 @@ impl Dir {
     }
 }
 
+/// Sets extended attribute `attr` of the open file `file`.
+pub fn set_file_xattr(file: &File, attr: &str, value: &[u8]) -> io::Result<()> {
+    sys::set_xattr_at(file.as_fd(), None, attr, value, 0)
+}
+
 /// Reads a file chosen by the user (a key file, a password file, a config given by path):
 /// symlinks are followed, as the user asked for that path, but a FIFO, a device or a directory
 /// is refused without blocking, and so is a file larger than `max` bytes.

@@ -45,6 +45,11 @@ pub enum Error {
     ConfigModified(String),
     #[error("this veilfs.conf does not belong to this vault: {0}")]
     ForeignConfig(String),
+    #[error(
+        "a key rotation of this vault was interrupted (its files are under two keys): \
+         run 'veilfs rekey' to finish it"
+    )]
+    RotationUnfinished,
     #[error("no unlock slot of this vault takes {0}")]
     NoSuchSlot(String),
     #[error("wrong password (or the config's parameters were altered)")]

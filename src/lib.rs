@@ -13,6 +13,7 @@ pub mod fs;
 pub mod fsck;
 pub mod layout;
 pub mod mount_options;
+pub mod rekey;
 pub mod vault;
 
 pub use error::{Error, Result};

@@ -16,6 +16,7 @@ use crate::layout::conflict::{self, Candidate};
 use crate::layout::longname::{self, BackingName, LONGNAME_PREFIX, SIDECAR_SUFFIX};
 use crate::layout::{
     diriv, moves, strip_prefix_ignore_case, EntryName, DIRIV_NAME, DIRIV_TMP_NAME, MOVE_NAME,
+    REKEY_TMP_NAME,
 };
 
 /// What one backing directory entry is: see [`Vault::classify_entry`].
@@ -235,20 +236,8 @@ impl Vault {
         new: DirIv,
         changes: &mut MoveChanges,
     ) -> Result<()> {
-        // A directory its owner may not write (`chmod -w`, Go's module cache) still has its
-        // names re-encrypted: the daemon, its owner, lends itself the permission meanwhile. (A
-        // crash then leaves the directory writable by its owner; nothing else.)
-        let stat = dir.stat_self()?;
-        let mode = crate::backing::mode_of(&stat) & 0o7777;
-        let lend = mode & 0o300 != 0o300 && stat.st_uid == nix::unistd::geteuid().as_raw();
-        if lend {
-            dir.chmod_self(mode | 0o300)?;
-        }
-        let done = self.reencrypt_names(dir, stat.st_ino, old, new, changes);
-        if lend {
-            dir.chmod_self(mode)?;
-        }
-        done
+        let ino = dir.stat_self()?.st_ino;
+        with_write_permission(dir, || self.reencrypt_names(dir, ino, old, new, changes))
     }
 
     /// [`Self::reencrypt_tree`] of directory `dir` (inode number `ino`), once it may be written.
@@ -1007,6 +996,24 @@ impl Vault {
     }
 }
 
+/// Runs `f`, which renames entries of `dir`, with `dir` writable and searchable by its owner:
+/// a directory its owner may not write (`chmod -w`, Go's module cache) still has its names
+/// re-encrypted, the owner (veilfs) lending itself the permission meanwhile. (A crash then
+/// leaves the directory writable by its owner; nothing else.)
+pub(crate) fn with_write_permission<T>(dir: &Dir, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let stat = dir.stat_self()?;
+    let mode = crate::backing::mode_of(&stat) & 0o7777;
+    let lend = mode & 0o300 != 0o300 && stat.st_uid == nix::unistd::geteuid().as_raw();
+    if lend {
+        dir.chmod_self(mode | 0o300)?;
+    }
+    let done = f();
+    if lend {
+        dir.chmod_self(mode)?;
+    }
+    done
+}
+
 /// Whether `name` is one of the names veilfs itself writes (in any case): the config, a
 /// directory IV, or a sidecar.
 pub fn is_canonical_reserved(name: &str) -> bool {
@@ -1016,6 +1023,7 @@ pub fn is_canonical_reserved(name: &str) -> bool {
         || lower == DIRIV_NAME
         || lower == DIRIV_TMP_NAME
         || lower == MOVE_NAME
+        || lower == REKEY_TMP_NAME
         || is_canonical_sidecar(name)
 }
 

@@ -48,6 +48,7 @@ pub struct Holder {
 pub enum Purpose {
     Mount,
     Repair,
+    Rekey,
 }
 
 impl VaultLock {
@@ -124,6 +125,7 @@ pub fn busy_message(cipherdir: &Path, holder: &Holder, purpose: Purpose) -> Stri
             "{what}; unmount it before 'fsck --repair' (plain 'fsck' only reads, and may run \
              while it is mounted)"
         ),
+        Purpose::Rekey => format!("{what}; unmount it before its keys change"),
     }
 }
 

@@ -24,6 +24,7 @@ pub mod passwd;
 pub mod password;
 pub mod paths;
 pub mod platform;
+pub mod rekey;
 pub mod slot;
 pub mod umount;
 pub mod unlock;
@@ -66,8 +67,9 @@ macro_rules! exit_status_table {
   2  usage error (unknown flag, bad value, missing argument; --keyfile for a vault without one)
   3  CIPHERDIR is missing or not a directory, or (init) not empty
   4  CIPHERDIR is not a vault (no veilfs.conf)
-  5  veilfs.conf is corrupt, was modified, has an unsupported format version, or is not a
-     regular file (a FIFO, a symlink, a directory, ...)
+  5  veilfs.conf is corrupt, was modified, has an unsupported format version, is not a
+     regular file (a FIFO, a symlink, a directory, ...), or is another vault's; or a key
+     rotation was interrupted (run 'veilfs rekey')
   6  wrong password, key file or recovery key, mistyped recovery key, or the vault's key file
      not given (--keyfile)
   7  mount point missing, not a directory, not empty or already mounted; (umount) not mounted
@@ -147,6 +149,8 @@ pub enum Command {
     Mount(mount::MountArgs),
     Umount(umount::UmountArgs),
     Fsck(fsck::Args),
+    Rekey(rekey::Args),
+    Upgrade(rekey::UpgradeArgs),
     EncryptPath(paths::EncryptArgs),
     DecryptPath(paths::DecryptArgs),
     #[command(hide = true)]
@@ -166,6 +170,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mount(args) => mount::run(args, global),
         Command::Umount(args) => umount::run(args, global),
         Command::Fsck(args) => fsck::run(args, global),
+        Command::Rekey(args) => rekey::run_rekey(args, global),
+        Command::Upgrade(args) => rekey::run_upgrade(args, global),
         Command::EncryptPath(args) => paths::run_encrypt(args, global),
         Command::DecryptPath(args) => paths::run_decrypt(args, global),
         Command::Man(args) => docs::run_man(args),
@@ -233,7 +239,8 @@ impl From<veilfs::Error> for CliError {
             | E::ConfigTampered
             | E::ConfigVersion(_)
             | E::ConfigModified(_)
-            | E::ForeignConfig(_) => EXIT_CONFIG,
+            | E::ForeignConfig(_)
+            | E::RotationUnfinished => EXIT_CONFIG,
             E::WrongPassword | E::WrongRecoveryKey | E::RecoveryKeyFormat(_) | E::NoSuchSlot(_) => {
                 EXIT_BAD_KEY
             }

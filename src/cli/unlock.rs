@@ -80,9 +80,10 @@ impl Plan {
                 SlotKind::PasswordKeyfile => v1.requires_keyfile(),
                 SlotKind::Keyfile | SlotKind::Recovery | SlotKind::Contact => false,
             },
-            Config::V2(v2) => v2.slots().iter().any(|s| {
-                s.kind() == kind && given.slot.is_none_or(|w| s.label() == w || s.id() == w)
-            }),
+            Config::V2(v2) => v2
+                .slots()
+                .iter()
+                .any(|s| s.kind() == kind && given.slot.is_none_or(|w| s.is(w))),
         };
         let dir = cipherdir.display();
         match given.keyfile {
@@ -188,6 +189,9 @@ impl Plan {
     /// config belongs to it (exit status 5 if not). Format 2 derives every directory's IV from
     /// its path; format 1 reads it from `veilfs.diriv`.
     pub fn open(&self, root: Dir, config: &Config, unlocked: &Unlocked) -> Result<Vault, CliError> {
+        if config.rotating_from().is_some() {
+            return Err(veilfs::Error::RotationUnfinished.into());
+        }
         let policy = match config {
             Config::V1(_) => IvPolicy::Stored,
             Config::V2(_) => IvPolicy::Derived,

@@ -306,6 +306,15 @@ impl Config {
         }
     }
 
+    /// The format an unfinished key rotation started from, if one is: such a vault opens only
+    /// to finish it (format.md, "Key rotation").
+    pub fn rotating_from(&self) -> Option<u32> {
+        match self {
+            Config::V1(_) => None,
+            Config::V2(config) => config.rotating_from(),
+        }
+    }
+
     pub fn features(&self) -> &Features {
         match self {
             Config::V1(config) => config.features(),

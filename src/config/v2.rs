@@ -44,6 +44,8 @@ const TRANSCRIPT_LABEL: &[u8] = b"veilfs v2 config";
 const SLOT_AD_LABEL: &[u8] = b"veilfs v2 slot";
 const RECOVERY_SLOT_INFO: &[u8] = b"veilfs v2 recovery slot";
 const CONTACT_SLOT_INFO: &[u8] = b"veilfs v2 contact slot";
+const ROTATION_AD_LABEL: &[u8] = b"veilfs v2 rotation";
+const ROTATION_TRANSCRIPT_LABEL: &[u8] = b"rotation";
 
 /// What unlocks a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -141,7 +143,7 @@ impl Slot {
     }
 
     /// Whether `which` names this slot: its ID or its label, exactly.
-    fn is(&self, which: &str) -> bool {
+    pub fn is(&self, which: &str) -> bool {
         self.label == which || self.id() == which
     }
 }
@@ -155,7 +157,16 @@ pub struct ConfigV2 {
     generation: u64,
     features: Features,
     slots: Vec<Slot>,
+    rotation: Option<Rotation>,
     mac: [u8; MAC_LEN],
+}
+
+/// An unfinished rotation of the master key ("Key rotation" in format.md): the previous master
+/// key, wrapped under this config's, kept until every backing byte is re-encrypted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Rotation {
+    from_format: u32,
+    wrapped: [u8; WRAPPED_LEN],
 }
 
 // The JSON shapes; the field order is the order on disk.
@@ -169,7 +180,16 @@ struct ConfigJson {
     generation: u64,
     features: Features,
     slots: Vec<SlotJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotation: Option<RotationJson>,
     mac: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotationJson {
+    from_format: u32,
+    from_master: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -269,10 +289,93 @@ impl ConfigV2 {
             generation: 1,
             features,
             slots: Vec::new(),
+            rotation: None,
             mac: [0; MAC_LEN],
         };
         config.seal(master);
         config
+    }
+
+    /// The config that replaces this one when the master key is rotated to `master`: the same
+    /// vault ID and features, the next generation, no slot yet, and the previous master key
+    /// kept (wrapped under `master`) until [`ConfigV2::finish_rotation`].
+    pub fn rotated(&self, previous: &MasterKey, master: &MasterKey) -> Result<ConfigV2> {
+        if self.generation >= u64::from(u32::MAX) {
+            return Err(corrupt("its key generation is at its end".into()));
+        }
+        Ok(ConfigV2::rotating(
+            master,
+            self.features.clone(),
+            self.vault_id,
+            self.generation + 1,
+            (FORMAT_V2, previous),
+        ))
+    }
+
+    /// The format 2 config that replaces format 1 config `v1` on an upgrade: a new vault ID,
+    /// generation 1, `v1`'s features, and its master key `previous` kept as for a rotation.
+    pub fn upgraded(features: Features, previous: &MasterKey, master: &MasterKey) -> ConfigV2 {
+        let mut vault_id = [0u8; VAULT_ID_LEN];
+        random_bytes(&mut vault_id);
+        ConfigV2::rotating(master, features, vault_id, 1, (1, previous))
+    }
+
+    fn rotating(
+        master: &MasterKey,
+        features: Features,
+        vault_id: [u8; VAULT_ID_LEN],
+        generation: u64,
+        (from_format, previous): (u32, &MasterKey),
+    ) -> ConfigV2 {
+        let mut config = ConfigV2::with_vault_id(master, features, vault_id);
+        config.generation = generation;
+        let mut buffer = Zeroizing::new(previous.as_bytes().to_vec());
+        Aes256Siv::new((&*master.rotation_wrap_key(&vault_id)).into())
+            .encrypt_in_place(config.rotation_ad(from_format), &mut *buffer)
+            .expect("SIV accepts four headers and any plaintext");
+        let mut wrapped = [0; WRAPPED_LEN];
+        wrapped.copy_from_slice(&buffer);
+        config.rotation = Some(Rotation {
+            from_format,
+            wrapped,
+        });
+        config.seal(master);
+        config
+    }
+
+    /// The format an unfinished rotation started from (1 for an upgrade), if one is.
+    pub fn rotating_from(&self) -> Option<u32> {
+        self.rotation.as_ref().map(|r| r.from_format)
+    }
+
+    /// The previous master key of an unfinished rotation, unwrapped with `master` (from
+    /// [`ConfigV2::unlock`], so the MAC has been checked).
+    pub fn previous_master(&self, master: &MasterKey) -> Result<Option<MasterKey>> {
+        let Some(rotation) = &self.rotation else {
+            return Ok(None);
+        };
+        let mut buffer = Zeroizing::new(rotation.wrapped.to_vec());
+        Aes256Siv::new((&*master.rotation_wrap_key(&self.vault_id)).into())
+            .decrypt_in_place(self.rotation_ad(rotation.from_format), &mut *buffer)
+            .map_err(|_| Error::ConfigModified("its previous master key does not unwrap".into()))?;
+        let mut key = Zeroizing::new([0u8; MASTER_KEY_LEN]);
+        key.copy_from_slice(&buffer);
+        Ok(Some(MasterKey::from_bytes(*key)))
+    }
+
+    /// Ends a rotation: the previous master key is dropped from the config.
+    pub fn finish_rotation(&mut self, master: &MasterKey) {
+        self.rotation = None;
+        self.seal(master);
+    }
+
+    fn rotation_ad(&self, from_format: u32) -> [Vec<u8>; 4] {
+        [
+            ROTATION_AD_LABEL.to_vec(),
+            self.vault_id.to_vec(),
+            self.generation.to_string().into_bytes(),
+            from_format.to_string().into_bytes(),
+        ]
     }
 
     /// Parses and checks a format 2 config (see [`super::Config::load`] for the errors).
@@ -314,6 +417,24 @@ impl ConfigV2 {
             }
             slots.push(slot);
         }
+        let rotation = match json.rotation {
+            None => None,
+            Some(rotation) => {
+                if !(1..=FORMAT_V2).contains(&rotation.from_format) {
+                    return Err(corrupt(format!(
+                        "its rotation is from format {}, not 1 or 2",
+                        rotation.from_format
+                    )));
+                }
+                Some(Rotation {
+                    from_format: rotation.from_format,
+                    wrapped: decode_fixed::<WRAPPED_LEN>(
+                        &rotation.from_master,
+                        "rotation.from_master",
+                    )?,
+                })
+            }
+        };
         let mac = decode_fixed::<MAC_LEN>(&json.mac, "mac")?;
         Ok(ConfigV2 {
             vault_id,
@@ -321,6 +442,7 @@ impl ConfigV2 {
             generation: json.generation,
             features: json.features,
             slots,
+            rotation,
             mac,
         })
     }
@@ -334,6 +456,10 @@ impl ConfigV2 {
             generation: self.generation,
             features: self.features.clone(),
             slots: self.slots.iter().map(Slot::to_json).collect(),
+            rotation: self.rotation.as_ref().map(|r| RotationJson {
+                from_format: r.from_format,
+                from_master: BASE64URL_NOPAD.encode(&r.wrapped),
+            }),
             mac: BASE64URL_NOPAD.encode(&self.mac),
         };
         let mut bytes = serde_json::to_vec_pretty(&json).expect("config JSON always serializes");
@@ -664,6 +790,12 @@ impl ConfigV2 {
                 }
             }
             t.bytes(&slot.wrapped);
+        }
+        // Appended only when present, so configs without it keep the transcript they had.
+        if let Some(rotation) = &self.rotation {
+            t.bytes(ROTATION_TRANSCRIPT_LABEL);
+            t.int(u64::from(rotation.from_format));
+            t.bytes(&rotation.wrapped);
         }
         t.0
     }

@@ -155,6 +155,14 @@ impl MasterKey {
         }
     }
 
+    /// The SIV key that wraps the previous master key in a config while a rotation is
+    /// unfinished (format.md, "Key rotation").
+    pub fn rotation_wrap_key(&self, vault_id: &[u8; VAULT_ID_LEN]) -> Zeroizing<[u8; 64]> {
+        let mut key = Zeroizing::new([0u8; 64]);
+        self.derive_v2_into(b"rotation wrap key", vault_id, &mut key[..]);
+        key
+    }
+
     /// The HMAC key of a format v2 config's `mac`.
     pub fn config_mac_key(&self, vault_id: &[u8; VAULT_ID_LEN]) -> Zeroizing<[u8; 32]> {
         let mut key = Zeroizing::new([0u8; 32]);

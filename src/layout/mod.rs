@@ -13,6 +13,9 @@ pub const DIRIV_NAME: &str = "veilfs.diriv";
 pub const DIRIV_TMP_NAME: &str = "veilfs.diriv.tmp";
 /// The record of a directory rename in progress, in the moved directory ([`moves`]).
 pub const MOVE_NAME: &str = "veilfs.move";
+/// A file or symlink being re-encrypted by a key rotation, before it takes its new name
+/// (format.md, "Key rotation").
+pub const REKEY_TMP_NAME: &str = "veilfs.rekey.tmp";
 /// Prefix shared by every name veilfs reserves; no encoded name contains a '.', so none
 /// can start with it.
 pub const RESERVED_PREFIX: &str = "veilfs.";

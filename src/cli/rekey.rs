@@ -1,0 +1,473 @@
+//! `veilfs rekey` (a new master key, every file re-encrypted) and `veilfs upgrade` (a format 1
+//! vault to format 2, the same way): the command around [`veilfs::rekey`].
+//!
+//! The new config is written first, with the previous master key inside it wrapped under the
+//! new one ("Key rotation" in format.md): from then on the vault opens only to finish the
+//! rotation, with the new password or the new recovery key, and running the same command again
+//! after a crash or a kill carries on where the walk stopped.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use veilfs::backing::Dir;
+use veilfs::config::{Config, ConfigV2, KdfParams, Secret, SlotKind, Unlocked};
+use veilfs::crypto::keys::{MasterKey, RecoverySecret};
+use veilfs::crypto::recovery::format_recovery_secret;
+use veilfs::rekey::{Report, Rotation};
+use veilfs::vault::{IvPolicy, Vault};
+use zeroize::Zeroizing;
+
+use super::init::{key_lines, RECOVERY_LABEL};
+use super::lock::{Purpose, VaultLock};
+use super::password::{self, Password, Source};
+use super::unlock;
+use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_USAGE};
+
+const REKEY_HELP: &str = "Examples:
+  veilfs rekey ~/Sync/vault
+  veilfs rekey --recovery-key-file ~/recovery.txt ~/Sync/vault
+
+Unmount the vault on every device first. The new veilfs.conf reaches the other devices
+through sync, with the new password. Slots other than the one unlocked with are dropped
+(their secrets are not known here): add them again with 'veilfs slot add'. If rekey stops
+(a crash, Ctrl-C, a full disk), run it again with the NEW password: it carries on.";
+
+const UPGRADE_HELP: &str = "Examples:
+  veilfs upgrade ~/Sync/vault
+
+Unmount the vault on every device first, and upgrade veilfs there: format 2 needs veilfs 0.2
+or later. If upgrade stops (a crash, Ctrl-C, a full disk), run it again with the NEW password:
+it carries on.";
+
+/// What both commands take.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Read the current password from the first line of FILE
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["extpass", "recovery_key_file"])]
+    pub passfile: Option<PathBuf>,
+
+    /// Run CMD with 'sh -c' and use the first line of its output as the current password
+    #[arg(long, value_name = "CMD", conflicts_with = "recovery_key_file")]
+    pub extpass: Option<String>,
+
+    /// Unlock with the recovery key in FILE instead of the password
+    #[arg(long, value_name = "FILE")]
+    pub recovery_key_file: Option<PathBuf>,
+
+    /// The vault's key file, when its password slot needs one; the new password needs it too
+    #[arg(long, value_name = "FILE")]
+    pub keyfile: Option<PathBuf>,
+
+    /// Read the new password from the first line of FILE instead of asking
+    #[arg(long, value_name = "FILE")]
+    pub new_passfile: Option<PathBuf>,
+
+    /// The vault's backing directory
+    #[arg(value_name = "CIPHERDIR")]
+    pub cipherdir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Replace the master key: every file re-encrypted, old secrets revoked",
+    long_about = "Replace the master key of the format 2 vault in CIPHERDIR with a new one and \
+                  re-encrypt every name, file, symlink and extended attribute under it. Use it \
+                  when a password, a recovery key, a key file or a copy of veilfs.conf may have \
+                  leaked: afterwards none of them opens anything in the vault. Asks for the \
+                  current password (or takes the recovery key), then for a new password, and \
+                  prints a new recovery key. Needs free space for the largest file.",
+    after_help = REKEY_HELP
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Move a format 1 vault to format 2 (new keys, every file re-encrypted)",
+    long_about = "Move the format 1 vault in CIPHERDIR to format 2: an authenticated config \
+                  with unlock slots, a recovery key that is not the master key, and directory \
+                  IVs that follow paths. Every name and file is re-encrypted under a new master \
+                  key. Asks for the current password (or takes the recovery key), then for a \
+                  new password, and prints the new recovery key: the old one opens nothing \
+                  afterwards. Needs free space for the largest file.",
+    after_help = UPGRADE_HELP
+)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Which command is running: they differ only in the config they start from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Rekey,
+    Upgrade,
+}
+
+impl Verb {
+    fn name(self) -> &'static str {
+        match self {
+            Verb::Rekey => "rekey",
+            Verb::Upgrade => "upgrade",
+        }
+    }
+}
+
+pub fn run_rekey(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
+    run(args.common, Verb::Rekey, global)
+}
+
+pub fn run_upgrade(args: UpgradeArgs, global: &GlobalArgs) -> Result<(), CliError> {
+    run(args.common, Verb::Upgrade, global)
+}
+
+fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
+    let dir = &args.cipherdir;
+    check_cipherdir(dir)?;
+    let canonical = std::fs::canonicalize(dir)
+        .map_err(|e| CliError::io(format!("cannot resolve {}", dir.display()), e))?;
+    // No mount or repair of this vault on this machine while its keys change.
+    let _lock = VaultLock::acquire(&canonical, Purpose::Rekey)?;
+    let root = Dir::open_root(dir)
+        .map_err(|e| CliError::io(format!("cannot open {}", dir.display()), e))?;
+    let config = Config::load_from(&root)?;
+    let given = unlock::Given {
+        keyfile: args.keyfile.as_deref(),
+        recovery_key_file: args.recovery_key_file.as_deref(),
+        ..unlock::Given::default()
+    };
+    let plan = unlock::Plan::prepare(&config, dir, &given)?;
+    let source = Source::pick(args.passfile.as_deref(), args.extpass.as_deref());
+
+    let resuming = config.rotating_from().is_some();
+    let (from, to, new_config, master) = if resuming {
+        let Config::V2(v2) = &config else {
+            unreachable!("only format 2 has rotations")
+        };
+        let unlocked = plan.unlock(&config, &source, "New password (the one rekey set): ")?;
+        let (from, to) = resumed_vaults(&root, v2, &unlocked)?;
+        if !global.quiet {
+            eprintln!(
+                "veilfs: finishing the interrupted {} of {}",
+                if v2.rotating_from() == Some(1) {
+                    "upgrade"
+                } else {
+                    "key rotation"
+                },
+                dir.display()
+            );
+        }
+        (from, to, v2.clone(), unlocked.master().clone())
+    } else {
+        check_verb(&config, verb, dir)?;
+        let unlocked = plan.unlock(&config, &source, "Current password: ")?;
+        let from = plan.open(clone(&root, dir)?, &config, &unlocked)?;
+        // The new password slot needs the key file exactly when the old one did; unlocked
+        // with the recovery key, the key file is given only for that.
+        let keyfile = args
+            .keyfile
+            .as_deref()
+            .map(password::read_keyfile)
+            .transpose()?;
+        if needed_keyfile(&config, &unlocked) && keyfile.is_none() {
+            return Err(CliError::new(
+                EXIT_BAD_KEY,
+                format!(
+                    "{} needs a key file with its password: give it with --keyfile FILE, and \
+                     the new password will need it too",
+                    dir.display()
+                ),
+            ));
+        }
+        let new_password = match &args.new_passfile {
+            Some(file) => Source::File(file.clone()).read("")?,
+            None => Source::interactive().read_new("New password: ", "Repeat new password: ")?,
+        };
+        let master = MasterKey::generate();
+        let recovery = RecoverySecret::generate();
+        let started = start(
+            &config,
+            &unlocked,
+            &master,
+            NewSlots {
+                password: &new_password,
+                keyfile: keyfile.as_ref(),
+                recovery: &recovery,
+            },
+        )?;
+        drop(new_password);
+        let to = Vault::with_iv_policy(
+            clone(&root, dir)?,
+            &master.derive_v2(started.config.vault_id()),
+            started.config.features(),
+            IvPolicy::Derived,
+        );
+        // The key is shown before anything changes: if it cannot be, nothing has.
+        let key = Zeroizing::new(format_recovery_secret(&recovery));
+        print_stdout(&started_banner(
+            dir,
+            verb,
+            &key,
+            &started.dropped,
+            global.quiet,
+        ))?;
+        Config::V2(started.config.clone()).save_in(&root)?;
+        (from, to, started.config, master)
+    };
+
+    let began = Instant::now();
+    let mut progress = Progress::new(!global.quiet && std::io::stderr().is_terminal());
+    let report = Rotation::new(&from, &to, |report| progress.show(report)).run()?;
+    progress.clear();
+    let mut finished = new_config;
+    finished.finish_rotation(&master);
+    Config::V2(finished.clone()).save_in(&root)?;
+    if !global.quiet {
+        print_stdout(&summary(dir, &finished, &report, began.elapsed()))?;
+    }
+    if !report.left.is_empty() {
+        return Err(CliError::other(format!(
+            "{} entries were left as they were ({}); 'veilfs fsck {}' reports them",
+            report.left.len(),
+            report.left[0],
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+fn clone(root: &Dir, dir: &Path) -> Result<Dir, CliError> {
+    root.try_clone()
+        .map_err(|e| CliError::io(format!("cannot open {}", dir.display()), e))
+}
+
+/// Whether the password slot unlocked with (format 1: the vault) needs a key file; unlocked
+/// another way, whether the vault's password slots do.
+fn needed_keyfile(config: &Config, unlocked: &Unlocked) -> bool {
+    match config {
+        Config::V1(v1) => v1.requires_keyfile(),
+        Config::V2(v2) => match unlocked.slot().map(|index| v2.slots()[index].kind()) {
+            Some(SlotKind::Password) => false,
+            Some(SlotKind::PasswordKeyfile) => true,
+            _ => v2.has_kind(SlotKind::PasswordKeyfile) && !v2.has_kind(SlotKind::Password),
+        },
+    }
+}
+
+/// `rekey` rotates format 2 keys; `upgrade` moves format 1 to format 2.
+fn check_verb(config: &Config, verb: Verb, dir: &Path) -> Result<(), CliError> {
+    let hint = match (config, verb) {
+        (Config::V1(_), Verb::Rekey) => {
+            "is a format 1 vault: 'veilfs upgrade' gives it new keys \
+                                         and format 2"
+        }
+        (Config::V2(_), Verb::Upgrade) => "is already format 2 ('veilfs rekey' gives it new keys)",
+        _ => return Ok(()),
+    };
+    Err(CliError::new(
+        EXIT_USAGE,
+        format!("{} {hint}; nothing was changed", dir.display()),
+    ))
+}
+
+/// The secrets the new config's slots take.
+struct NewSlots<'a> {
+    password: &'a Password,
+    keyfile: Option<&'a veilfs::config::KeyfileSecret>,
+    recovery: &'a RecoverySecret,
+}
+
+/// The new config of a rotation that is starting, and the labels of the old slots it drops.
+struct Started {
+    config: ConfigV2,
+    dropped: Vec<String>,
+}
+
+/// The config a rotation starts with: under `master`, holding the previous master key, with a
+/// password slot (the label and KDF cost of the slot unlocked with, when it was a password
+/// slot; never a lower cost) and a new recovery slot.
+fn start(
+    config: &Config,
+    unlocked: &Unlocked,
+    master: &MasterKey,
+    slots: NewSlots,
+) -> Result<Started, CliError> {
+    let (mut new, label, kdf, dropped) = match config {
+        Config::V1(v1) => (
+            ConfigV2::upgraded(v1.features().clone(), unlocked.master(), master),
+            "password".to_owned(),
+            v1.kdf().for_rewrap(),
+            Vec::new(),
+        ),
+        Config::V2(v2) => {
+            let used = unlocked.slot().map(|index| &v2.slots()[index]);
+            let (label, kdf) = match used {
+                Some(slot)
+                    if matches!(slot.kind(), SlotKind::Password | SlotKind::PasswordKeyfile) =>
+                {
+                    (
+                        slot.label().to_owned(),
+                        slot.kdf()
+                            .map_or_else(KdfParams::default, |kdf| kdf.params.for_rewrap()),
+                    )
+                }
+                _ => ("password".to_owned(), KdfParams::default().for_rewrap()),
+            };
+            let dropped = v2
+                .slots()
+                .iter()
+                .filter(|slot| !slot.is(&label) && slot.kind() != SlotKind::Recovery)
+                .map(|slot| format!("{:?} ({})", slot.label(), slot.kind().name()))
+                .collect();
+            (v2.rotated(unlocked.master(), master)?, label, kdf, dropped)
+        }
+    };
+    let secret = match slots.keyfile {
+        Some(keyfile) => Secret::PasswordKeyfile(slots.password, keyfile),
+        None => Secret::Password(slots.password),
+    };
+    new.add_slot(master, &label, &secret, kdf)
+        .and_then(|_| {
+            new.add_slot(
+                master,
+                RECOVERY_LABEL,
+                &Secret::Recovery(slots.recovery),
+                kdf,
+            )
+        })
+        .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
+    Ok(Started {
+        config: new,
+        dropped,
+    })
+}
+
+/// The two vaults of an interrupted rotation: the previous keys (from inside the config) and
+/// the new ones. The root's IV file must be one of theirs: a rotation ends by replacing it.
+fn resumed_vaults(
+    root: &Dir,
+    config: &ConfigV2,
+    unlocked: &Unlocked,
+) -> Result<(Vault, Vault), CliError> {
+    let previous = config
+        .previous_master(unlocked.master())?
+        .expect("a rotating config holds the previous key");
+    let (old_keys, old_policy) = match config.rotating_from() {
+        Some(1) => (previous.derive(), IvPolicy::Stored),
+        _ => (previous.derive_v2(config.vault_id()), IvPolicy::Derived),
+    };
+    let path = root.path().to_path_buf();
+    let from = Vault::with_iv_policy(
+        clone(root, &path)?,
+        &old_keys,
+        config.features(),
+        old_policy,
+    );
+    let to = Vault::with_iv_policy(
+        clone(root, &path)?,
+        unlocked.keys(),
+        config.features(),
+        IvPolicy::Derived,
+    );
+    if from.check_binding().is_err() {
+        to.check_binding()?;
+    }
+    Ok((from, to))
+}
+
+fn started_banner(dir: &Path, verb: Verb, key: &str, dropped: &[String], quiet: bool) -> String {
+    if quiet {
+        return format!("{key}\n");
+    }
+    let dir = dir.display();
+    let mut text = format!(
+        "New recovery key of {dir} (shown only this once; the old one will open nothing):
+
+{lines}
+Write it down or print it, and keep it apart from the password.
+",
+        lines = key_lines(key)
+    );
+    if !dropped.is_empty() {
+        text.push_str(&format!(
+            "These slots are dropped (add them again with 'veilfs slot add'): {}.\n",
+            dropped.join(", ")
+        ));
+    }
+    text.push_str(&format!(
+        "Re-encrypting every file. If this stops, run 'veilfs {} {dir}' again with the new \
+         password.\n",
+        verb.name()
+    ));
+    text
+}
+
+fn summary(dir: &Path, config: &ConfigV2, report: &Report, took: Duration) -> String {
+    format!(
+        "{} is under its new key (generation {}): {} files ({}), {} directories, {} symlinks{} \
+         re-encrypted in {:.1} s; the previous password, recovery key and copies of veilfs.conf \
+         open nothing in it.\n",
+        dir.display(),
+        config.generation(),
+        report.files,
+        bytes_text(report.bytes),
+        report.dirs,
+        report.symlinks,
+        if report.already > 0 {
+            format!(" ({} entries were done before it stopped)", report.already)
+        } else {
+            String::new()
+        },
+        took.as_secs_f64()
+    )
+}
+
+fn bytes_text(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// One line on stderr, rewritten at most a few times a second, when stderr is a terminal.
+struct Progress {
+    enabled: bool,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Self {
+        Progress {
+            enabled,
+            last: None,
+        }
+    }
+
+    fn show(&mut self, report: &Report) {
+        if !self.enabled
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        eprint!(
+            "\rre-encrypted {} files ({}), {} directories",
+            report.files,
+            bytes_text(report.bytes),
+            report.dirs
+        );
+    }
+
+    fn clear(&self) {
+        if self.enabled && self.last.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
