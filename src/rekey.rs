@@ -12,17 +12,19 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Write};
 
 use nix::fcntl::OFlag;
 use nix::sys::time::TimeSpec;
 
 use crate::backing::{self, Dir, FileKind, RenameMode, Stat};
+use crate::crypto::content::HEADER_LEN;
 use crate::crypto::names::DirIv;
+use crate::crypto::records::LinkRecord;
 use crate::error::{Error, Result};
-use crate::layout::file::FileContent;
+use crate::layout::file::{Backing, FileContent};
 use crate::layout::longname::{self, BackingName};
-use crate::layout::{conflict, diriv, moves, EntryName, REKEY_TMP_NAME};
+use crate::layout::{conflict, diriv, moves, EntryName, REKEY_LINKS_NAME, REKEY_TMP_NAME};
 use crate::vault::{is_canonical_reserved, with_write_permission, BackingEntry, IvPolicy, Vault};
 
 /// Plaintext is copied in pieces of this size; an all-zero piece that is not the file's last is
@@ -53,9 +55,12 @@ pub struct Report {
 pub struct Rotation<'a> {
     from: &'a Vault,
     to: &'a Vault,
-    /// Hard-linked files converted so far, by backing (device, inode): the directory and new
-    /// name of the first name converted, which the others become links to.
-    links: HashMap<(u64, u64), (Dir, String)>,
+    /// The backing names of the directories from the root to the one being converted.
+    path: Vec<String>,
+    /// Hard-linked files converted so far (this run, and before a crash: the link journal), by
+    /// old inode number and header: the path of the new file, which their other names become
+    /// links to.
+    links: HashMap<(u64, Vec<u8>), Vec<String>>,
     report: Report,
     /// Called after each entry with the report so far: for progress output.
     progress: Box<dyn FnMut(&Report) + 'a>,
@@ -66,6 +71,7 @@ impl<'a> Rotation<'a> {
         Rotation {
             from,
             to,
+            path: Vec::new(),
             links: HashMap::new(),
             report: Report::default(),
             progress: Box::new(progress),
@@ -75,9 +81,56 @@ impl<'a> Rotation<'a> {
     /// Converts the whole tree, then makes it durable. Run it again after a crash.
     pub fn run(mut self) -> Result<Report> {
         let root = self.to.root().try_clone()?;
+        self.load_links(&root)?;
         self.convert_dir(&root, self.from.root_iv(), self.to.root_iv())?;
         root.sync_filesystem()?;
+        root.unlink_if_present(REKEY_LINKS_NAME)?;
         Ok(self.report)
+    }
+
+    /// The link records an interrupted run left in the journal. A record cut short by a crash
+    /// ends the journal; one that does not authenticate (planted) is skipped.
+    fn load_links(&mut self, root: &Dir) -> Result<()> {
+        let mut journal = match root.open_file(REKEY_LINKS_NAME, OFlag::O_RDONLY, 0) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut bytes = Vec::new();
+        journal.read_to_end(&mut bytes)?;
+        let mut rest = &bytes[..];
+        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let Some(sealed) = tail.get(..u32::from_be_bytes(*len) as usize) else {
+                break;
+            };
+            rest = &tail[sealed.len()..];
+            match LinkRecord::open(self.to.record_key(), &self.to.root_iv().0, sealed) {
+                Ok(record) => {
+                    self.links
+                        .insert((record.old_inode, record.old_header), record.new_path);
+                }
+                Err(_) => tracing::warn!(
+                    "{}: skipped a record that does not authenticate",
+                    root.display_path(REKEY_LINKS_NAME).display()
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `record` to the link journal, durably: before the old name it replaces goes.
+    fn journal_link(&self, record: &LinkRecord) -> Result<()> {
+        let sealed = record.seal(self.to.record_key(), &self.to.root_iv().0);
+        let mut entry = (sealed.len() as u32).to_be_bytes().to_vec();
+        entry.extend_from_slice(&sealed);
+        let mut journal = self.to.root().open_file(
+            REKEY_LINKS_NAME,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND,
+            TMP_MODE,
+        )?;
+        journal.write_all(&entry)?;
+        journal.sync_data()?;
+        Ok(())
     }
 
     /// Converts every entry of `dir` from IV `old` (under the old keys) to IV `new` (under the
@@ -182,7 +235,10 @@ impl<'a> Rotation<'a> {
             let sub_new = self.to.new_dir_iv(&new, &new_plain);
             self.finish_old_move(&sub, sub_old)?;
             self.convert_xattrs(&sub, None)?;
-            self.convert_dir(&sub, sub_old, sub_new)?;
+            self.path.push(entry);
+            let converted = self.convert_dir(&sub, sub_old, sub_new);
+            self.path.pop();
+            converted?;
             self.report.dirs += 1;
         }
         if diriv::read(dir).ok() != Some(new) {
@@ -275,38 +331,62 @@ impl<'a> Rotation<'a> {
     /// file already converted becomes a link to the new file.
     fn convert_file(&mut self, dir: &Dir, from: &str, backing: &BackingName) -> Result<()> {
         let (source, stat) = dir.open_file_stat(from, OFlag::O_RDONLY, 0)?;
-        let inode = (stat.st_dev, stat.st_ino);
-        if let Some((first_dir, first)) = self.links.get(&inode) {
+        let mut header = [0u8; HEADER_LEN as usize];
+        let n = Backing::read_at(&source, &mut header, 0)?;
+        let key = (stat.st_ino, header[..n].to_vec());
+        if let Some(new_path) = self.links.get(&key) {
+            let (first, dirs) = new_path.split_last().expect("a path names a file");
+            let first_dir = self.to.root().walk(dirs)?;
             self.to.create_entry(dir, backing, |to| {
                 dir.unlink_if_present(to)?;
                 first_dir.link(first, dir, to)
             })?;
         } else {
-            let target = dir.open_file(
-                REKEY_TMP_NAME,
-                OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
-                TMP_MODE,
-            )?;
-            let copied = self
-                .copy_contents(&source, &target)
-                .and_then(|()| self.copy_xattrs(dir, from, &target))
-                .and_then(|()| copy_metadata(&target, &stat))
-                .and_then(|()| Ok(target.sync_all()?))
-                .and_then(|()| {
-                    self.to.create_entry(dir, backing, |to| {
-                        dir.rename(REKEY_TMP_NAME, dir, to, RenameMode::Replace)
-                    })
-                });
-            if let Err(e) = copied {
-                let _ = dir.unlink_if_present(REKEY_TMP_NAME);
-                return Err(e);
-            }
+            self.copy_file(dir, from, &source, &stat, backing)?;
             if stat.st_nlink > 1 {
-                self.links
-                    .insert(inode, (dir.try_clone()?, backing.entry().to_owned()));
+                let mut new_path = self.path.clone();
+                new_path.push(backing.entry().to_owned());
+                let record = LinkRecord {
+                    old_inode: key.0,
+                    old_header: key.1.clone(),
+                    new_path,
+                };
+                self.journal_link(&record)?;
+                self.links.insert(key, record.new_path);
             }
         }
         dir.unlink(from)?;
+        Ok(())
+    }
+
+    /// The new file of [`Self::convert_file`], under `backing`'s name.
+    fn copy_file(
+        &mut self,
+        dir: &Dir,
+        from: &str,
+        source: &File,
+        stat: &Stat,
+        backing: &BackingName,
+    ) -> Result<()> {
+        let target = dir.open_file(
+            REKEY_TMP_NAME,
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
+            TMP_MODE,
+        )?;
+        let copied = self
+            .copy_contents(source, &target)
+            .and_then(|()| self.copy_xattrs(dir, from, &target))
+            .and_then(|()| copy_metadata(&target, stat))
+            .and_then(|()| Ok(target.sync_all()?))
+            .and_then(|()| {
+                self.to.create_entry(dir, backing, |to| {
+                    dir.rename(REKEY_TMP_NAME, dir, to, RenameMode::Replace)
+                })
+            });
+        if let Err(e) = copied {
+            let _ = dir.unlink_if_present(REKEY_TMP_NAME);
+            return Err(e);
+        }
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use crate::layout::conflict::{self, Candidate};
 use crate::layout::longname::{self, BackingName, LONGNAME_PREFIX, SIDECAR_SUFFIX};
 use crate::layout::{
     diriv, moves, strip_prefix_ignore_case, EntryName, DIRIV_NAME, DIRIV_TMP_NAME, MOVE_NAME,
-    REKEY_TMP_NAME,
+    REKEY_LINKS_NAME, REKEY_TMP_NAME,
 };
 
 /// What one backing directory entry is: see [`Vault::classify_entry`].
@@ -144,6 +144,11 @@ impl Vault {
 
     pub fn content_key(&self) -> &ContentKey {
         &self.keys.content
+    }
+
+    /// The key of the records veilfs writes about its own unfinished work.
+    pub(crate) fn record_key(&self) -> &crate::crypto::keys::RecordKey {
+        &self.keys.record
     }
 
     pub fn root_iv(&self) -> DirIv {
@@ -1024,6 +1029,7 @@ pub fn is_canonical_reserved(name: &str) -> bool {
         || lower == DIRIV_TMP_NAME
         || lower == MOVE_NAME
         || lower == REKEY_TMP_NAME
+        || lower == REKEY_LINKS_NAME
         || is_canonical_sidecar(name)
 }
 

@@ -100,6 +100,21 @@ fn contact_wrap_key() -> zeroize::Zeroizing<[u8; 64]> {
     )
 }
 
+/// `from_master` of the config that rotating the vector config (generation 1, so the new one
+/// is generation 2) to the vector master key writes, when the previous master key is
+/// `c0 c1 ... ff`.
+fn rotation_from_master() -> String {
+    let previous = MasterKey::from_bytes(seq(0xc0));
+    let rotated = config().rotated(&previous, &master()).unwrap();
+    assert_eq!(rotated.generation(), 2);
+    assert_eq!(rotated.rotating_from(), Some(2));
+    let unwrapped = rotated.previous_master(&master()).unwrap().unwrap();
+    assert_eq!(unwrapped.as_bytes(), previous.as_bytes());
+    let json: serde_json::Value = serde_json::from_slice(&rotated.to_json()).unwrap();
+    let wrapped = json["rotation"]["from_master"].as_str().unwrap();
+    hex(&BASE64URL_NOPAD.decode(wrapped.as_bytes()).unwrap())
+}
+
 /// Every vector, computed.
 fn computed() -> BTreeMap<&'static str, String> {
     let keys = master().derive_v2(&vault_id());
@@ -131,6 +146,11 @@ fn computed() -> BTreeMap<&'static str, String> {
         ),
         ("v2_config_sha256", hex(&Sha256::digest(json.as_bytes()))),
         ("v2_contact_wrap_key", hex(&contact_wrap_key()[..])),
+        (
+            "v2_rotation_wrap_key",
+            hex(&master().rotation_wrap_key(&vault_id())[..]),
+        ),
+        ("v2_rotation_from_master", rotation_from_master()),
     ])
 }
 

@@ -1,6 +1,7 @@
 //! Records veilfs writes about its own unfinished work, sealed with AES-256-SIV under the record
-//! key so that nobody without the master key can make one: today the move record of a directory
-//! rename (format-v2.md, "Unique directory IVs").
+//! key so that nobody without the master key can make one: the move record of a directory
+//! rename (format-v2.md, "Unique directory IVs") and the link record of a key rotation
+//! (format.md, "Key rotation").
 
 use aes_siv::siv::Aes256Siv;
 use aes_siv::KeyInit;
@@ -66,6 +67,49 @@ impl MoveRecord {
     }
 }
 
+const AD_LINK: &[u8] = b"veilfs v2 rotation link";
+
+/// A hard-linked file a key rotation has re-encrypted: the old file (its inode number and
+/// header) and where its new file is (the backing names of the directories from the root, then
+/// its own), so that its other names become links to the new file even after a crash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkRecord {
+    pub old_inode: u64,
+    /// The old file's header: empty for an empty file.
+    pub old_header: Vec<u8>,
+    pub new_path: Vec<String>,
+}
+
+impl LinkRecord {
+    /// `SIV(record key, AD = ["veilfs v2 rotation link", binding], inode (8 bytes, big-endian)
+    /// || header length (1 byte) || header || the path's names joined by "/")`.
+    pub fn seal(&self, key: &RecordKey, binding: &[u8]) -> Vec<u8> {
+        let mut plain = self.old_inode.to_be_bytes().to_vec();
+        plain.push(u8::try_from(self.old_header.len()).expect("a header is 18 bytes"));
+        plain.extend_from_slice(&self.old_header);
+        plain.extend_from_slice(self.new_path.join("/").as_bytes());
+        Aes256Siv::new(key.as_bytes().into())
+            .encrypt([AD_LINK, binding], &plain)
+            .expect("SIV accepts two associated data items")
+    }
+
+    /// The record in `sealed`, if it authenticates under `key` and `binding`.
+    pub fn open(key: &RecordKey, binding: &[u8], sealed: &[u8]) -> Result<Self> {
+        let plain = Aes256Siv::new(key.as_bytes().into())
+            .decrypt([AD_LINK, binding], sealed)
+            .map_err(|_| Error::NameAuth)?;
+        let (inode, rest) = plain.split_first_chunk::<8>().ok_or(Error::NameAuth)?;
+        let (&len, rest) = rest.split_first().ok_or(Error::NameAuth)?;
+        let header = rest.get(..usize::from(len)).ok_or(Error::NameAuth)?;
+        let path = std::str::from_utf8(&rest[usize::from(len)..]).map_err(|_| Error::NameAuth)?;
+        Ok(Self {
+            old_inode: u64::from_be_bytes(*inode),
+            old_header: header.to_vec(),
+            new_path: path.split('/').map(str::to_owned).collect(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +131,20 @@ mod tests {
             "e82bca5c377f5d27a7624bf0497ced940f986758b4170356ad68654fac163df2\
              b9c91a4af7ec47f4590fd0e18b8b580ce31a72fbcb7293c72a77f14735c4baf1"
         );
+    }
+
+    #[test]
+    fn a_link_record_round_trips_and_opens_only_with_its_key() {
+        let key = RecordKey::from_bytes([3; 64]);
+        let record = LinkRecord {
+            old_inode: 1234,
+            old_header: vec![0, 1, 2],
+            new_path: vec!["dir".into(), "file".into()],
+        };
+        let sealed = record.seal(&key, b"vault");
+        assert_eq!(LinkRecord::open(&key, b"vault", &sealed).unwrap(), record);
+        assert!(LinkRecord::open(&key, b"other", &sealed).is_err());
+        assert!(LinkRecord::open(&RecordKey::from_bytes([4; 64]), b"vault", &sealed).is_err());
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub const MOVE_NAME: &str = "veilfs.move";
 /// A file or symlink being re-encrypted by a key rotation, before it takes its new name
 /// (format.md, "Key rotation").
 pub const REKEY_TMP_NAME: &str = "veilfs.rekey.tmp";
+/// At the root while a key rotation runs: where the hard-linked files it re-encrypted went.
+pub const REKEY_LINKS_NAME: &str = "veilfs.rekey.links";
 /// Prefix shared by every name veilfs reserves; no encoded name contains a '.', so none
 /// can start with it.
 pub const RESERVED_PREFIX: &str = "veilfs.";

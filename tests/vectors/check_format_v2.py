@@ -158,6 +158,11 @@ def main():
     share = bytes(range(0xA0, 0xC0))
     computed["v2_contact_wrap_key"] = hkdf(
         share + half, b"veilfs v2 contact slot" + vault_id + b64url(password_slot["id"]), 64).hex()
+    # Rotating this config (generation 1 -> 2) to this master key from previous key c0..ff.
+    rotation_key = subkey(b"rotation wrap key", 64)
+    computed["v2_rotation_wrap_key"] = rotation_key.hex()
+    computed["v2_rotation_from_master"] = AESSIV(rotation_key).encrypt(
+        bytes(range(0xC0, 0x100)), [b"veilfs v2 rotation", vault_id, b"2", b"2"]).hex()
     secret = recovery_secret(vectors["v2_recovery_key"].strip('"'))
     computed["v2_recovery_secret"] = secret.hex()
     computed["v2_recovery_key"] = vectors["v2_recovery_key"]
