@@ -6,6 +6,8 @@
 //! file IDs, symlink nonce) and is never regenerated once committed, or it would test nothing.
 //! To create it anew: `rm -r tests/fixtures/vault-v1 && cargo test --test fixture_v1 -- --ignored`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -234,6 +236,85 @@ fn read_the_v1_fixture() {
     let sparse = fs::read(vault.encrypt_path(Path::new("sparse.bin")).unwrap()).unwrap();
     let hole = &sparse[(HEADER_LEN + 4096) as usize..(HEADER_LEN + 16384) as usize];
     assert!(hole.iter().all(|&b| b == 0));
+}
+
+/// Issue 12: `veilfs upgrade` on a copy of the fixture, then a mount with the new password shows
+/// exactly the fixture's plaintext tree (read through the mount, not the vault core), and the
+/// upgraded vault is format 2 and clean for fsck.
+#[test]
+fn upgrading_the_v1_fixture_keeps_every_file() {
+    common::require_fuse();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(tmp.path()).unwrap();
+    let (vault, mnt) = (root.join("vault"), root.join("mnt"));
+    copy_tree(Path::new(FIXTURE), &vault);
+    fs::create_dir(&mnt).unwrap();
+    let (old, new) = (root.join("old-pass"), root.join("new-pass"));
+    fs::write(&old, format!("{PASSWORD}\n")).unwrap();
+    fs::write(&new, "the upgraded vault's password\n").unwrap();
+
+    let upgrade = common::run(
+        common::veilfs()
+            .arg("upgrade")
+            .arg("--passfile")
+            .arg(&old)
+            .arg("--new-passfile")
+            .arg(&new)
+            .arg(&vault),
+    );
+    common::assert_success(&upgrade, "veilfs upgrade");
+    assert!(matches!(Config::load(&vault).unwrap(), Config::V2(_)));
+    let fsck = common::run(
+        common::veilfs()
+            .arg("fsck")
+            .arg("--passfile")
+            .arg(&new)
+            .arg(&vault),
+    );
+    common::assert_success(&fsck, "veilfs fsck");
+
+    let mount = common::run(
+        common::veilfs()
+            .arg("mount")
+            .arg("--passfile")
+            .arg(&new)
+            .arg(&vault)
+            .arg(&mnt),
+    );
+    common::assert_success(&mount, "veilfs mount");
+    let mut tree = BTreeMap::new();
+    let mut stack = vec![mnt.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path
+                .strip_prefix(&mnt)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let node = if meta.is_dir() {
+                stack.push(path.clone());
+                Node::Dir
+            } else if meta.file_type().is_symlink() {
+                Node::Symlink(
+                    fs::read_link(&path)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
+            } else {
+                Node::File(fs::read(&path).unwrap())
+            };
+            tree.insert(name, node);
+        }
+    }
+    common::unmount_all(&mnt);
+    assert!(
+        tree == expected(),
+        "the upgraded fixture's tree differs from the fixture's"
+    );
 }
 
 /// Writes `tests/fixtures/vault-v1/` through the vault core (there is no mount in this test).
