@@ -55,7 +55,7 @@ Examples:
   veilfs fsck ~/Sync/vault
   veilfs fsck --plan ~/Sync/vault
   veilfs fsck --repair ~/Sync/vault
-  veilfs fsck --json --passfile pw ~/Sync/vault | jq '.findings[] | .problem'"
+  veilfs fsck --json ~/Sync/vault | jq '.findings[] | .problem'"
 )]
 pub struct Args {
     #[command(flatten)]

@@ -32,10 +32,12 @@ use super::{
                   cannot be removed. 'veilfs passwd' changes a password slot's password.",
     after_help = "Examples:
   veilfs slot list ~/Sync/vault
-  veilfs slot add --kind keyfile --label nas --new-keyfile /etc/veilfs/nas.key ~/Sync/vault
+  veilfs slot add --kind keyfile --label nas \\
+      --new-keyfile /etc/veilfs/nas.key ~/Sync/vault
   veilfs slot add --kind password --label phone ~/Sync/vault
   veilfs slot add --kind recovery --label 'new recovery key' ~/Sync/vault
-  veilfs slot add --kind contact --label alice --contact age1... ~/Sync/vault
+  veilfs slot add --kind contact --label alice \\
+      --contact age1... ~/Sync/vault
   veilfs slot remove ~/Sync/vault 'recovery key'
 
 Removing a slot does not revoke its secret from copies of the old veilfs.conf: a sync
@@ -104,9 +106,13 @@ pub struct UnlockArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "recovery_key_file")]
     pub keyfile: Option<PathBuf>,
 
-    /// Unlock with the recovery key in FILE
+    /// Unlock with the recovery key in FILE ('-': standard input; init's whole output will do)
     #[arg(long, value_name = "FILE", conflicts_with_all = ["passfile", "extpass"])]
     pub recovery_key_file: Option<PathBuf>,
+
+    /// Unlock with the recovery key, typed or pasted at a prompt that does not show it
+    #[arg(long, conflicts_with_all = ["passfile", "extpass", "keyfile", "recovery_key_file", "contact_share"])]
+    pub recovery_key: bool,
 
     /// Unlock with a recovery contact's answer in FILE and the recovery passphrase
     #[arg(long, value_name = "FILE", conflicts_with_all = ["recovery_key_file", "keyfile"])]
@@ -236,7 +242,10 @@ fn unlock_v2(
     let config = Config::V2(config.clone());
     let given = unlock::Given {
         keyfile: how.keyfile.as_deref(),
-        recovery_key_file: how.recovery_key_file.as_deref(),
+        recovery_key_file: how
+            .recovery_key_file
+            .as_deref()
+            .or(how.recovery_key.then_some(Path::new(unlock::STDIN))),
         contact_share: how.contact_share.as_deref(),
         slot: None,
     };
