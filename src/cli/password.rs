@@ -288,14 +288,15 @@ fn prompt_hidden(prompt: &str) -> io::Result<Zeroizing<String>> {
     text
 }
 
-/// Whether `line` looks like a line of a written recovery key: groups of up to 4 letters and
-/// digits joined by dashes, as init prints them. No line of prose does (it has spaces).
+/// Whether `line` looks like a line of a written recovery key: groups of up to 4 characters
+/// joined by dashes, as init prints them (or 5, one typed twice: a mistyped character keeps its
+/// line, so that the parser can name it). A line of prose does not: it has spaces.
 fn is_key_line(line: &str) -> bool {
     let line = line.trim();
     line.contains('-')
         && line.split('-').all(|group| {
-            (1..=GROUP_LEN).contains(&group.len())
-                && group.chars().all(|c| c.is_ascii_alphanumeric())
+            (1..=GROUP_LEN + 1).contains(&group.chars().count())
+                && !group.chars().any(char::is_whitespace)
         })
 }
 
@@ -424,7 +425,8 @@ mod tests {
         // A key alone, or typed another way, is taken as it is.
         assert_eq!(written_key(key).as_str(), key);
         assert_eq!(written_key("abcd efgh\nijkl").as_str(), "abcd efgh\nijkl");
-        assert!(!is_key_line("re-cased"));
+        assert!(!is_key_line("a re-cased name"));
+        assert!(is_key_line("AB!D-EFGH"), "a typo keeps its line");
         assert!(!is_key_line("    veilfs passwd --recovery-key /v"));
     }
 
