@@ -46,9 +46,11 @@ pub fn man_page() -> io::Result<Vec<u8>> {
     let man = Man::new(cmd.clone()).manual("veilfs manual");
     man.render_title(&mut out)?;
     // No hyphenation: a word split across lines is hard to search for, and options would be
-    // split at their own dashes.
+    // split at their own dashes. Ragged right: justifying lines of long option names and paths
+    // stretches the spaces between them.
     let mut roff = Roff::new();
     roff.control("nh", []);
+    roff.control("ad", ["l"]);
     roff.to_writer(&mut out)?;
     man.render_name_section(&mut out)?;
     synopsis(&cmd, "veilfs").to_writer(&mut out)?;

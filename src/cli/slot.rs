@@ -17,7 +17,8 @@ use super::init::key_lines;
 use super::password::{self, PasswordArgs, Source};
 use super::unlock;
 use super::{
-    check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_CONFIG, EXIT_USAGE,
+    check_cipherdir, print_stdout, text, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_CONFIG,
+    EXIT_USAGE,
 };
 
 #[derive(Debug, clap::Args)]
@@ -387,9 +388,9 @@ fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
     );
     if args.kind == SlotKind::Contact && !global.quiet {
         text.push_str(&format!(
-            "\nTo recover with it: 'veilfs slot contact-request {dir} {label:?} > request.age',\n\
-             send request.age to your contact, who runs 'veilfs slot contact-answer -i KEY\n\
-             request.age' (or 'age -d -i KEY request.age') and sends back the answer; then\n\
+            "\nTo recover with it: 'veilfs slot contact-request {dir} {label:?} > request.age', \
+             send request.age to your contact, who runs 'veilfs slot contact-answer -i KEY \
+             request.age' (or 'age -d -i KEY request.age') and sends back the answer; then \
              'veilfs passwd --contact-share ANSWER {dir}' asks for your recovery passphrase.\n",
             dir = dir.display(),
             label = args.label
@@ -408,6 +409,10 @@ fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
         }
     } else if global.quiet {
         return Ok(());
+    }
+    if !global.quiet {
+        // Prose with paths in it, laid out for the terminal ([`text`]'s markup).
+        text = text::flow(&text, text::help_width()) + "\n";
     }
     print_stdout(&text)
 }
@@ -442,14 +447,15 @@ fn remove(args: RemoveArgs, global: &GlobalArgs) -> Result<(), CliError> {
         .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
     Config::V2(config).save_in(&root)?;
     if !global.quiet {
-        print_stdout(&format!(
-            "Removed slot {:?} ({}) from {}.\nCopies of the old veilfs.conf (a sync provider's \
-             version history keeps them) still open\nwith its secret: only rotating the master \
-             key revokes it for good.\n",
+        let said = format!(
+            "Removed slot {:?} ({}) from {}. Copies of the old veilfs.conf (a sync provider's \
+             version history keeps them) still open with its secret: only rotating the master \
+             key revokes it for good.",
             removed.label(),
             removed.kind().name(),
             dir.display()
-        ))?;
+        );
+        print_stdout(&(text::flow(&said, text::help_width()) + "\n"))?;
     }
     Ok(())
 }
