@@ -262,10 +262,18 @@ fn extra_sections(roff: &mut Roff) {
             " is reported before the password is asked for (exit status 6). The recovery key \
              printed by init opens the vault without either: ",
         ),
-        bold("veilfs passwd --recovery-key-file"),
-        roman(" KEY "),
-        bold("--new-keyfile"),
-        roman(" FILE sets a new password and key file."),
+        bold("veilfs passwd --recovery-key --new-keyfile"),
+        roman(
+            " FILE asks for it (without showing it; it may be pasted as init printed it, over \
+             several lines) and sets a new password and key file. ",
+        ),
+        bold("--recovery-key-file"),
+        roman(
+            " KEY reads it from the file KEY instead (- for standard input), which may hold \
+             all of init's output: the key's lines are found in it. ",
+        ),
+        bold("init --recovery-key-file"),
+        roman(" FILE writes it to a new file, readable only by its owner, instead of showing it."),
     ]);
 
     roff.control("SH", ["MOUNT(8), FSTAB AND MOUNT HELPER"]);
