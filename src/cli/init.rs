@@ -200,9 +200,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
             })
         }
         None if global.quiet => Zeroizing::new(format!("{}\n", key.as_str())),
-        None => {
-            Zeroizing::new(text::flow(&banner(dir, &key, args.keyfile.as_deref()), width) + "\n")
-        }
+        None => banner(dir, &key, args.keyfile.as_deref(), width),
     };
     print_stdout(&shown).map_err(|e| match &args.recovery_key_file {
         // The key is safe in its file; only the message is lost.
@@ -252,11 +250,12 @@ fn check_key_file_place(file: &Path, dir: &Path) -> Result<(), CliError> {
 fn save_key(file: &Path, dir: &Path, key: &str) -> Result<(), CliError> {
     let what = || format!("cannot write recovery key file {}", file.display());
     let absolute = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let lines = Zeroizing::new(key_lines(key));
     let contents = Zeroizing::new(format!(
         "veilfs recovery key of the vault in {}:\n\n{}\nIt opens the vault without the password: \
          veilfs passwd --recovery-key-file FILE CIPHERDIR\n",
         absolute.display(),
-        key_lines(key)
+        lines.as_str()
     ));
     let mut out = fs::File::options()
         .write(true)
@@ -341,18 +340,27 @@ fn next_steps(dir: &Path, keyfile: Option<&Path>) -> String {
     text
 }
 
-/// What init prints on stdout (in [`text`]'s markup, laid out for the terminal).
-fn banner(dir: &Path, key: &str, keyfile: Option<&Path>) -> String {
-    format!(
-        "Created a veilfs vault in {}.\n\nRecovery key (shown only this once):\n\n{}\n\
-         Save these three lines as they are: write them down, print them, or store them in a \
+/// What init prints on stdout: prose laid out for the terminal `width` columns wide, around
+/// the key, which goes around that layout so that no copy of it is left in memory unwiped.
+fn banner(dir: &Path, key: &str, keyfile: Option<&Path>, width: usize) -> Zeroizing<String> {
+    let head = format!(
+        "Created a veilfs vault in {}.\n\nRecovery key (shown only this once):",
+        dir.display()
+    );
+    let tail = format!(
+        "Save these three lines as they are: write them down, print them, or store them in a \
          password manager, apart from the password. They open the vault without the password, \
          so guard them like one. If you lose both, your files are lost for good: nobody can \
          decrypt them.\n\n{}",
-        dir.display(),
-        key_lines(key),
         next_steps(dir, keyfile)
-    )
+    );
+    let mut out = Zeroizing::new(text::flow(&head, width));
+    out.push_str("\n\n");
+    out.push_str(&Zeroizing::new(key_lines(key)));
+    out.push('\n');
+    out.push_str(&text::flow(&tail, width));
+    out.push('\n');
+    out
 }
 
 /// What init prints when the recovery key went to a file.
@@ -385,8 +393,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let shown = text::flow(&banner(Path::new("/v"), &key, None), 80);
-        assert!(shown.contains(&lines), "{shown}");
+        let shown = banner(Path::new("/v"), &key, None, 80);
+        assert!(shown.contains(&lines), "{}", shown.as_str());
         let found = super::super::password::written_key(&shown);
         assert!(matches!(
             veilfs::crypto::recovery::parse_any_recovery_key(&found),

@@ -380,14 +380,14 @@ fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
     .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
     Config::V2(config).save_in(&root)?;
 
-    let mut text = format!(
+    let mut said = format!(
         "Added slot {:?} ({}, ID {id}) to {}.\n",
         args.label,
         args.kind.name(),
         dir.display()
     );
-    if args.kind == SlotKind::Contact && !global.quiet {
-        text.push_str(&format!(
+    if args.kind == SlotKind::Contact {
+        said.push_str(&format!(
             "\nTo recover with it: 'veilfs slot contact-request {dir} {label:?} > request.age', \
              send request.age to your contact, who runs 'veilfs slot contact-answer -i KEY \
              request.age' (or 'age -d -i KEY request.age') and sends back the answer; then \
@@ -396,23 +396,24 @@ fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
             label = args.label
         ));
     }
-    if let Some(secret) = &recovery {
-        let key = Zeroizing::new(format_recovery_secret(secret));
-        if global.quiet {
-            text = format!("{}\n", *key);
-        } else {
-            text.push_str(&format!(
-                "\nIts recovery key (shown only this once):\n\n{}\nWrite it down and keep it \
-                 apart from the password.\n",
-                key_lines(&key)
-            ));
+    let key = recovery
+        .as_ref()
+        .map(|secret| Zeroizing::new(format_recovery_secret(secret)));
+    // The prose (with paths in it) is laid out for the terminal; the key goes around that
+    // layout, so that no copy of it is left in memory unwiped.
+    let mut text = Zeroizing::new(String::new());
+    match (&key, global.quiet) {
+        (Some(key), true) => text.push_str(&format!("{}\n", key.as_str())),
+        (None, true) => return Ok(()),
+        (key, false) => {
+            text.push_str(&text::flow(&said, text::help_width()));
+            text.push('\n');
+            if let Some(key) = key {
+                text.push_str("\nIts recovery key (shown only this once):\n\n");
+                text.push_str(&Zeroizing::new(key_lines(key)));
+                text.push_str("\nWrite it down and keep it apart from the password.\n");
+            }
         }
-    } else if global.quiet {
-        return Ok(());
-    }
-    if !global.quiet {
-        // Prose with paths in it, laid out for the terminal ([`text`]'s markup).
-        text = text::flow(&text, text::help_width()) + "\n";
     }
     print_stdout(&text)
 }
