@@ -84,6 +84,21 @@ fn every_help_fits_in_80_columns() {
 }
 
 #[test]
+fn the_mount_helper_s_help_fits_in_80_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("mount.veilfs");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_veilfs"), &helper).unwrap();
+    let output = run(Command::new(&helper)
+        .arg("--help")
+        .env("COLUMNS", WIDTH.to_string()));
+    assert_success(&output, "mount.veilfs --help");
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("-o OPTIONS"), "{text}");
+    let found = problems("mount.veilfs --help", &text);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
 fn a_bare_veilfs_prints_a_short_usage() {
     let output = run(veilfs().env("COLUMNS", WIDTH.to_string()));
     assert_eq!(output.status.code(), Some(2));
