@@ -20,6 +20,8 @@ const fn habit(name: &'static str, veilfs: &'static str, long_is_ours: bool) -> 
     }
 }
 
+/// No single letters: after one dash they may be veilfs's own short options (`slot
+/// contact-answer -i KEY`), so gocryptfs's -d and -i are left to clap's error.
 const HABITS: &[Habit] = &[
     habit("fg", "--foreground (or -f)", false),
     habit("ro", "-o ro", false),
@@ -30,10 +32,8 @@ const HABITS: &[Habit] = &[
     habit("passfile", "--passfile FILE", true),
     habit("extpass", "--extpass CMD", true),
     habit("idle", "--idle DURATION", true),
-    habit("i", "--idle DURATION", false),
     habit("quiet", "--quiet (or -q)", true),
     habit("debug", "-vv", false),
-    habit("d", "-vv", false),
     habit("init", "'veilfs init CIPHERDIR'", false),
     habit("passwd", "'veilfs passwd CIPHERDIR'", false),
     habit("info", "'veilfs info CIPHERDIR'", false),
@@ -59,10 +59,6 @@ pub fn answer<S: AsRef<std::ffi::OsStr>>(argv: &[S]) -> Option<String> {
                 None => (false, arg.strip_prefix('-')?),
             };
             let name = name.split_once('=').map_or(name, |(name, _)| name);
-            // A single letter after one dash is one of veilfs's short options, or clap's error.
-            if !long && name.len() == 1 && name != "d" && name != "i" {
-                return None;
-            }
             HABITS
                 .iter()
                 .find(|h| h.name == name && !(long && h.long_is_ours))
