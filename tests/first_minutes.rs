@@ -143,7 +143,7 @@ impl Terminal {
     }
 
     fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.screen.lock().unwrap()).replace('\r', "")
+        term_output(self).replace('\r', "")
     }
 
     /// Waits until `text` is on the screen.
@@ -170,13 +170,18 @@ impl Terminal {
     }
 
     /// Waits for the command to end; the whole screen.
-    fn finish(mut self) -> String {
+    fn finish(&mut self) -> String {
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         wait_until(&mut self.child, deadline).expect("the command did not finish");
         // The reader thread may still be draining the last bytes.
         thread::sleep(Duration::from_millis(100));
         self.screen()
     }
+}
+
+/// All a terminal got, carriage returns (a line redrawn in place) included.
+fn term_output(term: &Terminal) -> String {
+    String::from_utf8_lossy(&term.screen.lock().unwrap()).into_owned()
 }
 
 fn have_script() -> bool {
@@ -445,6 +450,72 @@ fn mount_in_the_foreground_says_it_is_ready_and_how_to_stop() {
         "{screen}"
     );
     assert!(!is_mounted(&mnt));
+}
+
+#[test]
+fn fsck_s_bar_fits_the_terminal_and_shares_its_total_with_the_summary() {
+    require_fuse();
+    if !have_script() {
+        eprintln!("skipped: no script(1)");
+        return;
+    }
+    let place = Place::new();
+    assert_success(&place.init("vault", &[]), "init");
+    let (vault, mnt) = (place.path("vault"), place.path("mnt"));
+    fs::create_dir(&mnt).unwrap();
+    let pass = place.path("pass");
+    let mount = run(veilfs()
+        .args(["-q", "mount", "--passfile"])
+        .arg(&pass)
+        .arg(&vault)
+        .arg(&mnt));
+    assert_success(&mount, "mount");
+    for d in 0..10 {
+        let dir = mnt.join(format!("d{d}"));
+        fs::create_dir(&dir).unwrap();
+        for f in 0..300 {
+            fs::write(dir.join(format!("f{f}")), b"").unwrap();
+        }
+    }
+    assert_success(&run(veilfs().arg("umount").arg(&mnt)), "umount");
+    let mut term = Terminal::run(&format!(
+        "{BIN} fsck --passfile {} {}",
+        shell_word(&pass),
+        shell_word(&vault)
+    ));
+    term.finish();
+    // The bar redraws its line in place: each frame ends at a carriage return. Control
+    // sequences (ESC [ parameters, a letter) are left out.
+    let mut plain = String::new();
+    let raw = term_output(&term);
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            plain.push(c);
+        }
+    }
+    let pieces: Vec<&str> = plain.split(['\r', '\n']).collect();
+    let summary = pieces
+        .iter()
+        .find(|l| l.starts_with("checked "))
+        .unwrap_or_else(|| panic!("no summary:\n{plain}"));
+    assert!(
+        summary.contains("(11 directories, 3,000 files)"),
+        "{summary}"
+    );
+    let total = summary.split_whitespace().nth(1).unwrap();
+    let frames: Vec<&&str> = pieces.iter().filter(|f| f.contains("checking")).collect();
+    assert!(!frames.is_empty(), "no bar:\n{plain}");
+    for frame in frames {
+        assert!(frame.chars().count() <= 80, "{frame}");
+        assert!(frame.contains(&format!("/{total} entries")), "{frame}");
+        assert!(
+            !frame.contains(".0") && !frame.contains("0s left"),
+            "{frame}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
