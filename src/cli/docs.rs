@@ -191,23 +191,15 @@ fn value_name(arg: &clap::Arg) -> String {
 fn notes(roff: &mut Roff, text: &str) {
     for (block, _) in text::blocks(text) {
         match block {
-            Block::Prose(paragraph) => paragraph_text(roff, &paragraph),
+            Block::Prose(text) => paragraph(roff, [roman(text)]),
             Block::Definitions(rows) => {
                 for (term, description) in rows {
                     item(roff, vec![roman(term)], description);
                 }
             }
-            Block::Verbatim(lines) => {
-                roff.control("PP", []);
-                preformatted(roff, &lines.join("\n"));
-            }
+            Block::Verbatim(lines) => example(roff, &lines.join("\n")),
         }
     }
-}
-
-fn paragraph_text(roff: &mut Roff, text: &str) {
-    roff.control("PP", []);
-    roff.text([roman(text)]);
 }
 
 fn preformatted(roff: &mut Roff, text: &str) {
