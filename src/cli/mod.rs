@@ -3,6 +3,8 @@
 //! To add a verb: write `cli/<verb>.rs` with an `Args` struct (clap `Args`) and
 //! `pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError>`, add a variant to [`Command`] and a line to
 //! [`run`]. Map new error kinds to an exit status in [`CliError`]'s `From<veilfs::Error>`.
+//! Its `after_help` is written in [`text`]'s markup (prose flows; tables are `  TERM\tTEXT`
+//! rows; examples, indented, must fit in 80 columns: `tests/help_width.rs` checks).
 
 use std::ffi::OsString;
 use std::fmt;
