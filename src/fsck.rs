@@ -455,6 +455,9 @@ impl<'a> Walk<'a> {
                 return;
             }
         };
+        // Every entry listed counts, as in `count_entries`, so that a progress bar sized by it
+        // ends full: names that are not UTF-8 are reported below, not left out.
+        let count = listing.len() as u64;
         let mut items = Vec::new();
         for entry in listing {
             let kind = match kind_of(&dir, &entry) {
@@ -482,7 +485,6 @@ impl<'a> Walk<'a> {
             }
         }
         items.sort_by(|a, b| a.name.cmp(&b.name));
-        let count = items.len() as u64;
 
         match self.dir_iv(&dir, &task, derived, moved_from, &items) {
             Some((iv, other_ivs)) => self.entries(scope, &dir, &task, &iv, &other_ivs, &items),

@@ -10,15 +10,13 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let result = if cli::helper::is_helper_call(&argv) {
         cli::helper::run(&argv)
     } else {
         // Usage errors exit with status 2 (cli::EXIT_USAGE), --help and --version with 0.
-        let cli = cli::Cli::parse_from(argv);
+        let cli = cli::parse(argv);
         cli::init_logging(&cli.global);
         cli::run(cli)
     };

@@ -71,10 +71,14 @@ fn mount_returns_once_the_mount_is_live() {
         parent.dev(),
         "the mount root is not on a new device"
     );
-    assert!(
-        output.stdout.is_empty(),
-        "mount printed on stdout: {:?}",
-        String::from_utf8_lossy(&output.stdout)
+    // One line that says so.
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!(
+            "mounted {} at {}\n",
+            vault.backing_path().display(),
+            vault.mount_path().display()
+        )
     );
     // One background process serves it.
     assert_eq!(

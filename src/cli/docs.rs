@@ -10,6 +10,7 @@ use clap_complete::Shell;
 use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
 use clap_mangen::Man;
 
+use super::text::{self, Block};
 use super::{print_stdout, Cli, CliError, EXIT_STATUS_HELP};
 
 /// `veilfs man`.
@@ -44,8 +45,15 @@ pub fn man_page() -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let man = Man::new(cmd.clone()).manual("veilfs manual");
     man.render_title(&mut out)?;
+    // No hyphenation: a word split across lines is hard to search for, and options would be
+    // split at their own dashes. Ragged right: justifying lines of long option names and paths
+    // stretches the spaces between them.
+    let mut roff = Roff::new();
+    roff.control("nh", []);
+    roff.control("ad", ["l"]);
+    roff.to_writer(&mut out)?;
     man.render_name_section(&mut out)?;
-    man.render_synopsis_section(&mut out)?;
+    synopsis(&cmd, "veilfs").to_writer(&mut out)?;
     man.render_description_section(&mut out)?;
     man.render_options_section(&mut out)?;
 
@@ -81,9 +89,9 @@ pub fn man_page() -> io::Result<Vec<u8>> {
                 own = own.mut_arg(*id, |a| a.hide(true));
             }
         }
-        let man = Man::new(own);
         let mut parts = Vec::new();
-        man.render_synopsis_section(&mut parts)?;
+        synopsis(&own, &format!("veilfs {}", sub.get_name())).to_writer(&mut parts)?;
+        let man = Man::new(own);
         man.render_description_section(&mut parts)?;
         man.render_options_section(&mut parts)?;
         out.extend_from_slice(&subsections(&parts));
@@ -119,22 +127,77 @@ fn subsections(roff: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// `--help` notes: paragraphs whose indented lines (examples, tables) stay as they are and whose
-/// other lines flow.
-fn notes(roff: &mut Roff, text: &str) {
-    for block in text.trim().split("\n\n") {
-        roff.control("PP", []);
-        let mut verbatim = false;
-        for line in block.lines() {
-            let indented = line.starts_with(' ');
-            if indented != verbatim {
-                roff.control(if indented { "nf" } else { "fi" }, []);
-                verbatim = indented;
-            }
-            roff.text([roman(line)]);
+/// The SYNOPSIS of `cmd`, called as `name`: clap_mangen's leaves out the values options take.
+fn synopsis(cmd: &clap::Command, name: &str) -> Roff {
+    let mut line = vec![bold(name)];
+    let options = cmd.get_arguments().filter(|a| {
+        !a.is_hide_set()
+            && !a.is_positional()
+            && !["help", "version"].contains(&a.get_id().as_str())
+    });
+    for arg in options {
+        line.push(roman(" ["));
+        match (arg.get_short(), arg.get_long()) {
+            (Some(short), Some(long)) => line.extend([
+                bold(format!("-{short}")),
+                roman("|"),
+                bold(format!("--{long}")),
+            ]),
+            (Some(short), None) => line.push(bold(format!("-{short}"))),
+            (None, Some(long)) => line.push(bold(format!("--{long}"))),
+            (None, None) => continue,
         }
-        if verbatim {
-            roff.control("fi", []);
+        if arg.get_action().takes_values() {
+            line.extend([roman(" "), italic(value_name(arg))]);
+        }
+        line.push(roman("]"));
+        if matches!(arg.get_action(), clap::ArgAction::Count) {
+            line.push(roman("..."));
+        }
+    }
+    if cmd.has_subcommands() {
+        line.extend([roman(" "), italic("COMMAND"), roman(" ...")]);
+    }
+    for arg in cmd.get_positionals().filter(|a| !a.is_hide_set()) {
+        let many = matches!(arg.get_action(), clap::ArgAction::Append)
+            || arg.get_num_args().is_some_and(|n| n.max_values() > 1);
+        let (open, close) = if arg.is_required_set() {
+            ("", "")
+        } else {
+            ("[", "]")
+        };
+        line.extend([roman(format!(" {open}")), italic(value_name(arg))]);
+        line.push(roman(format!("{}{close}", if many { "..." } else { "" })));
+    }
+    let mut roff = Roff::new();
+    roff.control("SH", ["SYNOPSIS"]);
+    roff.text(line);
+    roff
+}
+
+fn value_name(arg: &clap::Arg) -> String {
+    match arg.get_value_names() {
+        Some(names) => names
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => arg.get_id().as_str().to_uppercase(),
+    }
+}
+
+/// Notes in [`text`]'s markup: prose paragraphs flow, definition lists become tagged
+/// paragraphs, verbatim lines stay as they are.
+fn notes(roff: &mut Roff, text: &str) {
+    for (block, _) in text::blocks(text) {
+        match block {
+            Block::Prose(text) => paragraph(roff, [roman(text)]),
+            Block::Definitions(rows) => {
+                for (term, description) in rows {
+                    item(roff, vec![roman(term)], description);
+                }
+            }
+            Block::Verbatim(lines) => example(roff, &lines.join("\n")),
         }
     }
 }
@@ -158,9 +221,7 @@ fn item(roff: &mut Roff, term: Vec<Inline>, text: &str) {
 
 fn example(roff: &mut Roff, text: &str) {
     roff.control("PP", []);
-    roff.control("RS", ["4"]);
     preformatted(roff, text);
-    roff.control("RE", []);
 }
 
 fn extra_sections(roff: &mut Roff) {
@@ -193,10 +254,18 @@ fn extra_sections(roff: &mut Roff) {
             " is reported before the password is asked for (exit status 6). The recovery key \
              printed by init opens the vault without either: ",
         ),
-        bold("veilfs passwd --recovery-key-file"),
-        roman(" KEY "),
-        bold("--new-keyfile"),
-        roman(" FILE sets a new password and key file."),
+        bold("veilfs passwd --recovery-key --new-keyfile"),
+        roman(
+            " FILE asks for it (without showing it; it may be pasted as init printed it, over \
+             several lines) and sets a new password and key file. ",
+        ),
+        bold("--recovery-key-file"),
+        roman(
+            " KEY reads it from the file KEY instead (- for standard input), which may hold \
+             all of init's output: the key's lines are found in it. ",
+        ),
+        bold("init --recovery-key-file"),
+        roman(" FILE writes it to a new file, readable only by its owner, instead of showing it."),
     ]);
 
     roff.control("SH", ["MOUNT(8), FSTAB AND MOUNT HELPER"]);
@@ -243,12 +312,36 @@ fn extra_sections(roff: &mut Roff) {
     );
     example(
         roff,
-        "mount -t fuse.veilfs -o passfile=/etc/veilfs/vault.pass /srv/vault /mnt/vault\n\
+        "mount -t fuse.veilfs -o passfile=/etc/veilfs/pass /srv/vault /mnt/vault\n\
          \n\
-         # /etc/fstab\n\
-         /srv/vault  /mnt/vault  fuse.veilfs  passfile=/etc/veilfs/vault.pass,nofail  0 0\n\
-         /srv/vault  /mnt/vault  fuse.veilfs  noauto,x-systemd.automount,x-systemd.idle-timeout=10min,passfile=/etc/veilfs/vault.pass  0 0\n\
-         /srv/vault  /mnt/vault  fuse.veilfs  noauto,extpass=systemd-ask-password\\040vault  0 0",
+         # /etc/fstab: at boot (if the vault is there), or when asked for\n\
+         /srv/vault /mnt/vault fuse.veilfs passfile=/etc/veilfs/pass,nofail 0 0\n\
+         /srv/vault /mnt/vault fuse.veilfs noauto,extpass=systemd-ask-password 0 0",
+    );
+    paragraph(
+        roff,
+        [roman(
+            "To mount on first access and unmount after 10 minutes unused, add \
+             noauto,x-systemd.automount,x-systemd.idle-timeout=10min to the options in \
+             /etc/fstab, or use a pair of units:",
+        )],
+    );
+    example(
+        roff,
+        "# /etc/systemd/system/mnt-vault.mount\n\
+         [Mount]\n\
+         What=/srv/vault\n\
+         Where=/mnt/vault\n\
+         Type=fuse.veilfs\n\
+         Options=passfile=/etc/veilfs/pass\n\
+         \n\
+         # /etc/systemd/system/mnt-vault.automount\n\
+         [Automount]\n\
+         Where=/mnt/vault\n\
+         TimeoutIdleSec=10min\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target",
     );
 
     roff.control("SH", ["SYSTEMD"]);
@@ -278,7 +371,8 @@ fn extra_sections(roff: &mut Roff) {
         "[Service]\n\
          Type=notify\n\
          LoadCredential=veilfs-password:/etc/veilfs/vault.pass\n\
-         ExecStart=/usr/local/bin/veilfs mount --foreground --passfile %d/veilfs-password /srv/vault /mnt/vault",
+         ExecStart=/usr/local/bin/veilfs mount --foreground \\\n\
+         \x20   --passfile %d/veilfs-password /srv/vault /mnt/vault",
     );
 
     roff.control("SH", ["LOGGING"]);
@@ -364,7 +458,7 @@ fn extra_sections(roff: &mut Roff) {
     );
 
     roff.control("SH", ["EXIT STATUS"]);
-    preformatted(roff, EXIT_STATUS_HELP);
+    notes(roff, EXIT_STATUS_HELP);
 
     roff.control("SH", ["SEE ALSO"]);
     roff.text([roman(

@@ -3,6 +3,7 @@
 
 use std::io::{self, IsTerminal};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -13,7 +14,7 @@ use veilfs::fsck::{self, Finding, Options, Outcome, Report};
 use super::lock::{Purpose, VaultLock};
 use super::password::PasswordArgs;
 use super::paths::{open_vault, recased_config};
-use super::{check_cipherdir, print_stdout, CliError, GlobalArgs};
+use super::{check_cipherdir, print_stdout, text, CliError, GlobalArgs};
 
 /// fsck found problems and did not repair them all.
 pub const EXIT_PROBLEMS: u8 = 11;
@@ -55,7 +56,7 @@ Examples:
   veilfs fsck ~/Sync/vault
   veilfs fsck --plan ~/Sync/vault
   veilfs fsck --repair ~/Sync/vault
-  veilfs fsck --json --passfile pw ~/Sync/vault | jq '.findings[] | .problem'"
+  veilfs fsck --json ~/Sync/vault | jq '.findings[] | .problem'"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -128,23 +129,31 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     };
 
     let bar = (!args.json && !global.quiet && io::stderr().is_terminal()).then(|| {
-        let total = fsck::count_entries(vault.root());
-        let bar = indicatif::ProgressBar::new(total);
+        let bar = indicatif::ProgressBar::new(fsck::count_entries(vault.root()));
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} checking [{bar:40}] {pos}/{len} entries ({per_sec}, {eta} left)",
+                "{spinner} checking [{wide_bar}] {human_pos}/{human_len} entries{speed}",
             )
             .expect("valid template")
+            .with_key("speed", speed)
             .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     });
+    // The entries walked: the summary's total, the same count the bar shows.
+    let entries = AtomicU64::new(0);
     let report = fsck::check(&vault, &options, &|n| {
+        let done = entries.fetch_add(n, Ordering::Relaxed) + n;
         if let Some(bar) = &bar {
             bar.inc(n);
+            // The directory changed since it was counted: the bar's total follows.
+            if bar.length().is_some_and(|len| done > len) {
+                bar.set_length(done);
+            }
         }
     });
+    let entries = entries.into_inner();
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -173,7 +182,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
             text.push('\n');
         }
         if !global.quiet || !report.is_clean() {
-            text.push_str(&summary(&report, args.repair));
+            text.push_str(&summary(&report, entries, args.repair));
         }
         print_stdout(&text)?;
     }
@@ -243,18 +252,46 @@ fn describe(finding: &Finding, repairing: bool) -> String {
     )
 }
 
-fn summary(report: &Report, repairing: bool) -> String {
+/// The bar's rate, whole entries a second, and then, once the rate has settled, the time left.
+fn speed(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let rate = state.per_sec();
+    if state.pos() == 0 || !rate.is_finite() || rate < 1.0 {
+        return;
+    }
+    let _ = write!(out, " ({}/s", indicatif::HumanCount(rate as u64));
+    if state.elapsed() >= ETA_AFTER && state.eta() >= Duration::from_secs(1) {
+        let _ = write!(out, ", {} left", indicatif::HumanDuration(state.eta()));
+    }
+    let _ = write!(out, ")");
+}
+
+/// How long the bar runs before it estimates the time left: an estimate from the first
+/// directories (the root, often small or large) is noise.
+const ETA_AFTER: Duration = Duration::from_secs(3);
+
+/// The last line: the entries walked (the total the bar counted), by kind (the kinds there
+/// are), and the problems. Laid out for the terminal: it can be longer than a line.
+fn summary(report: &Report, entries: u64, repairing: bool) -> String {
     let c = &report.checked;
     let remaining = report.problems() - report.repaired();
     let n = |count: u64, one: &str, many: &str| {
-        format!("{count} {}", if count == 1 { one } else { many })
+        let count_text = indicatif::HumanCount(count);
+        format!("{count_text} {}", if count == 1 { one } else { many })
     };
+    let kinds: Vec<String> = [
+        (c.dirs, "directory", "directories"),
+        (c.files, "file", "files"),
+        (c.symlinks, "symlink", "symlinks"),
+        (c.other, "other entry", "other entries"),
+    ]
+    .into_iter()
+    .filter(|(count, ..)| *count > 0)
+    .map(|(count, one, many)| n(count, one, many))
+    .collect();
     let mut text = format!(
-        "checked {}, {}, {}, {} in {:.2} s",
-        n(c.dirs, "directory", "directories"),
-        n(c.files, "file", "files"),
-        n(c.symlinks, "symlink", "symlinks"),
-        n(c.other, "other entry", "other entries"),
+        "checked {} ({}) in {:.2} s",
+        n(entries, "entry", "entries"),
+        kinds.join(", "),
         report.seconds
     );
     if c.ignored > 0 {
@@ -265,13 +302,13 @@ fn summary(report: &Report, repairing: bool) -> String {
         text.push_str(&format!(" ({})", n(notes as u64, "note", "notes")));
     }
     text.push_str(&match (report.problems(), repairing) {
-        (0, _) => ": no problems\n".to_owned(),
+        (0, _) => ": no problems".to_owned(),
         (found, true) => format!(
-            ": {}, {} repaired, {remaining} remaining\n",
+            ": {}, {} repaired, {remaining} remaining",
             n(found as u64, "problem", "problems"),
             report.repaired()
         ),
-        (found, false) => format!(": {}\n", n(found as u64, "problem", "problems")),
+        (found, false) => format!(": {}", n(found as u64, "problem", "problems")),
     });
-    text
+    text::flow(&text, text::help_width()) + "\n"
 }

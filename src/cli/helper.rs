@@ -21,20 +21,21 @@ use super::password::PasswordArgs;
 use super::platform::HELPER_NAMES;
 use super::{print_stdout, Cli, CliError, GlobalArgs, EXIT_USAGE};
 
+/// The helper's `--help`, in [`super::text`]'s markup.
 const USAGE: &str = "\
 Usage: mount.veilfs CIPHERDIR MOUNTPOINT [-sfnv] [-o OPTIONS] [-t TYPE]
        veilfs CIPHERDIR MOUNTPOINT [-o OPTIONS]
 
-mount(8)'s helper for file systems of type fuse.veilfs: mounts the vault in CIPHERDIR at
+mount(8)'s helper for file systems of type fuse.veilfs: mounts the vault in CIPHERDIR at \
 MOUNTPOINT in the background and returns once the mount is ready.
 
-  -o OPTIONS  mount options, as for 'veilfs mount -o', including passfile=FILE, extpass=CMD,
-              keyfile=FILE, idle=DURATION, cache_ttl=DURATION and threads=N
-  -s          ignore unknown options (with a warning)
-  -f          check everything, but do not mount
-  -n          accepted (there is no mtab to write)
-  -v          log more
-  -t TYPE     fuse.veilfs (or veilfs, fuse)
+  -o OPTIONS\tmount options, as for 'veilfs mount -o', including passfile=FILE, extpass=CMD, \
+keyfile=FILE, idle=DURATION, cache_ttl=DURATION and threads=N
+  -s\tignore unknown options (with a warning)
+  -f\tcheck everything, but do not mount
+  -n\taccepted (there is no mtab to write)
+  -v\tlog more
+  -t TYPE\tfuse.veilfs (or veilfs, fuse)
 
 See 'man veilfs' (section MOUNT(8), FSTAB AND MOUNT HELPER) and 'veilfs mount --help'.";
 
@@ -104,7 +105,10 @@ pub fn parse(args: &[OsString]) -> Result<Option<HelperArgs>, CliError> {
         match text {
             "--" => only_positional = true,
             "-h" | "--help" => {
-                print_stdout(&format!("{USAGE}\n"))?;
+                print_stdout(&format!(
+                    "{}\n",
+                    super::text::flow(USAGE, super::text::help_width())
+                ))?;
                 return Ok(None);
             }
             "-V" | "--version" => {
@@ -176,9 +180,10 @@ pub fn run(argv: &[OsString]) -> Result<(), CliError> {
         args.cipherdir.display(),
         args.mountpoint.display()
     );
+    // Silent on success, as mount(8) is, unless asked with -v.
     let global = GlobalArgs {
         verbose: args.verbose,
-        quiet: false,
+        quiet: args.verbose == 0,
     };
     let mount_args = MountArgs {
         password: PasswordArgs::default(),

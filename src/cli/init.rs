@@ -1,6 +1,8 @@
 //! `veilfs init`: create a vault in an empty directory and show its recovery key.
 
 use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use veilfs::config::kdf::{is_test_build, kib_text};
@@ -13,7 +15,10 @@ use veilfs::vault::Vault;
 use zeroize::Zeroizing;
 
 use super::password::{self, PasswordArgs};
-use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_CIPHERDIR, EXIT_USAGE};
+use super::{
+    check_cipherdir, print_stdout, shell_quote, text, unlock, CliError, GlobalArgs, EXIT_CIPHERDIR,
+    EXIT_USAGE,
+};
 
 const DEFAULT_KDF_MEMORY_MIB: u32 = KdfParams::DEFAULT_MEMORY_KIB / 1024;
 /// The label of the recovery slot `init` makes.
@@ -28,12 +33,14 @@ pub const RECOVERY_LABEL: &str = "recovery key";
                   CIPHERDIR/veilfs.conf, and prints the vault's recovery key once.",
     after_help = "Examples:
   mkdir ~/Sync/vault && veilfs init ~/Sync/vault
-  veilfs init --name-encoding base32 --passfile ~/.vault-pass ~/Sync/vault
-  head -c 64 /dev/urandom > ~/vault.key && veilfs init --keyfile ~/vault.key ~/Sync/vault
+  veilfs init --name-encoding base32 --passfile ~/pass ~/Sync/vault
+  head -c 64 /dev/urandom > ~/vault.key
+  veilfs init --keyfile ~/vault.key ~/Sync/vault
 
-Write the recovery key down: with it, 'veilfs passwd --recovery-key-file FILE CIPHERDIR' sets a \
-new password when the old one is lost. Losing both loses the data for good. More ways to unlock \
-(a key file for a trusted device, a second password): 'veilfs slot add'."
+Write the recovery key down, or save it with --recovery-key-file: with it, 'veilfs passwd \
+--recovery-key CIPHERDIR' sets a new password when the old one is lost. Losing both loses the \
+data for good. More ways to unlock (a key file for a trusted device, a second password): \
+'veilfs slot add'."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -84,6 +91,12 @@ pub struct Args {
     #[arg(long, value_name = "LABEL", default_value = "password")]
     pub label: String,
 
+    /// Write the recovery key to FILE (a new file, readable only by you) instead of showing it:
+    /// then move it somewhere safe, such as a password manager, away from this disk and the
+    /// sync folder
+    #[arg(long, value_name = "FILE")]
+    pub recovery_key_file: Option<PathBuf>,
+
     /// The backing directory: an existing, empty directory, for example inside a sync folder
     #[arg(value_name = "CIPHERDIR")]
     pub cipherdir: PathBuf,
@@ -92,6 +105,9 @@ pub struct Args {
 pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     let dir = &args.cipherdir;
     check_empty_dir(dir)?;
+    if let Some(file) = &args.recovery_key_file {
+        check_key_file_place(file, dir)?;
+    }
 
     let kdf = KdfParams {
         memory_kib: args.kdf_memory * 1024,
@@ -162,24 +178,110 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     }
     tracing::info!("created vault in {}", dir.display());
 
-    // The recovery key is shown only now: if it cannot be, nobody has it, so take the new (and
-    // still empty) vault back rather than leave one whose key may be lost for good.
+    // The recovery key is shown (or saved) only now: if it cannot be, nobody has it, so take the
+    // new (and still empty) vault back rather than leave one whose key may be lost for good.
     let key = Zeroizing::new(format_recovery_secret(&recovery));
-    let mut shown = Zeroizing::new(banner(dir, &key, global.quiet));
-    if let (Some(keyfile), false) = (&args.keyfile, global.quiet) {
-        shown.push_str(&keyfile_note(dir, keyfile));
-    }
-    if let Err(e) = print_stdout(&shown) {
+    let take_back = |e: CliError, why: &str| {
         let _ = fs::remove_file(dir.join(DIRIV_NAME));
         let _ = fs::remove_file(dir.join(CONFIG_NAME));
-        return Err(
-            e.context("the vault was not created, because its recovery key could not be shown")
-        );
+        e.context(format!(
+            "the vault was not created, because its recovery key could not be {why}"
+        ))
+    };
+    let width = text::help_width();
+    let shown = match &args.recovery_key_file {
+        Some(file) => {
+            save_key(file, dir, &key).map_err(|e| take_back(e, "saved"))?;
+            Zeroizing::new(match global.quiet {
+                true => String::new(),
+                false => {
+                    text::flow(&saved_banner(dir, file, args.keyfile.as_deref()), width) + "\n"
+                }
+            })
+        }
+        None if global.quiet => Zeroizing::new(format!("{}\n", key.as_str())),
+        None => banner(dir, &key, args.keyfile.as_deref(), width),
+    };
+    print_stdout(&shown).map_err(|e| match &args.recovery_key_file {
+        // The key is safe in its file; only the message is lost.
+        Some(_) => e,
+        None => take_back(e, "shown"),
+    })
+}
+
+/// Refuses (before the password is asked for) a recovery key file that exists, is in a
+/// directory that does not, or would be inside CIPHERDIR, where the sync tool would upload it
+/// beside the vault it opens.
+fn check_key_file_place(file: &Path, dir: &Path) -> Result<(), CliError> {
+    let shown = file.display();
+    if file == Path::new(unlock::STDIN) {
+        return Err(CliError::new(
+            EXIT_USAGE,
+            "without --recovery-key-file the recovery key goes to standard output",
+        ));
+    }
+    if fs::symlink_metadata(file).is_ok() {
+        return Err(CliError::other(format!(
+            "recovery key file {shown} already exists; name a new file"
+        )));
+    }
+    let parent = match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let parent = fs::canonicalize(parent)
+        .map_err(|e| CliError::io(format!("cannot write recovery key file {shown}"), e))?;
+    let cipherdir = fs::canonicalize(dir)
+        .map_err(|e| CliError::io(format!("cannot resolve {}", dir.display()), e))?;
+    if parent.starts_with(&cipherdir) {
+        return Err(CliError::new(
+            EXIT_USAGE,
+            format!(
+                "recovery key file {shown} is inside CIPHERDIR {}: it would be synced along with \
+                 the vault it opens; choose a place outside it",
+                dir.display()
+            ),
+        ));
     }
     Ok(())
 }
 
+/// Writes the recovery key to a new file `file`, mode 0600, with a line that says what it is.
+fn save_key(file: &Path, dir: &Path, key: &str) -> Result<(), CliError> {
+    let what = || format!("cannot write recovery key file {}", file.display());
+    let absolute = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let lines = Zeroizing::new(key_lines(key));
+    let contents = Zeroizing::new(format!(
+        "veilfs recovery key of the vault in {}:\n\n{}\nIt opens the vault without the password: \
+         veilfs passwd --recovery-key-file FILE CIPHERDIR\n",
+        absolute.display(),
+        lines.as_str()
+    ));
+    let mut out = fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .map_err(|e| CliError::io(what(), e))?;
+    out.write_all(contents.as_bytes())
+        .and_then(|()| out.sync_all())
+        .map_err(|e| {
+            let _ = fs::remove_file(file);
+            CliError::io(what(), e)
+        })
+}
+
 fn check_empty_dir(dir: &Path) -> Result<(), CliError> {
+    if fs::symlink_metadata(dir).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+        return Err(CliError::new(
+            EXIT_CIPHERDIR,
+            format!(
+                "{} does not exist (create it with 'mkdir {}', then run init again)",
+                dir.display(),
+                shell_quote(dir)
+            ),
+        ));
+    }
     check_cipherdir(dir)?;
     let mut entries = fs::read_dir(dir).map_err(|e| {
         CliError::new(
@@ -212,44 +314,65 @@ pub fn key_lines(key: &str) -> String {
         .collect()
 }
 
-/// What init prints on stdout. Even with --quiet the key is printed (on one line, for scripts):
-/// it is shown only this once.
-fn banner(dir: &Path, key: &str, quiet: bool) -> String {
-    if quiet {
-        return format!("{key}\n");
+/// What init says about the vault after its recovery key (in [`text`]'s markup): where to go
+/// next, and what else to keep.
+fn next_steps(dir: &Path, keyfile: Option<&Path>) -> String {
+    let (shown, word) = (dir.display(), shell_quote(dir));
+    let mut text = format!(
+        "Keep a copy of {shown}/veilfs.conf as well, outside the sync folder: every file in the \
+         vault needs it, even with the recovery key, and a sync conflict or a mistaken delete \
+         can take it.\n"
+    );
+    if let Some(keyfile) = keyfile {
+        text.push_str(&format!(
+            "\nThe vault also needs its key file, {}, every time it is unlocked, with the \
+             password. Keep it, and a copy, safe and out of the synced folder, and never change \
+             it. If it is lost, the recovery key sets a new one:\n    veilfs passwd \
+             --recovery-key --new-keyfile NEW_KEY_FILE {word}\n",
+            keyfile.display()
+        ));
     }
-    let dir = dir.display();
-    format!(
-        "Created a veilfs vault in {dir}.
-
-Recovery key (shown only this once):
-
-{lines}
-Write it down or print it, and keep it somewhere safe, apart from the
-password. It opens the vault without the password, so guard it like one.
-If you lose both, your files are lost for good: nobody can decrypt them.
-Keep a copy of {dir}/veilfs.conf with it: the key opens that file.
-
-To set a new password with the recovery key (saved in a file):
-    veilfs passwd --recovery-key-file FILE {dir}
-To mount the vault:
-    veilfs mount {dir} MOUNTPOINT
-",
-        lines = key_lines(key)
-    )
+    text.push_str(&format!(
+        "\nTo mount the vault (MOUNTPOINT: any empty directory):\n    veilfs mount {word} \
+         MOUNTPOINT\nTo set a new password with the recovery key, if the password is lost:\n    \
+         veilfs passwd --recovery-key {word}"
+    ));
+    text
 }
 
-/// Printed after the banner for a vault made with --keyfile.
-fn keyfile_note(dir: &Path, keyfile: &Path) -> String {
+/// What init prints on stdout: prose laid out for the terminal `width` columns wide, around
+/// the key, which goes around that layout so that no copy of it is left in memory unwiped.
+fn banner(dir: &Path, key: &str, keyfile: Option<&Path>, width: usize) -> Zeroizing<String> {
+    let head = format!(
+        "Created a veilfs vault in {}.\n\nRecovery key (shown only this once):",
+        dir.display()
+    );
+    let tail = format!(
+        "Save these three lines as they are: write them down, print them, or store them in a \
+         password manager, apart from the password. They open the vault without the password, \
+         so guard them like one. If you lose both, your files are lost for good: nobody can \
+         decrypt them.\n\n{}",
+        next_steps(dir, keyfile)
+    );
+    let mut out = Zeroizing::new(text::flow(&head, width));
+    out.push_str("\n\n");
+    out.push_str(&Zeroizing::new(key_lines(key)));
+    out.push('\n');
+    out.push_str(&text::flow(&tail, width));
+    out.push('\n');
+    out
+}
+
+/// What init prints when the recovery key went to a file.
+fn saved_banner(dir: &Path, file: &Path, keyfile: Option<&Path>) -> String {
     format!(
-        "
-The vault also needs its key file, {keyfile}, every time it is unlocked, with the
-password. Keep it, and a copy, safe and out of the synced folder, and never change it. If
-it is lost, the recovery key sets a new one:
-    veilfs passwd --recovery-key-file FILE --new-keyfile NEW_KEY_FILE {dir}
-",
-        keyfile = keyfile.display(),
-        dir = dir.display()
+        "Created a veilfs vault in {}.\n\nIts recovery key is in {} (readable only by you), and \
+         nowhere else. It opens the vault without the password: move it somewhere safe, apart \
+         from the password (a password manager, or a printout), and delete the file. If you \
+         lose both, your files are lost for good.\n\n{}",
+        dir.display(),
+        file.display(),
+        next_steps(dir, keyfile)
     )
 }
 
@@ -270,7 +393,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(banner(Path::new("/v"), &key, false).contains(&lines));
-        assert_eq!(banner(Path::new("/v"), &key, true), format!("{key}\n"));
+        let shown = banner(Path::new("/v"), &key, None, 80);
+        assert!(shown.contains(&lines), "{}", shown.as_str());
+        let found = super::super::password::written_key(&shown);
+        assert!(matches!(
+            veilfs::crypto::recovery::parse_any_recovery_key(&found),
+            Ok(veilfs::crypto::recovery::RecoveryKey::Secret(_))
+        ));
     }
 }

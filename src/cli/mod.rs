@@ -3,16 +3,20 @@
 //! To add a verb: write `cli/<verb>.rs` with an `Args` struct (clap `Args`) and
 //! `pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError>`, add a variant to [`Command`] and a line to
 //! [`run`]. Map new error kinds to an exit status in [`CliError`]'s `From<veilfs::Error>`.
+//! Its `after_help` is written in [`text`]'s markup (prose flows; tables are `  TERM\tTEXT`
+//! rows; examples, indented, must fit in 80 columns: `tests/help_width.rs` checks).
 
+use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Write};
 use std::path::Path;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub mod docs;
 pub mod duration;
 pub mod fsck;
+pub mod habits;
 pub mod helper;
 pub mod idle;
 pub mod info;
@@ -26,6 +30,7 @@ pub mod paths;
 pub mod platform;
 pub mod rekey;
 pub mod slot;
+pub mod text;
 pub mod umount;
 pub mod unlock;
 
@@ -59,25 +64,25 @@ pub const EXIT_MOUNT_FAILED: u8 = 9;
 /// mounted, or being repaired, by another veilfs process on this machine.
 pub const EXIT_BUSY: u8 = 10;
 
-/// The exit statuses, as `--help` and the man page show them.
+/// The exit statuses, as `--help` and the man page show them (in [`text`]'s markup).
 macro_rules! exit_status_table {
     () => {
-        "  0  success
-  1  other error (I/O, password or key file source failed, passwords do not match, ...)
-  2  usage error (unknown flag, bad value, missing argument; --keyfile for a vault without one)
-  3  CIPHERDIR is missing or not a directory, or (init) not empty
-  4  CIPHERDIR is not a vault (no veilfs.conf)
-  5  veilfs.conf is corrupt, was modified, has an unsupported format version, is not a
-     regular file (a FIFO, a symlink, a directory, ...), or is another vault's; or a key
-     rotation was interrupted (run 'veilfs rekey')
-  6  wrong password, key file or recovery key, mistyped recovery key, or the vault's key file
-     not given (--keyfile)
-  7  mount point missing, not a directory, not empty or already mounted; (umount) not mounted
-  8  FUSE not available (no /dev/fuse, or no fusermount3 when not root): install fuse3
-  9  the mount failed (refused by the kernel or fusermount3)
-  10 (umount) the mount point is busy; (mount, fsck --repair) the vault is already mounted,
-     or being repaired, by another veilfs process on this machine
-  11 (fsck) problems found and not all repaired"
+        "  0\tsuccess
+  1\tother error (I/O, password or key file source failed, passwords do not match, ...)
+  2\tusage error (unknown flag, bad value, missing argument; --keyfile for a vault without one)
+  3\tCIPHERDIR is missing or not a directory, or (init) not empty
+  4\tCIPHERDIR is not a vault (no veilfs.conf)
+  5\tveilfs.conf is corrupt, was modified, has an unsupported format version, is not a \
+         regular file (a FIFO, a symlink, a directory, ...), or is another vault's; or a key \
+         rotation was interrupted (run 'veilfs rekey')
+  6\twrong password, key file or recovery key, mistyped recovery key, or the vault's key file \
+         not given (--keyfile)
+  7\tmount point missing, not a directory, not empty or already mounted; (umount) not mounted
+  8\tFUSE not available (no /dev/fuse, or no fusermount3 when not root): install fuse3
+  9\tthe mount failed (refused by the kernel or fusermount3)
+  10\t(umount) the mount point is busy; (mount, fsck --repair) the vault is already mounted, \
+         or being repaired, by another veilfs process on this machine
+  11\t(fsck) problems found and not all repaired"
     };
 }
 
@@ -95,7 +100,7 @@ Examples:
   veilfs passwd ~/Sync/vault
   veilfs mount ~/Sync/vault ~/Private && veilfs umount ~/Private
 
-Run 'veilfs <command> --help' for the options of a command, and see 'man veilfs' for mount(8),
+Run 'veilfs <command> --help' for the options of a command, and see 'man veilfs' for mount(8), \
 /etc/fstab and systemd."
 );
 
@@ -157,6 +162,64 @@ pub enum Command {
     Man(docs::ManArgs),
     #[command(hide = true)]
     Completions(docs::CompletionsArgs),
+}
+
+/// The command line's definition, with the notes under each `--help` laid out for `width`
+/// columns (see [`text`]); clap wraps the rest to the same width.
+pub fn command(width: usize) -> clap::Command {
+    fn lay_out(cmd: clap::Command, width: usize) -> clap::Command {
+        let cmd = match cmd
+            .get_after_help()
+            .map(|notes| text::flow(&notes.to_string(), width))
+        {
+            Some(notes) => cmd.after_help(notes),
+            None => cmd,
+        };
+        cmd.mut_subcommands(|sub| lay_out(sub, width))
+    }
+    lay_out(Cli::command().term_width(width), width)
+}
+
+/// Parses the command line `argv` (program name first). Help, version and usage errors are
+/// printed and exit here, as clap does: a bare `veilfs` with a short usage, a gocryptfs spelling
+/// with the veilfs one ([`habits`]).
+pub fn parse(argv: Vec<OsString>) -> Cli {
+    let width = text::help_width();
+    let mut cmd = command(width);
+    if argv.len() == 1 {
+        let _ = io::stderr().write_all(short_usage(&mut cmd, width).as_bytes());
+        std::process::exit(EXIT_USAGE.into());
+    }
+    let matches = match cmd.try_get_matches_from_mut(&argv) {
+        Ok(matches) => matches,
+        Err(err) if err.use_stderr() => match habits::answer(&argv) {
+            Some(answer) => {
+                let _ = writeln!(io::stderr(), "veilfs: {answer}");
+                std::process::exit(EXIT_USAGE.into());
+            }
+            None => err.exit(),
+        },
+        Err(err) => err.exit(),
+    };
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.format(&mut cmd).exit())
+}
+
+/// What a bare `veilfs` prints: the usage and the commands, short enough to stay on a screen.
+fn short_usage(cmd: &mut clap::Command, width: usize) -> String {
+    let mut notes = String::from("Commands:\n");
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        notes.push_str(&format!("  {}\t{about}\n", sub.get_name()));
+    }
+    notes.push_str(
+        "\n'veilfs --help' shows the options, exit statuses and examples; 'veilfs COMMAND \
+         --help' those of a command.",
+    );
+    format!(
+        "{}\n\n{}\n",
+        cmd.render_usage().to_string().trim_end(),
+        text::flow(&notes, width)
+    )
 }
 
 /// Runs the parsed command line.
@@ -250,6 +313,12 @@ impl From<veilfs::Error> for CliError {
             E::ConfigTampered => format!(
                 "{err} (damaged, or edited by hand; restore it from a backup or another device)"
             ),
+            E::NotAVault(dir) if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none()) => {
+                format!(
+                    "{err}: it is empty; to create a vault there: veilfs init {}",
+                    shell_quote(dir)
+                )
+            }
             _ => err.to_string(),
         };
         Self::new(code, message)
@@ -272,6 +341,18 @@ pub fn check_cipherdir(dir: &Path) -> Result<(), CliError> {
             EXIT_CIPHERDIR,
             format!("cannot access {}: {e}", dir.display()),
         )),
+    }
+}
+
+/// `path` as a shell word, for a command line a message suggests: as it is when it holds only
+/// characters no shell treats specially, else in single quotes.
+pub fn shell_quote(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@=%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 

@@ -24,7 +24,7 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -36,7 +36,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, Pid};
 
 use veilfs::backing::Dir;
-use veilfs::config::Config;
+use veilfs::config::{Config, CONFIG_NAME};
 use veilfs::fs::{MountOptions, VeilFs};
 use veilfs::mount_options::{self, ParsedOptions};
 use veilfs::vault::Vault;
@@ -46,40 +46,38 @@ use super::password::PasswordArgs;
 use super::platform::{self, fusermount_bin, lazy_unmount};
 use super::unlock;
 use super::{
-    check_cipherdir, duration, idle, CliError, GlobalArgs, EXIT_FAILURE, EXIT_MOUNTPOINT,
-    EXIT_MOUNT_FAILED, EXIT_NO_FUSE, EXIT_USAGE,
+    check_cipherdir, duration, idle, print_stdout, shell_quote, CliError, GlobalArgs, EXIT_FAILURE,
+    EXIT_MOUNTPOINT, EXIT_MOUNT_FAILED, EXIT_NO_FUSE, EXIT_USAGE,
 };
 
 const MOUNT_HELP: &str = "\
 Mount options (-o, comma-separated, may be repeated):
-  ro, rw             read-only or read-write (the default)
-  allow_other        let other users in (the kernel then checks permissions); for a user other
-                     than root this needs 'user_allow_other' in /etc/fuse.conf
-  nonempty           mount over a directory that is not empty (hides its contents)
-  default_permissions, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, sync, async,
-  dirsync, max_read=N
-                     passed to the kernel
-  passfile=FILE, extpass=CMD, keyfile=FILE, idle=DURATION, cache_ttl=DURATION, threads=N
-                     the same as --passfile, --extpass, --keyfile, --idle, --cache-ttl and
-                     --threads (for /etc/fstab and systemd mount units: see 'man veilfs'); CMD
-                     cannot contain a comma, and in /etc/fstab a space in it is written \\040
-  defaults, auto, noauto, user, users, nouser, owner, group, nofail, _netdev, relatime, x-*,
-  comment=, user=NAME
-                     accepted and ignored (for mount(8), /etc/fstab, systemd and desktops)
+  ro, rw\tread-only or read-write (the default)
+  allow_other\tlet other users in (the kernel then checks permissions); for a user other than \
+root this needs 'user_allow_other' in /etc/fuse.conf
+  nonempty\tmount over a directory that is not empty (hides its contents)
+  default_permissions, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, sync, async, \
+dirsync, max_read=N\tpassed to the kernel
+  passfile=FILE, extpass=CMD, keyfile=FILE, idle=DURATION, cache_ttl=DURATION, threads=N\tthe \
+same as --passfile, --extpass, --keyfile, --idle, --cache-ttl and --threads (for /etc/fstab and \
+systemd mount units: see 'man veilfs'); CMD cannot contain a comma, and in /etc/fstab a space in \
+it is written \\040
+  defaults, auto, noauto, user, users, nouser, owner, group, nofail, _netdev, relatime, x-*, \
+comment=, user=NAME\taccepted and ignored (for mount(8), /etc/fstab, systemd and desktops)
 
 Exit status (besides 0-6, see 'veilfs --help'):
-  7  the mount point is missing, not a directory, not empty, already a mount point, or inside
-     CIPHERDIR
-  8  FUSE is not available: no /dev/fuse, or (when not root) no fusermount3; install fuse3
-  9  the kernel or fusermount3 refused the mount, or the mount process died before it was ready
-  10 CIPHERDIR is already mounted (or being repaired) by another veilfs process on this machine
+  7\tthe mount point is missing, not a directory, not empty, already a mount point, or inside \
+CIPHERDIR
+  8\tFUSE is not available: no /dev/fuse, or (when not root) no fusermount3; install fuse3
+  9\tthe kernel or fusermount3 refused the mount, or the mount process died before it was ready
+  10\tCIPHERDIR is already mounted (or being repaired) by another veilfs process on this machine
 
 Examples:
   veilfs mount ~/Sync/vault ~/Private
   veilfs mount --extpass 'pass show veilfs' -o ro ~/Sync/vault ~/Private
-  veilfs mount --foreground ~/Sync/vault ~/Private     (Ctrl-C unmounts)
+  veilfs mount --foreground ~/Sync/vault ~/Private   # Ctrl-C unmounts
   veilfs mount --idle 10m --keyfile ~/vault.key ~/Sync/vault ~/Private
-  mount -t fuse.veilfs -o passfile=/etc/veilfs/pass /srv/vault /mnt/private
+  mount -t fuse.veilfs -o passfile=/etc/veilfs/pass /srv/vault /mnt/v
   veilfs umount ~/Private";
 
 /// `veilfs mount`.
@@ -237,7 +235,7 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     // another's files.
     let root = Dir::open_root(&cipherdir)
         .map_err(|e| CliError::io(format!("cannot open {}", cipherdir.display()), e))?;
-    let config = Config::load_from(&root)?;
+    let config = Config::load_from(&root).map_err(|e| swapped(e, &args))?;
     let given = unlock::Given {
         keyfile: settings.keyfile.as_deref(),
         ..Default::default()
@@ -275,12 +273,64 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
 
     // 3. Mount and serve.
     raise_open_file_limit();
+    let said = (!global.quiet).then(|| Said {
+        cipherdir: args.cipherdir.display().to_string(),
+        mountpoint: args.mountpoint.display().to_string(),
+        verbose: global.verbose > 0,
+    });
     if args.foreground {
         ensure_std_fds();
-        serve(vault, &mountpoint, &mount_options, settings.idle, None)
+        serve(
+            vault,
+            &mountpoint,
+            &mount_options,
+            settings.idle,
+            None,
+            said,
+        )
     } else {
-        daemonize(vault, &mountpoint, &mount_options, settings.idle, global)
+        daemonize(vault, &mountpoint, &mount_options, settings.idle, said)
     }
+}
+
+/// The one line on standard output that says the mount is ready (and in the foreground, once
+/// it is gone), as the user named the two directories; none with -q. A closed standard output
+/// does not undo a mount.
+struct Said {
+    cipherdir: String,
+    mountpoint: String,
+    verbose: bool,
+}
+
+impl Said {
+    fn mounted(&self, tail: &str) {
+        let _ = print_stdout(&format!(
+            "mounted {} at {}{tail}\n",
+            self.cipherdir, self.mountpoint
+        ));
+    }
+}
+
+/// A CIPHERDIR that is not a vault, when the mount point is one: the two were given the wrong
+/// way round.
+fn swapped(err: veilfs::Error, args: &MountArgs) -> CliError {
+    let vault_at_mountpoint = matches!(err, veilfs::Error::NotAVault(_))
+        && fs::symlink_metadata(args.mountpoint.join(CONFIG_NAME)).is_ok();
+    let err = CliError::from(err);
+    if !vault_at_mountpoint {
+        return err;
+    }
+    let code = err.code();
+    CliError::new(
+        code,
+        format!(
+            "{} is not a veilfs vault, but {} is: the vault comes first (veilfs mount {} {})",
+            args.cipherdir.display(),
+            args.mountpoint.display(),
+            shell_quote(&args.mountpoint),
+            shell_quote(&args.cipherdir)
+        ),
+    )
 }
 
 /// Raises the soft limit on open files to the hard one, as gocryptfs does: the daemon holds one
@@ -309,12 +359,23 @@ pub fn check_mountpoint(
 ) -> Result<PathBuf, CliError> {
     let err = |message: String| CliError::new(EXIT_MOUNTPOINT, message);
     let shown = path.display();
+    let inside = || {
+        err(format!(
+            "mount point {shown} is inside CIPHERDIR {}; choose a directory outside it",
+            cipherdir.display()
+        ))
+    };
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Creating it there would only get it refused next time.
+            if resolve_missing(path).starts_with(cipherdir) {
+                return Err(inside());
+            }
             return Err(err(format!(
-                "mount point {shown} does not exist (create it with 'mkdir {shown}')"
-            )))
+                "mount point {shown} does not exist (create it with 'mkdir {}')",
+                shell_quote(path)
+            )));
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
             return Err(err(format!(
@@ -350,10 +411,7 @@ pub fn check_mountpoint(
         }
     }
     if canonical.starts_with(cipherdir) {
-        return Err(err(format!(
-            "mount point {shown} is inside CIPHERDIR {}; choose a directory outside it",
-            cipherdir.display()
-        )));
+        return Err(inside());
     }
     if !nonempty {
         let mut entries = fs::read_dir(&canonical)
@@ -365,6 +423,26 @@ pub fn check_mountpoint(
         }
     }
     Ok(canonical)
+}
+
+/// `path` made absolute through its longest existing ancestor, resolved (symlinks followed); the
+/// missing rest appended as it is.
+fn resolve_missing(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut missing = Vec::new();
+    let mut base = absolute.as_path();
+    loop {
+        if let Ok(resolved) = fs::canonicalize(base) {
+            return missing.iter().rev().fold(resolved, |p, name| p.join(name));
+        }
+        match (base.parent(), base.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                base = parent;
+            }
+            _ => return absolute,
+        }
+    }
 }
 
 const FUSE_ADVICE: &str = "install fuse3 (apt-get install fuse3)";
@@ -523,6 +601,7 @@ fn serve(
     options: &MountOptions,
     idle: Option<Duration>,
     mut ready: Option<ReadyPipe>,
+    said: Option<Said>,
 ) -> Result<(), CliError> {
     // In the foreground, the process systemd started is this one: it may report readiness.
     let foreground = ready.is_none();
@@ -592,9 +671,18 @@ fn serve(
     }
     if foreground {
         sd_notify(&format!("READY=1\nSTATUS=Serving {}", mountpoint.display()));
+        if let Some(said) = &said {
+            // Under systemd, stopping the service unmounts; on a terminal, Ctrl-C does.
+            let interactive =
+                io::stdin().is_terminal() && std::env::var_os("NOTIFY_SOCKET").is_none();
+            said.mounted(if interactive { "; Ctrl-C unmounts" } else { "" });
+        }
     }
     let result = session.run();
     tracing::info!("unmounted {}", mountpoint.display());
+    if let (true, Some(said)) = (foreground, &said) {
+        let _ = print_stdout(&format!("unmounted {}\n", said.mountpoint));
+    }
     result.map_err(|e| CliError::other(format!("serving {} failed: {e}", mountpoint.display())))
 }
 
@@ -674,7 +762,7 @@ fn daemonize(
     mountpoint: &Path,
     options: &MountOptions,
     idle: Option<Duration>,
-    global: &GlobalArgs,
+    said: Option<Said>,
 ) -> Result<(), CliError> {
     let threads = fs::read_dir("/proc/self/task").map_or(1, |tasks| tasks.count());
     if threads > 1 {
@@ -696,7 +784,7 @@ fn daemonize(
         Ok(ForkResult::Parent { child }) => {
             drop(write_end);
             drop(vault);
-            wait_until_ready(read_end, child, mountpoint, global)
+            wait_until_ready(read_end, child, said)
         }
         Ok(ForkResult::Child) => {
             drop(read_end);
@@ -705,7 +793,7 @@ fn daemonize(
                 ready.fail(&err);
                 return Err(err);
             }
-            serve(vault, mountpoint, options, idle, Some(ready))
+            serve(vault, mountpoint, options, idle, Some(ready), None)
         }
     }
 }
@@ -738,12 +826,7 @@ fn detach() -> Result<(), CliError> {
 }
 
 /// The parent's side: reads the child's line; `ok` means the mount is live.
-fn wait_until_ready(
-    read_end: OwnedFd,
-    child: Pid,
-    mountpoint: &Path,
-    global: &GlobalArgs,
-) -> Result<(), CliError> {
+fn wait_until_ready(read_end: OwnedFd, child: Pid, said: Option<Said>) -> Result<(), CliError> {
     let mut line = Vec::new();
     let mut pipe = File::from(read_end);
     let mut byte = [0u8; 1];
@@ -758,11 +841,9 @@ fn wait_until_ready(
     }
     let line = String::from_utf8_lossy(&line).into_owned();
     if line == "ok" {
-        if global.verbose > 0 {
-            eprintln!(
-                "veilfs: mounted at {} (process {child})",
-                mountpoint.display()
-            );
+        if let Some(said) = said {
+            let process = format!(" (process {child})");
+            said.mounted(if said.verbose { &process } else { "" });
         }
         return Ok(());
     }

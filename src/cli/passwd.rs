@@ -21,10 +21,11 @@ use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, E
                   password is read from its first line and the new one from the next.",
     after_help = "Examples:
   veilfs passwd ~/Sync/vault
+  veilfs passwd --recovery-key ~/Sync/vault
   veilfs passwd --recovery-key-file ~/recovery.txt ~/Sync/vault
   printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | veilfs passwd ~/Sync/vault
   veilfs passwd --keyfile ~/vault.key ~/Sync/vault
-  veilfs passwd --recovery-key-file ~/recovery.txt --new-keyfile ~/new.key ~/Sync/vault
+  veilfs passwd --recovery-key --new-keyfile ~/new.key ~/Sync/vault
 
 The other devices that sync CIPHERDIR get the new veilfs.conf, and with it the new password.
 A vault created with --keyfile keeps needing its key file (give it with --keyfile); after
@@ -32,17 +33,23 @@ losing the key file, the recovery key and --new-keyfile set a new one."
 )]
 pub struct Args {
     /// Read the current password from the first line of FILE
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["extpass", "recovery_key_file"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["extpass", "recovery_key_file", "recovery_key"])]
     pub passfile: Option<PathBuf>,
 
     /// Run CMD with 'sh -c' and use the first line of its output as the current password
-    #[arg(long, value_name = "CMD", conflicts_with = "recovery_key_file")]
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["recovery_key_file", "recovery_key"])]
     pub extpass: Option<String>,
 
     /// Unlock with the recovery key in FILE instead of the current password (when it is lost);
-    /// case, spaces, dashes and line breaks in the key do not matter
+    /// '-' reads it from standard input. FILE may hold init's whole output: the key's lines are
+    /// found in it. Case, spaces, dashes and line breaks in the key do not matter
     #[arg(long, value_name = "FILE")]
     pub recovery_key_file: Option<PathBuf>,
+
+    /// Unlock with the recovery key, typed or pasted at a prompt that does not show it (or read
+    /// from standard input when it is not a terminal), instead of the current password
+    #[arg(long, conflicts_with_all = ["recovery_key_file", "contact_share"])]
+    pub recovery_key: bool,
 
     /// Unlock with a recovery contact's answer in FILE ('veilfs slot contact-answer' wrote it)
     /// and the recovery passphrase (asked for, or --passfile), instead of the password
@@ -85,11 +92,15 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     let config = Config::load_from(&root)?;
 
     // The key files and the recovery key, before any password is asked for.
-    let recovering = args.recovery_key_file.is_some() || args.contact_share.is_some();
+    let recovery_key_file = args
+        .recovery_key_file
+        .clone()
+        .or_else(|| args.recovery_key.then(|| PathBuf::from(unlock::STDIN)));
+    let recovering = recovery_key_file.is_some() || args.contact_share.is_some();
     let given = unlock::Given {
         // When recovering, a key file given is the one the new password keeps needing.
         keyfile: args.keyfile.as_deref().filter(|_| !recovering),
-        recovery_key_file: args.recovery_key_file.as_deref(),
+        recovery_key_file: recovery_key_file.as_deref(),
         contact_share: args.contact_share.as_deref(),
         // The current password is that of the slot to change, when it is named.
         slot: args.slot.as_deref().filter(|_| !recovering),
@@ -161,7 +172,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     new_config.save_in(&root)?;
 
     if !global.quiet {
-        let how = if args.recovery_key_file.is_some() {
+        let how = if recovery_key_file.is_some() {
             " with the recovery key"
         } else if args.contact_share.is_some() {
             " with the recovery contact's help"

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use veilfs::config::KeyfileSecret;
+use veilfs::crypto::recovery::GROUP_LEN;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{CliError, EXIT_FAILURE};
@@ -264,26 +265,118 @@ fn run_extpass(cmd: &str) -> Result<Password, CliError> {
 }
 
 fn prompt_terminal(prompt: &str) -> Result<Password, CliError> {
-    let text = rpassword::prompt_password(prompt)
+    let text = prompt_hidden(prompt)
         .map_err(|e| CliError::io("cannot read the password from the terminal", e))?;
-    let bytes = Zeroizing::new(text.into_bytes());
+    let bytes = Zeroizing::new(text.as_bytes().to_vec());
     if bytes.len() > MAX_PASSWORD_LEN {
         return Err(too_long("the terminal"));
     }
     Ok(bytes)
 }
 
+/// Asks on the terminal without echo. rpassword turns echo off and, on Ctrl-C, raises SIGINT
+/// before turning it back on, so a process killed by that signal would leave the shell without
+/// echo. SIGINT is therefore blocked meanwhile: it waits until rpassword has put the terminal
+/// back, and then ends the process as it would have.
+fn prompt_hidden(prompt: &str) -> io::Result<Zeroizing<String>> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+    let mut sigint = SigSet::empty();
+    sigint.add(Signal::SIGINT);
+    let before = sigint.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
+    let text = rpassword::prompt_password(prompt).map(Zeroizing::new);
+    before.thread_set_mask()?;
+    text
+}
+
+/// Whether `line` looks like a line of a written recovery key: groups of up to 4 characters
+/// joined by dashes, as init prints them (or 5, one typed twice: a mistyped character keeps its
+/// line, so that the parser can name it). A line of prose does not: it has spaces.
+fn is_key_line(line: &str) -> bool {
+    let line = line.trim();
+    line.contains('-')
+        && line.split('-').all(|group| {
+            (1..=GROUP_LEN + 1).contains(&group.chars().count())
+                && !group.chars().any(char::is_whitespace)
+        })
+}
+
+/// The recovery key written in `text`: when it holds other lines too (the rest of init's
+/// output, saved to a file or pasted), only the lines that look like a key's; else all of it, so
+/// that a key typed another way (with spaces, on one line) still parses, and a mistyped one is
+/// told apart precisely.
+pub fn written_key(text: &str) -> Zeroizing<String> {
+    let others = text
+        .lines()
+        .any(|line| !line.trim().is_empty() && !is_key_line(line));
+    let keys: Vec<&str> = text.lines().filter(|line| is_key_line(line)).collect();
+    Zeroizing::new(if others && !keys.is_empty() {
+        keys.join("\n")
+    } else {
+        text.to_owned()
+    })
+}
+
+/// A recovery key from standard input (`--recovery-key-file -`, `--recovery-key`): at a hidden
+/// prompt when it is a terminal, else from its lines. Lines are read until `whole` says the
+/// text holds a whole key (it may come in several lines, as init prints it), an empty line
+/// (on a pipe: once a key's lines have begun), or the end of the input; nothing past that line
+/// is consumed, so that a new password may follow on a pipe.
+pub fn read_recovery_key_stdin(
+    whole: impl Fn(&str) -> bool,
+) -> Result<Zeroizing<String>, CliError> {
+    let terminal = io::stdin().is_terminal();
+    let mut text = Zeroizing::new(String::new());
+    loop {
+        let (line, end) = if terminal {
+            let prompt = if text.is_empty() {
+                "Recovery key: "
+            } else {
+                "Recovery key, continued: "
+            };
+            let line = prompt_hidden(prompt)
+                .map_err(|e| CliError::io("cannot read the recovery key from the terminal", e))?;
+            (Zeroizing::new(line.as_bytes().to_vec()), false)
+        } else {
+            read_stdin_line_or_end()?
+        };
+        let line = std::str::from_utf8(&line)
+            .map_err(|_| CliError::other("the recovery key on standard input is not UTF-8 text"))?;
+        if line.trim().is_empty() && (terminal || text.lines().any(is_key_line)) {
+            break;
+        }
+        text.push_str(line);
+        text.push('\n');
+        if end || whole(&text) {
+            break;
+        }
+        if text.len() as u64 > MAX_SECRET_FILE_BYTES {
+            return Err(CliError::other(format!(
+                "more than {MAX_SECRET_FILE_BYTES} bytes on standard input, and no recovery key"
+            )));
+        }
+    }
+    if text.trim().is_empty() {
+        return Err(CliError::other("no recovery key given"));
+    }
+    Ok(text)
+}
+
 /// The next line of stdin, read one byte at a time straight from the file descriptor: nothing
 /// past the line is consumed, and no copy stays behind in a stdio buffer.
 fn read_stdin_line() -> Result<Password, CliError> {
+    read_stdin_line_or_end().map(|(line, _)| line)
+}
+
+/// [`read_stdin_line`], and whether the input ended (rather than a line end).
+fn read_stdin_line_or_end() -> Result<(Password, bool), CliError> {
     let stdin = io::stdin();
     let fd = stdin.as_fd();
     let mut line = Zeroizing::new(Vec::with_capacity(MAX_PASSWORD_LEN + 2));
     let mut byte = Zeroizing::new([0u8; 1]);
-    loop {
+    let end = loop {
         match nix::unistd::read(fd, &mut byte[..]) {
-            Ok(0) => break,
-            Ok(_) if byte[0] == b'\n' => break,
+            Ok(0) => break true,
+            Ok(_) if byte[0] == b'\n' => break false,
             Ok(_) if line.len() > MAX_PASSWORD_LEN => return Err(too_long("standard input")),
             Ok(_) => line.push(byte[0]),
             Err(nix::errno::Errno::EINTR) => continue,
@@ -294,14 +387,14 @@ fn read_stdin_line() -> Result<Password, CliError> {
                 ))
             }
         }
-    }
+    };
     if line.last() == Some(&b'\r') {
         line.pop();
     }
     if line.len() > MAX_PASSWORD_LEN {
         return Err(too_long("standard input"));
     }
-    Ok(line)
+    Ok((line, end))
 }
 
 #[cfg(test)]
@@ -319,6 +412,22 @@ mod tests {
         assert_eq!(&first_line(pw(b"secret"))[..], b"secret");
         assert_eq!(&first_line(pw(b" spaces kept \n"))[..], b" spaces kept ");
         assert_eq!(&first_line(pw(b"\n"))[..], b"");
+    }
+
+    #[test]
+    fn the_key_is_found_in_init_output() {
+        let key = "    ABCD-EFGH-IJKL-MNOP-QRST\n    UVWX-YZ23-4567-ABCD-EFGH\n    IJKL-MN";
+        let output = format!(
+            "Created a veilfs vault in /v.\n\nRecovery key (shown only this once):\n\n{key}\n\n\
+             Save these lines. To mount it:\n    veilfs mount /v MOUNTPOINT\n"
+        );
+        assert_eq!(written_key(&output).as_str(), key);
+        // A key alone, or typed another way, is taken as it is.
+        assert_eq!(written_key(key).as_str(), key);
+        assert_eq!(written_key("abcd efgh\nijkl").as_str(), "abcd efgh\nijkl");
+        assert!(!is_key_line("a re-cased name"));
+        assert!(is_key_line("AB!D-EFGH"), "a typo keeps its line");
+        assert!(!is_key_line("    veilfs passwd --recovery-key /v"));
     }
 
     #[test]

@@ -29,7 +29,8 @@ path that cannot be translated is reported on stderr and the others are still do
                   mount) are stored in CIPHERDIR, relative to CIPHERDIR. The directories on the \
                   way must exist; the last component need not.",
     after_help = format!("{INPUT_HELP}\n\nExamples:\n  veilfs encrypt-path ~/Sync/vault Documents/report.txt\n  \
-                          find ~/Private -newer x -printf '%P\\n' | veilfs encrypt-path --passfile p ~/Sync/vault")
+                          cd ~/Private && find . -newer x -printf '%P\\n' | \\\n      \
+                          veilfs encrypt-path --passfile p ~/Sync/vault")
 )]
 pub struct EncryptArgs {
     #[command(flatten)]
@@ -56,7 +57,8 @@ pub struct EncryptArgs {
                   given relative to CIPHERDIR or as absolute paths inside it. A sync tool's \
                   conflict copy is given under the name the mount shows it under.",
     after_help = format!("{INPUT_HELP}\n\nExamples:\n  veilfs decrypt-path ~/Sync/vault Q-rTRDffW4ImeGiRVovy-CJbYjqk3U4N_LY\n  \
-                          veilfs decrypt-path ~/Sync/vault ~/Sync/vault/3lLcSzEpjGjgN6NezQPQHHQFexc/HhVvpXNKkP5lNwtrXFLM8o8DB0esR1FI")
+                          veilfs decrypt-path ~/Sync/vault \\\n      \
+                          ~/Sync/vault/3lLcSzEpjGjgN6NezQPQHHQFexc")
 )]
 pub struct DecryptArgs {
     #[command(flatten)]

@@ -26,7 +26,7 @@ use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, E
 
 const REKEY_HELP: &str = "Examples:
   veilfs rekey ~/Sync/vault
-  veilfs rekey --recovery-key-file ~/recovery.txt ~/Sync/vault
+  veilfs rekey --recovery-key ~/Sync/vault
 
 Unmount the vault on every device first. The new veilfs.conf reaches the other devices
 through sync, with the new password. Slots other than the one unlocked with are dropped
@@ -44,16 +44,22 @@ it carries on.";
 #[derive(Debug, clap::Args)]
 pub struct Common {
     /// Read the current password from the first line of FILE
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["extpass", "recovery_key_file"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["extpass", "recovery_key_file", "recovery_key"])]
     pub passfile: Option<PathBuf>,
 
     /// Run CMD with 'sh -c' and use the first line of its output as the current password
-    #[arg(long, value_name = "CMD", conflicts_with = "recovery_key_file")]
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["recovery_key_file", "recovery_key"])]
     pub extpass: Option<String>,
 
-    /// Unlock with the recovery key in FILE instead of the password
+    /// Unlock with the recovery key in FILE instead of the password; '-' reads it from
+    /// standard input. FILE may hold init's whole output
     #[arg(long, value_name = "FILE")]
     pub recovery_key_file: Option<PathBuf>,
+
+    /// Unlock with the recovery key, typed or pasted at a prompt that does not show it (or read
+    /// from standard input when it is not a terminal), instead of the password
+    #[arg(long, conflicts_with = "recovery_key_file")]
+    pub recovery_key: bool,
 
     /// The vault's key file, when its password slot needs one; the new password needs it too
     #[arg(long, value_name = "FILE")]
@@ -134,9 +140,13 @@ fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
     let root = Dir::open_root(dir)
         .map_err(|e| CliError::io(format!("cannot open {}", dir.display()), e))?;
     let config = Config::load_from(&root)?;
+    let recovery_key_file = args
+        .recovery_key_file
+        .clone()
+        .or_else(|| args.recovery_key.then(|| PathBuf::from(unlock::STDIN)));
     let given = unlock::Given {
         keyfile: args.keyfile.as_deref(),
-        recovery_key_file: args.recovery_key_file.as_deref(),
+        recovery_key_file: recovery_key_file.as_deref(),
         ..unlock::Given::default()
     };
     let plan = unlock::Plan::prepare(&config, dir, &given)?;

@@ -17,7 +17,8 @@ use super::init::key_lines;
 use super::password::{self, PasswordArgs, Source};
 use super::unlock;
 use super::{
-    check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_CONFIG, EXIT_USAGE,
+    check_cipherdir, print_stdout, text, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_CONFIG,
+    EXIT_USAGE,
 };
 
 #[derive(Debug, clap::Args)]
@@ -32,10 +33,12 @@ use super::{
                   cannot be removed. 'veilfs passwd' changes a password slot's password.",
     after_help = "Examples:
   veilfs slot list ~/Sync/vault
-  veilfs slot add --kind keyfile --label nas --new-keyfile /etc/veilfs/nas.key ~/Sync/vault
+  veilfs slot add --kind keyfile --label nas \\
+      --new-keyfile /etc/veilfs/nas.key ~/Sync/vault
   veilfs slot add --kind password --label phone ~/Sync/vault
   veilfs slot add --kind recovery --label 'new recovery key' ~/Sync/vault
-  veilfs slot add --kind contact --label alice --contact age1... ~/Sync/vault
+  veilfs slot add --kind contact --label alice \\
+      --contact age1... ~/Sync/vault
   veilfs slot remove ~/Sync/vault 'recovery key'
 
 Removing a slot does not revoke its secret from copies of the old veilfs.conf: a sync
@@ -104,9 +107,13 @@ pub struct UnlockArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "recovery_key_file")]
     pub keyfile: Option<PathBuf>,
 
-    /// Unlock with the recovery key in FILE
+    /// Unlock with the recovery key in FILE ('-': standard input; init's whole output will do)
     #[arg(long, value_name = "FILE", conflicts_with_all = ["passfile", "extpass"])]
     pub recovery_key_file: Option<PathBuf>,
+
+    /// Unlock with the recovery key, typed or pasted at a prompt that does not show it
+    #[arg(long, conflicts_with_all = ["passfile", "extpass", "keyfile", "recovery_key_file", "contact_share"])]
+    pub recovery_key: bool,
 
     /// Unlock with a recovery contact's answer in FILE and the recovery passphrase
     #[arg(long, value_name = "FILE", conflicts_with_all = ["recovery_key_file", "keyfile"])]
@@ -236,7 +243,10 @@ fn unlock_v2(
     let config = Config::V2(config.clone());
     let given = unlock::Given {
         keyfile: how.keyfile.as_deref(),
-        recovery_key_file: how.recovery_key_file.as_deref(),
+        recovery_key_file: how
+            .recovery_key_file
+            .as_deref()
+            .or(how.recovery_key.then_some(Path::new(unlock::STDIN))),
         contact_share: how.contact_share.as_deref(),
         slot: None,
     };
@@ -370,35 +380,40 @@ fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
     .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
     Config::V2(config).save_in(&root)?;
 
-    let mut text = format!(
+    let mut said = format!(
         "Added slot {:?} ({}, ID {id}) to {}.\n",
         args.label,
         args.kind.name(),
         dir.display()
     );
-    if args.kind == SlotKind::Contact && !global.quiet {
-        text.push_str(&format!(
-            "\nTo recover with it: 'veilfs slot contact-request {dir} {label:?} > request.age',\n\
-             send request.age to your contact, who runs 'veilfs slot contact-answer -i KEY\n\
-             request.age' (or 'age -d -i KEY request.age') and sends back the answer; then\n\
+    if args.kind == SlotKind::Contact {
+        said.push_str(&format!(
+            "\nTo recover with it: 'veilfs slot contact-request {dir} {label:?} > request.age', \
+             send request.age to your contact, who runs 'veilfs slot contact-answer -i KEY \
+             request.age' (or 'age -d -i KEY request.age') and sends back the answer; then \
              'veilfs passwd --contact-share ANSWER {dir}' asks for your recovery passphrase.\n",
             dir = dir.display(),
             label = args.label
         ));
     }
-    if let Some(secret) = &recovery {
-        let key = Zeroizing::new(format_recovery_secret(secret));
-        if global.quiet {
-            text = format!("{}\n", *key);
-        } else {
-            text.push_str(&format!(
-                "\nIts recovery key (shown only this once):\n\n{}\nWrite it down and keep it \
-                 apart from the password.\n",
-                key_lines(&key)
-            ));
+    let key = recovery
+        .as_ref()
+        .map(|secret| Zeroizing::new(format_recovery_secret(secret)));
+    // The prose (with paths in it) is laid out for the terminal; the key goes around that
+    // layout, so that no copy of it is left in memory unwiped.
+    let mut text = Zeroizing::new(String::new());
+    match (&key, global.quiet) {
+        (Some(key), true) => text.push_str(&format!("{}\n", key.as_str())),
+        (None, true) => return Ok(()),
+        (key, false) => {
+            text.push_str(&text::flow(&said, text::help_width()));
+            text.push('\n');
+            if let Some(key) = key {
+                text.push_str("\nIts recovery key (shown only this once):\n\n");
+                text.push_str(&Zeroizing::new(key_lines(key)));
+                text.push_str("\nWrite it down and keep it apart from the password.\n");
+            }
         }
-    } else if global.quiet {
-        return Ok(());
     }
     print_stdout(&text)
 }
@@ -433,14 +448,15 @@ fn remove(args: RemoveArgs, global: &GlobalArgs) -> Result<(), CliError> {
         .map_err(|reason| CliError::new(EXIT_USAGE, reason))?;
     Config::V2(config).save_in(&root)?;
     if !global.quiet {
-        print_stdout(&format!(
-            "Removed slot {:?} ({}) from {}.\nCopies of the old veilfs.conf (a sync provider's \
-             version history keeps them) still open\nwith its secret: only rotating the master \
-             key revokes it for good.\n",
+        let said = format!(
+            "Removed slot {:?} ({}) from {}. Copies of the old veilfs.conf (a sync provider's \
+             version history keeps them) still open with its secret: only rotating the master \
+             key revokes it for good.",
             removed.label(),
             removed.kind().name(),
             dir.display()
-        ))?;
+        );
+        print_stdout(&(text::flow(&said, text::help_width()) + "\n"))?;
     }
     Ok(())
 }

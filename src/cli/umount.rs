@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 
 use super::mount::{find_mount, MountEntry};
 use super::platform::{lazy_unmount, unmount};
-use super::{CliError, GlobalArgs, EXIT_BUSY, EXIT_MOUNTPOINT, EXIT_NO_FUSE};
+use super::{print_stdout, CliError, GlobalArgs, EXIT_BUSY, EXIT_MOUNTPOINT, EXIT_NO_FUSE};
 
 const UMOUNT_HELP: &str = "\
 Exit status (besides 0-2, see 'veilfs --help'):
-  7   MOUNTPOINT is not mounted, or is not a FUSE mount
-  8   not root and no fusermount3 (install fuse3: apt-get install fuse3)
-  10  the mount point is busy: a process has a file open in it or its working directory there
-      (the message names them); close them, or use --lazy
+  7\tMOUNTPOINT is not mounted, or is not a FUSE mount
+  8\tnot root and no fusermount3 (install fuse3: apt-get install fuse3)
+  10\tthe mount point is busy: a process has a file open in it or its working directory there \
+(the message names them); close them, or use --lazy
 
 Examples:
   veilfs umount ~/Private
@@ -68,11 +68,18 @@ pub fn run(args: UmountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     }
 
     if args.lazy {
-        return lazy_unmount(&path).map_err(|e| unmount_error(&args.mountpoint, &path, e));
+        lazy_unmount(&path).map_err(|e| unmount_error(&args.mountpoint, &path, e))?;
+        if !global.quiet {
+            // The mount is gone either way: a closed standard output is no failure.
+            let _ = print_stdout(&format!(
+                "detached {shown}; it is unmounted once the last file in it is closed\n"
+            ));
+        }
+        return Ok(());
     }
     unmount(&path).map_err(|e| unmount_error(&args.mountpoint, &path, e))?;
-    if global.verbose > 0 {
-        eprintln!("veilfs: unmounted {shown}");
+    if !global.quiet {
+        let _ = print_stdout(&format!("unmounted {shown}\n"));
     }
     Ok(())
 }

@@ -19,10 +19,14 @@ use veilfs::vault::{IvPolicy, Vault};
 use super::password::{self, Source};
 use super::{CliError, EXIT_BAD_KEY};
 
+/// The recovery key file that means standard input: a prompt on a terminal.
+pub const STDIN: &str = "-";
+
 /// What the user gave to unlock with.
 #[derive(Clone, Debug, Default)]
 pub struct Given<'a> {
     pub keyfile: Option<&'a Path>,
+    /// A file holding the recovery key ([`STDIN`]: standard input, or a prompt).
     pub recovery_key_file: Option<&'a Path>,
     /// A recovery contact's answer (format 2): then the password read is the recovery
     /// passphrase.
@@ -58,11 +62,14 @@ impl Plan {
             password: false,
         };
         if let Some(file) = given.recovery_key_file {
-            let text = password::read_recovery_key_file(file)?;
-            plan.recovery = Some(
-                parse_any_recovery_key(&text)
-                    .map_err(|e| CliError::from(e).context(file.display()))?,
-            );
+            let parse = |text: &str| parse_any_recovery_key(&password::written_key(text));
+            plan.recovery = Some(if file == Path::new(STDIN) {
+                let text = password::read_recovery_key_stdin(|text| parse(text).is_ok())?;
+                parse(&text)?
+            } else {
+                let text = password::read_recovery_key_file(file)?;
+                parse(&text).map_err(|e| CliError::from(e).context(file.display()))?
+            });
             return Ok(plan);
         }
         if let Some(file) = given.contact_share {
