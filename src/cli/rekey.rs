@@ -21,8 +21,8 @@ use zeroize::Zeroizing;
 use super::init::{key_lines, RECOVERY_LABEL};
 use super::lock::{Purpose, VaultLock};
 use super::password::{self, Password, Source};
-use super::unlock;
 use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_USAGE};
+use super::{text, unlock};
 
 const REKEY_HELP: &str = "Examples:
   veilfs rekey ~/Sync/vault
@@ -388,36 +388,46 @@ fn resumed_vaults(
     Ok((from, to))
 }
 
-fn started_banner(dir: &Path, verb: Verb, key: &str, dropped: &[String], quiet: bool) -> String {
+/// What a starting rotation prints: the new recovery key, and what happens next. Even with
+/// --quiet the key is printed (on one line, for scripts): it is shown only this once.
+fn started_banner(
+    dir: &Path,
+    verb: Verb,
+    key: &str,
+    dropped: &[String],
+    quiet: bool,
+) -> Zeroizing<String> {
     if quiet {
-        return format!("{key}\n");
+        return Zeroizing::new(format!("{key}\n"));
     }
+    let width = text::help_width();
     let dir = dir.display();
-    let mut text = format!(
-        "New recovery key of {dir} (shown only this once; the old one will open nothing):
-
-{lines}
-Write it down or print it, and keep it apart from the password.
-",
-        lines = key_lines(key)
-    );
+    let head =
+        format!("New recovery key of {dir} (shown only this once; the old one will open nothing):");
+    let mut tail = "Save these three lines as they are, apart from the password.".to_owned();
     if !dropped.is_empty() {
-        text.push_str(&format!(
-            "These slots are dropped (add them again with 'veilfs slot add'): {}.\n",
+        tail.push_str(&format!(
+            "\n\nThese slots are dropped (add them again with 'veilfs slot add'): {}.",
             dropped.join(", ")
         ));
     }
-    text.push_str(&format!(
-        "Re-encrypting every file. If this stops, run 'veilfs {} {dir}' again with the new \
-         password.\n",
+    tail.push_str(&format!(
+        "\n\nRe-encrypting every file. If this stops, run 'veilfs {} {dir}' again with the new \
+         password: it carries on where it stopped.",
         verb.name()
     ));
-    text
+    let mut out = Zeroizing::new(text::flow(&head, width));
+    out.push_str("\n\n");
+    out.push_str(&Zeroizing::new(key_lines(key)));
+    out.push('\n');
+    out.push_str(&text::flow(&tail, width));
+    out.push('\n');
+    out
 }
 
 fn summary(dir: &Path, config: &ConfigV2, report: &Report, took: Duration) -> String {
-    format!(
-        "{} is under its new key (generation {}): {} files ({}), {} directories, {} symlinks{} \
+    let text = format!(
+        "{} is under its new key (generation {}): {} files ({}), {} directories, {} symbolic links{} \
          re-encrypted in {:.1} s; the previous password, recovery key and copies of veilfs.conf \
          open nothing in it.\n",
         dir.display(),
@@ -432,7 +442,8 @@ fn summary(dir: &Path, config: &ConfigV2, report: &Report, took: Duration) -> St
             String::new()
         },
         took.as_secs_f64()
-    )
+    );
+    text::flow(&text, text::help_width()) + "\n"
 }
 
 fn bytes_text(bytes: u64) -> String {
