@@ -289,6 +289,8 @@ fn rekey_killed_at_several_points_then_finished_keeps_every_file_and_revokes_the
                 let mount = mount_with_password(&vault, &new_pass);
                 assert_eq!(mount.status.code(), Some(5), "{}", stderr_of(&mount));
                 assert!(stderr_of(&mount).contains("run 'veilfs rekey'"));
+                let info = run(veilfs().arg("info").arg(vault.backing_path()));
+                assert!(String::from_utf8_lossy(&info.stdout).contains("Unfinished:"));
             }
             delay = delay.mul_f32(1.7);
             continue;

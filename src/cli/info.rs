@@ -54,6 +54,9 @@ enum FormatJson<'a> {
     V2 {
         vault_id: String,
         generation: u64,
+        /// The format an unfinished key rotation started from (1: an upgrade), if one is.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rotating_from: Option<u32>,
         features: FeaturesJson,
         slots: Vec<SlotJson<'a>>,
     },
@@ -146,6 +149,7 @@ pub fn run(args: Args, _global: &GlobalArgs) -> Result<(), CliError> {
             Config::V2(v2) => FormatJson::V2 {
                 vault_id: BASE64URL_NOPAD.encode(v2.vault_id()),
                 generation: v2.generation(),
+                rotating_from: v2.rotating_from(),
                 features: FeaturesJson {
                     name_encoding: features.name_encoding.name(),
                     longname_max: features.longname_max,
@@ -209,6 +213,11 @@ Long names:     encrypted names over {longname_max} bytes get a separate file
                     BASE64URL_NOPAD.encode(v2.vault_id()),
                     v2.generation()
                 ));
+                if v2.rotating_from().is_some() {
+                    text.push_str(
+                        "Unfinished:     key rotation (run 'veilfs rekey' with the new password)\n\n",
+                    );
+                }
                 text.push_str(&slot_list(v2));
             }
         }
