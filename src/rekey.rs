@@ -36,6 +36,9 @@ const TMP_MODE: u32 = 0o600;
 /// What a rotation did.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// Backing entries listed so far, whatever they were: a progress bar's position against
+    /// [`crate::fsck::count_entries`].
+    pub walked: u64,
     pub dirs: u64,
     pub files: u64,
     pub symlinks: u64,
@@ -62,7 +65,7 @@ pub struct Rotation<'a> {
     /// links to.
     links: HashMap<(u64, Vec<u8>), Vec<String>>,
     report: Report,
-    /// Called after each entry with the report so far: for progress output.
+    /// Called at each entry with the report so far: for progress output.
     progress: Box<dyn FnMut(&Report) + 'a>,
 }
 
@@ -156,6 +159,8 @@ impl<'a> Rotation<'a> {
         let mut taken = HashSet::new();
         let mut undecoded = Vec::new();
         for entry in dir.entries()? {
+            self.report.walked += 1;
+            (self.progress)(&self.report);
             let Ok(name) = entry.name.into_string() else {
                 self.leave(dir, "(a name that is not UTF-8)", "it is not a veilfs name");
                 continue;
@@ -304,7 +309,6 @@ impl<'a> Rotation<'a> {
                     FileKind::Dir => {}
                     _ => self.report.others += 1,
                 }
-                (self.progress)(&self.report);
                 Some(to)
             }
             Err(e) => {

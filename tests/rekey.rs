@@ -443,3 +443,66 @@ fn upgrade_moves_a_format_1_vault_to_format_2_with_every_file() {
     let mount = vault.try_mount(&[]);
     assert_eq!(mount.status.code(), Some(5), "{}", stderr_of(&mount));
 }
+
+/// Issue 12: "old slots are dropped unless carried over explicitly". A key-file slot kept with
+/// `--keep-slot LABEL=FILE` opens the rotated vault with its key file alone; a slot not kept
+/// does not; a kept slot's secret is checked against its old slot first.
+#[test]
+fn slots_are_dropped_unless_kept_and_a_kept_key_file_slot_still_opens() {
+    let vault = TestVault::unmounted();
+    let keyfile = vault.scratch().join("device.key");
+    fs::write(&keyfile, b"a device's key file").unwrap();
+    let other = vault.scratch().join("other.key");
+    fs::write(&other, b"another device's key file").unwrap();
+    for (label, file) in [("nas", &keyfile), ("tablet", &other)] {
+        let add = run(veilfs()
+            .args(["slot", "add", "--kdf-memory", "1", "--kdf-iterations", "1"])
+            .args(["--kind", "keyfile", "--label", label, "--new-keyfile"])
+            .arg(file)
+            .arg("--passfile")
+            .arg(vault.passfile())
+            .arg(vault.backing_path()));
+        assert_success(&add, "slot add");
+    }
+    let new_pass = write_passfile(vault.scratch(), "new-pass", NEW_PASSWORD);
+
+    // A wrong key file for the kept slot: refused before anything changes.
+    let config = config_text(&vault);
+    let wrong = rekey(&vault, vault.passfile(), &new_pass)
+        .arg(format!("--keep-slot=nas={}", other.display()))
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(6), "{}", stderr_of(&wrong));
+    assert_eq!(config_text(&vault), config, "nothing was written");
+
+    let done = rekey(&vault, vault.passfile(), &new_pass)
+        .arg(format!("--keep-slot=nas={}", keyfile.display()))
+        .output()
+        .unwrap();
+    assert_success(&done, "rekey --keep-slot");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(stdout.contains("\"tablet\" (keyfile)"), "{stdout}");
+    let list = run(veilfs().args(["slot", "list", "--json"]).arg(vault.backing_path()));
+    let slots: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let labels: Vec<&str> = slots
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["password", "nas", "recovery key"]);
+
+    let mount = |file: &Path| {
+        run(veilfs()
+            .arg("mount")
+            .arg("--keyfile")
+            .arg(file)
+            .arg(vault.backing_path())
+            .arg(vault.mount_path())
+            .stdin(Stdio::null()))
+    };
+    assert_success(&mount(&keyfile), "mount with the kept key file alone");
+    vault.unmount();
+    let dropped = mount(&other);
+    assert_eq!(dropped.status.code(), Some(6), "{}", stderr_of(&dropped));
+}

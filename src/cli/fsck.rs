@@ -4,7 +4,6 @@
 use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use serde::Serialize;
 use veilfs::backing::{Dir, RenameMode};
@@ -14,7 +13,7 @@ use veilfs::fsck::{self, Finding, Options, Outcome, Report};
 use super::lock::{Purpose, VaultLock};
 use super::password::PasswordArgs;
 use super::paths::{open_vault, recased_config};
-use super::{check_cipherdir, print_stdout, text, CliError, GlobalArgs};
+use super::{check_cipherdir, print_stdout, progress, text, CliError, GlobalArgs};
 
 /// fsck found problems and did not repair them all.
 pub const EXIT_PROBLEMS: u8 = 11;
@@ -128,19 +127,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
         ..Options::default()
     };
 
-    let bar = (!args.json && !global.quiet && io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(fsck::count_entries(vault.root()));
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} checking [{wide_bar}] {human_pos}/{human_len} entries{speed}",
-            )
-            .expect("valid template")
-            .with_key("speed", speed)
-            .progress_chars("=> "),
-        );
-        bar.enable_steady_tick(Duration::from_millis(100));
-        bar
-    });
+    let bar = (!args.json && !global.quiet && io::stderr().is_terminal())
+        .then(|| progress::entries_bar("checking", fsck::count_entries(vault.root())));
     // The entries walked: the summary's total, the same count the bar shows.
     let entries = AtomicU64::new(0);
     let report = fsck::check(&vault, &options, &|n| {
@@ -253,22 +241,6 @@ fn describe(finding: &Finding, repairing: bool) -> String {
 }
 
 /// The bar's rate, whole entries a second, and then, once the rate has settled, the time left.
-fn speed(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
-    let rate = state.per_sec();
-    if state.pos() == 0 || !rate.is_finite() || rate < 1.0 {
-        return;
-    }
-    let _ = write!(out, " ({}/s", indicatif::HumanCount(rate as u64));
-    if state.elapsed() >= ETA_AFTER && state.eta() >= Duration::from_secs(1) {
-        let _ = write!(out, ", {} left", indicatif::HumanDuration(state.eta()));
-    }
-    let _ = write!(out, ")");
-}
-
-/// How long the bar runs before it estimates the time left: an estimate from the first
-/// directories (the root, often small or large) is noise.
-const ETA_AFTER: Duration = Duration::from_secs(3);
-
 /// The last line: the entries walked (the total the bar counted), by kind (the kinds there
 /// are), and the problems. Laid out for the terminal: it can be longer than a line.
 fn summary(report: &Report, entries: u64, repairing: bool) -> String {

@@ -28,6 +28,7 @@ pub mod passwd;
 pub mod password;
 pub mod paths;
 pub mod platform;
+pub mod progress;
 pub mod rekey;
 pub mod slot;
 pub mod text;

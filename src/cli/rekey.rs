@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use veilfs::backing::Dir;
-use veilfs::config::{Config, ConfigV2, KdfParams, Secret, SlotKind, Unlocked};
+use veilfs::config::{Config, ConfigV2, KdfParams, KeyfileSecret, Secret, SlotKind, Unlocked};
 use veilfs::crypto::keys::{MasterKey, RecoverySecret};
 use veilfs::crypto::recovery::format_recovery_secret;
+use veilfs::fsck::count_entries;
 use veilfs::rekey::{Report, Rotation};
 use veilfs::vault::{IvPolicy, Vault};
 use zeroize::Zeroizing;
@@ -22,7 +23,7 @@ use super::init::{key_lines, RECOVERY_LABEL};
 use super::lock::{Purpose, VaultLock};
 use super::password::{self, Password, Source};
 use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_USAGE};
-use super::{text, unlock};
+use super::{progress, text, unlock};
 
 const REKEY_HELP: &str = "Examples:
   veilfs rekey ~/Sync/vault
@@ -68,6 +69,12 @@ pub struct Common {
     /// Read the new password from the first line of FILE instead of asking
     #[arg(long, value_name = "FILE")]
     pub new_passfile: Option<PathBuf>,
+
+    /// Carry slot LABEL over to the new key (rekey): its password is asked for (or read from
+    /// the next line of standard input); a slot that takes a key file is given as LABEL=FILE.
+    /// The slots neither unlocked with nor kept are dropped
+    #[arg(long, value_name = "LABEL[=FILE]")]
+    pub keep_slot: Vec<String>,
 
     /// The vault's backing directory
     #[arg(value_name = "CIPHERDIR")]
@@ -196,6 +203,7 @@ fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
             Some(file) => Source::File(file.clone()).read("")?,
             None => Source::interactive().read_new("New password: ", "Repeat new password: ")?,
         };
+        let kept = kept_slots(&config, &args.keep_slot, dir)?;
         let master = MasterKey::generate();
         let recovery = RecoverySecret::generate();
         let started = start(
@@ -206,6 +214,7 @@ fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
                 password: &new_password,
                 keyfile: keyfile.as_ref(),
                 recovery: &recovery,
+                kept: &kept,
             },
         )?;
         drop(new_password);
@@ -229,9 +238,21 @@ fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
     };
 
     let began = Instant::now();
-    let mut progress = Progress::new(!global.quiet && std::io::stderr().is_terminal());
-    let report = Rotation::new(&from, &to, |report| progress.show(report)).run()?;
-    progress.clear();
+    let bar = (!global.quiet && std::io::stderr().is_terminal())
+        .then(|| progress::entries_bar("re-encrypting", count_entries(to.root())));
+    let report = Rotation::new(&from, &to, |report| {
+        if let Some(bar) = &bar {
+            bar.set_position(report.walked);
+            // Entries appeared since they were counted: the bar's total follows.
+            if bar.length().is_some_and(|len| report.walked > len) {
+                bar.set_length(report.walked);
+            }
+        }
+    })
+    .run()?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     let mut finished = new_config;
     finished.finish_rotation(&master);
     Config::V2(finished.clone()).save_in(&root)?;
@@ -286,8 +307,107 @@ fn check_verb(config: &Config, verb: Verb, dir: &Path) -> Result<(), CliError> {
 /// The secrets the new config's slots take.
 struct NewSlots<'a> {
     password: &'a Password,
-    keyfile: Option<&'a veilfs::config::KeyfileSecret>,
+    keyfile: Option<&'a KeyfileSecret>,
     recovery: &'a RecoverySecret,
+    kept: &'a [KeptSlot],
+}
+
+/// A slot carried over to the new key, with its secret (checked against the old slot).
+struct KeptSlot {
+    label: String,
+    kdf: KdfParams,
+    password: Option<Password>,
+    keyfile: Option<KeyfileSecret>,
+}
+
+impl KeptSlot {
+    fn secret(&self) -> Secret<'_> {
+        match (&self.password, &self.keyfile) {
+            (Some(password), Some(keyfile)) => Secret::PasswordKeyfile(password, keyfile),
+            (Some(password), None) => Secret::Password(password),
+            (None, Some(keyfile)) => Secret::Keyfile(keyfile),
+            (None, None) => unreachable!("kept_slots reads a secret for every slot"),
+        }
+    }
+}
+
+/// The slots `--keep-slot` names (`LABEL` or `LABEL=FILE`), each with its secret read and
+/// checked: it must open its slot of the current config (exit status 6 if not). A recovery
+/// slot is replaced anyway, and a contact slot needs its contact: neither can be kept.
+fn kept_slots(config: &Config, asked: &[String], dir: &Path) -> Result<Vec<KeptSlot>, CliError> {
+    let Config::V2(v2) = config else {
+        return match asked.first() {
+            None => Ok(Vec::new()),
+            Some(_) => Err(CliError::new(
+                EXIT_USAGE,
+                "--keep-slot: a format 1 vault has no slots to keep",
+            )),
+        };
+    };
+    let mut kept = Vec::new();
+    for arg in asked {
+        let (label, file) = match v2.find_slot(arg) {
+            Some(_) => (arg.as_str(), None),
+            None => match arg.split_once('=') {
+                Some((label, file)) => (label, Some(Path::new(file))),
+                None => (arg.as_str(), None),
+            },
+        };
+        let slot = v2.find_slot(label).map(|i| &v2.slots()[i]).ok_or_else(|| {
+            CliError::new(
+                EXIT_USAGE,
+                format!(
+                    "--keep-slot: {} has no slot {label:?} ('veilfs slot list' shows them)",
+                    dir.display()
+                ),
+            )
+        })?;
+        let needs_file = matches!(slot.kind(), SlotKind::Keyfile | SlotKind::PasswordKeyfile);
+        let needs_password = matches!(slot.kind(), SlotKind::Password | SlotKind::PasswordKeyfile);
+        if !needs_file && !needs_password {
+            return Err(CliError::new(
+                EXIT_USAGE,
+                format!(
+                    "--keep-slot: slot {label:?} is a {} slot: rekey makes a new recovery key, \
+                     and a contact slot is added again with 'veilfs slot add'",
+                    slot.kind().name()
+                ),
+            ));
+        }
+        let keyfile = match (needs_file, file) {
+            (true, Some(file)) => Some(password::read_keyfile(file)?),
+            (true, None) => {
+                return Err(CliError::new(
+                    EXIT_USAGE,
+                    format!(
+                        "--keep-slot: slot {label:?} takes a key file: give it as {label}=FILE"
+                    ),
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(CliError::new(
+                    EXIT_USAGE,
+                    format!("--keep-slot: slot {label:?} takes no key file"),
+                ))
+            }
+            (false, None) => None,
+        };
+        let password = needs_password
+            .then(|| Source::interactive().read(&format!("Password of slot {label:?}: ")))
+            .transpose()?;
+        let slot_kept = KeptSlot {
+            label: label.to_owned(),
+            kdf: slot
+                .kdf()
+                .map_or_else(KdfParams::default, |kdf| kdf.params.for_rewrap()),
+            password,
+            keyfile,
+        };
+        v2.unlock(&slot_kept.secret(), Some(label))
+            .map_err(|e| CliError::from(e).context(format!("--keep-slot {label:?}")))?;
+        kept.push(slot_kept);
+    }
+    Ok(kept)
 }
 
 /// The new config of a rotation that is starting, and the labels of the old slots it drops.
@@ -329,7 +449,11 @@ fn start(
             let dropped = v2
                 .slots()
                 .iter()
-                .filter(|slot| !slot.is(&label) && slot.kind() != SlotKind::Recovery)
+                .filter(|slot| {
+                    !slot.is(&label)
+                        && slot.kind() != SlotKind::Recovery
+                        && !slots.kept.iter().any(|kept| slot.is(&kept.label))
+                })
                 .map(|slot| format!("{:?} ({})", slot.label(), slot.kind().name()))
                 .collect();
             (v2.rotated(unlocked.master(), master)?, label, kdf, dropped)
@@ -340,6 +464,12 @@ fn start(
         None => Secret::Password(slots.password),
     };
     new.add_slot(master, &label, &secret, kdf)
+        .and_then(|_| {
+            slots.kept.iter().try_for_each(|kept| {
+                new.add_slot(master, &kept.label, &kept.secret(), kept.kdf)
+                    .map(drop)
+            })
+        })
         .and_then(|_| {
             new.add_slot(
                 master,
@@ -452,43 +582,5 @@ fn bytes_text(bytes: u64) -> String {
         format!("{:.1} MiB", bytes as f64 / MIB as f64)
     } else {
         format!("{bytes} bytes")
-    }
-}
-
-/// One line on stderr, rewritten at most a few times a second, when stderr is a terminal.
-struct Progress {
-    enabled: bool,
-    last: Option<Instant>,
-}
-
-impl Progress {
-    fn new(enabled: bool) -> Self {
-        Progress {
-            enabled,
-            last: None,
-        }
-    }
-
-    fn show(&mut self, report: &Report) {
-        if !self.enabled
-            || self
-                .last
-                .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
-        {
-            return;
-        }
-        self.last = Some(Instant::now());
-        eprint!(
-            "\rre-encrypted {} files ({}), {} directories",
-            report.files,
-            bytes_text(report.bytes),
-            report.dirs
-        );
-    }
-
-    fn clear(&self) {
-        if self.enabled && self.last.is_some() {
-            eprint!("\r\x1b[K");
-        }
     }
 }
