@@ -11,6 +11,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before any key is read (the mount daemon does it again after it forks).
+    cli::harden::keys_stay_in_memory();
     let argv: Vec<OsString> = std::env::args_os().collect();
     let result = if cli::helper::is_helper_call(&argv) {
         cli::helper::run(&argv)

@@ -482,7 +482,9 @@ fn slots_are_dropped_unless_kept_and_a_kept_key_file_slot_still_opens() {
     assert_success(&done, "rekey --keep-slot");
     let stdout = String::from_utf8_lossy(&done.stdout);
     assert!(stdout.contains("\"tablet\" (keyfile)"), "{stdout}");
-    let list = run(veilfs().args(["slot", "list", "--json"]).arg(vault.backing_path()));
+    let list = run(veilfs()
+        .args(["slot", "list", "--json"])
+        .arg(vault.backing_path()));
     let slots: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     let labels: Vec<&str> = slots
         .as_array()

@@ -17,6 +17,7 @@ pub mod docs;
 pub mod duration;
 pub mod fsck;
 pub mod habits;
+pub mod harden;
 pub mod helper;
 pub mod idle;
 pub mod info;

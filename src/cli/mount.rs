@@ -605,6 +605,10 @@ fn serve(
 ) -> Result<(), CliError> {
     // In the foreground, the process systemd started is this one: it may report readiness.
     let foreground = ready.is_none();
+    // Again in the daemon: memory locks do not survive a fork.
+    if let Some(warning) = super::harden::keys_stay_in_memory().warning() {
+        tracing::warn!("{warning}");
+    }
     // The daemon relies on umask 0: the kernel hands it modes already masked by the caller's umask.
     nix::sys::stat::umask(Mode::empty());
 

@@ -91,7 +91,7 @@ impl Source {
         if password.is_empty() {
             return Err(CliError::other(match self {
                 Source::File(path) => format!("password file {} is empty", path.display()),
-                Source::Extpass(cmd) => format!("extpass command `{cmd}` printed no password"),
+                Source::Extpass(_) => "the --extpass command printed no password".to_owned(),
                 Source::Terminal => "the password is empty".to_owned(),
                 Source::Stdin => "no password on standard input (it is not a terminal, so each \
                                   password is read from a line of it)"
@@ -240,11 +240,11 @@ fn run_extpass(cmd: &str) -> Result<Password, CliError> {
         .stderr(Stdio::inherit())
         .stdout(Stdio::piped())
         .output()
-        .map_err(|e| CliError::io(format!("cannot run extpass command `{cmd}`"), e))?;
+        .map_err(|e| CliError::io("cannot run the --extpass command", e))?;
     let stdout = Zeroizing::new(output.stdout);
     if !output.status.success() {
         return Err(CliError::other(format!(
-            "extpass command `{cmd}` failed ({})",
+            "the --extpass command failed ({})",
             output.status
         )));
     }
@@ -254,12 +254,12 @@ fn run_extpass(cmd: &str) -> Result<Password, CliError> {
         .position(|&b| b == b'\n')
         .unwrap_or(stdout.len());
     if end > MAX_PASSWORD_LEN + 1 {
-        return Err(too_long(format_args!("extpass command `{cmd}`")));
+        return Err(too_long(format_args!("the --extpass command")));
     }
     line.extend_from_slice(&stdout[..end]);
     let line = first_line(line);
     if line.len() > MAX_PASSWORD_LEN {
-        return Err(too_long(format_args!("extpass command `{cmd}`")));
+        return Err(too_long(format_args!("the --extpass command")));
     }
     Ok(line)
 }
@@ -462,9 +462,19 @@ mod tests {
     fn extpass_takes_the_first_line_and_reports_failures() {
         let source = Source::Extpass("printf 'from cmd\\nsecond\\n'".into());
         assert_eq!(&source.read("").unwrap()[..], b"from cmd");
-        let err = Source::Extpass("exit 3".into()).read("").unwrap_err();
-        assert!(err.to_string().contains("`exit 3` failed"), "{err}");
-        let err = Source::Extpass("true".into()).read("").unwrap_err();
+        // The command line may hold a secret (`echo hunter2`): no message repeats it.
+        let err = Source::Extpass("exit 3 # hunter2".into())
+            .read("")
+            .unwrap_err();
+        assert!(err.to_string().contains("command failed"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = Source::Extpass("true # hunter2".into())
+            .read("")
+            .unwrap_err();
         assert!(err.to_string().contains("printed no password"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let long = "head -c 100000 /dev/zero | tr '\\0' x # hunter2".to_owned();
+        let err = Source::Extpass(long).read("").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 }
