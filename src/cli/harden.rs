@@ -13,10 +13,11 @@
 //!   is reached, so veilfs then locks nothing and says so once: raise the limit (systemd's
 //!   `LimitMEMLOCK=infinity`) or use encrypted swap.
 
-use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+use nix::sys::resource::{setrlimit, Resource};
 
-/// What [`keys_stay_in_memory`] could do.
+/// What [`keys_stay_in_memory`] could do (elsewhere than on Linux, only fail).
 #[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub enum MemoryLock {
     Locked,
     /// Not allowed to lock without bound: the limit, in bytes.
@@ -40,6 +41,7 @@ pub fn keys_stay_in_memory() -> MemoryLock {
 #[cfg(target_os = "linux")]
 fn lock_memory() -> MemoryLock {
     use nix::sys::mman::{mlockall, MlockAllFlags};
+    use nix::sys::resource::{getrlimit, RLIM_INFINITY};
     let unbounded = nix::unistd::geteuid().is_root()
         || getrlimit(Resource::RLIMIT_MEMLOCK).is_ok_and(|(soft, _)| soft == RLIM_INFINITY);
     if !unbounded {
@@ -57,7 +59,7 @@ fn lock_memory() -> MemoryLock {
 
 #[cfg(not(target_os = "linux"))]
 fn lock_memory() -> MemoryLock {
-    // macOS has neither MCL_ONFAULT nor a bound worth locking all memory under.
+    // macOS has no MCL_ONFAULT: locking all memory would fault every mapping in.
     MemoryLock::Failed("not supported on this platform".into())
 }
 
