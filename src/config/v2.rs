@@ -1205,6 +1205,60 @@ mod tests {
         assert!(corrupt_reason(parse(&generation)).contains("generation"));
     }
 
+    /// A rotation member planted, edited or taken out by someone without the key: the MAC
+    /// covers it, so every unlock refuses the config, and a bad one is refused at load.
+    #[test]
+    fn the_rotation_member_is_authenticated() {
+        let master = master();
+        let previous = MasterKey::from_bytes([9; MASTER_KEY_LEN]);
+        let mut rotating = config().rotated(&previous, &master).unwrap();
+        rotating
+            .add_slot(&master, "laptop", &Secret::Password(b"pw"), CHEAP)
+            .unwrap();
+        let json: Value = serde_json::from_slice(&rotating.to_json()).unwrap();
+        let loaded = parse(&rotating.to_json()).unwrap();
+        let unlocked = loaded.unlock(&Secret::Password(b"pw"), None).unwrap();
+        assert_eq!(
+            loaded
+                .previous_master(unlocked.master())
+                .unwrap()
+                .unwrap()
+                .as_bytes(),
+            previous.as_bytes()
+        );
+
+        let retouch = |edit: &dyn Fn(&mut Value)| {
+            let mut value = json.clone();
+            edit(&mut value);
+            parse(&serde_json::to_vec_pretty(&value).unwrap())
+        };
+        // Taken out, or its format changed: the MAC no longer matches.
+        for edit in [
+            &(|v: &mut Value| drop(v.as_object_mut().unwrap().remove("rotation")))
+                as &dyn Fn(&mut Value),
+            &|v: &mut Value| v["rotation"]["from_format"] = 1.into(),
+        ] {
+            let forged = retouch(edit).unwrap();
+            assert!(matches!(
+                forged.unlock(&Secret::Password(b"pw"), None),
+                Err(Error::ConfigModified(_))
+            ));
+        }
+        // Planted into a config that had none.
+        let mut planted: Value = serde_json::from_slice(&config().to_json()).unwrap();
+        planted["rotation"] = json["rotation"].clone();
+        let planted = parse(&serde_json::to_vec_pretty(&planted).unwrap()).unwrap();
+        assert!(matches!(
+            planted.unlock(&Secret::Password(b"pw"), None),
+            Err(Error::ConfigModified(_))
+        ));
+        // Refused at load: a format that is not 1 or 2, a wrapped key of the wrong length.
+        let format = retouch(&|v| v["rotation"]["from_format"] = 9.into());
+        assert!(corrupt_reason(format).contains("format 9"));
+        let short = retouch(&|v| v["rotation"]["from_master"] = "AAAA".into());
+        assert!(corrupt_reason(short).contains("from_master"));
+    }
+
     #[test]
     fn one_spelling_only() {
         let text = String::from_utf8(config().to_json()).unwrap();
@@ -1223,8 +1277,10 @@ mod tests {
         assert!(corrupt_reason(parse(nested.as_bytes())).contains("duplicate field"));
         let unknown = edited(|v| v["slots"][0]["pepper"] = "x".into());
         assert!(corrupt_reason(parse(&unknown)).contains("unknown field"));
-        let unknown_top = edited(|v| v["rotation"] = Value::Null);
+        let unknown_top = edited(|v| v["pepper"] = Value::Null);
         assert!(corrupt_reason(parse(&unknown_top)).contains("unknown field"));
+        let null_rotation = edited(|v| v["rotation"] = Value::Null);
+        assert!(corrupt_reason(parse(&null_rotation)).contains("one way"));
         let null_kdf = edited(|v| v["slots"][2]["kdf"] = Value::Null);
         assert!(corrupt_reason(parse(&null_kdf)).contains("one way"));
         let features_as_array = edited(|v| v["features"] = serde_json::json!(["base64url", 200]));
