@@ -83,7 +83,7 @@ pub struct Common {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    about = "Replace the master key: every file re-encrypted, old secrets revoked",
+    about = "Replace the master key, re-encrypting every file",
     long_about = "Replace the master key of the format 2 vault in CIPHERDIR with a new one and \
                   re-encrypt every name, file, symlink and extended attribute under it. Use it \
                   when a password, a recovery key, a key file or a copy of veilfs.conf may have \
@@ -99,7 +99,7 @@ pub struct Args {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    about = "Move a format 1 vault to format 2 (new keys, every file re-encrypted)",
+    about = "Move a format 1 vault to format 2, re-encrypting every file",
     long_about = "Move the format 1 vault in CIPHERDIR to format 2: an authenticated config \
                   with unlock slots, a recovery key that is not the master key, and directory \
                   IVs that follow paths. Every name and file is re-encrypted under a new master \
