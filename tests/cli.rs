@@ -480,7 +480,7 @@ fn passwd_with_passfiles_and_extpass() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         err.lines().last().unwrap(),
-        "veilfs: extpass command `echo failing >&2; exit 7` failed (exit status: 7)"
+        "veilfs: the --extpass command failed (exit status: 7)"
     );
 
     let missing = vault.dir.parent().unwrap().join("no-such-file");
