@@ -1243,6 +1243,55 @@ fn a_new_directory_never_gets_a_number_the_kernel_holds() {
     drop(held);
 }
 
+/// Pins are file descriptors, three quarters of the daemon's open file limit at most. Past
+/// that, nodes go unpinned and a number reused under one gets the next generation, the
+/// fallback (before pins, the only way): a directory made on a reused number still works. The
+/// daemon runs with a limit of 128 (96 pins), spent first on 120 files the kernel holds.
+#[test]
+fn past_the_pin_budget_a_reused_number_gets_a_new_generation() {
+    let vault = TestVault::unmounted();
+    let mount = vault.mount_path();
+    let limited = "ulimit -n 128 && exec \"$0\" mount --passfile \"$1\" \"$2\" \"$3\"";
+    let output = common::run(
+        std::process::Command::new("sh")
+            .args(["-c", limited])
+            .arg(common::veilfs().get_program())
+            .args([vault.passfile(), vault.backing_path(), mount]),
+    );
+    common::assert_success(&output, "veilfs mount with 128 open files at most");
+    let kept: Vec<PathBuf> = (0..120).map(|i| mount.join(format!("kept{i}"))).collect();
+    for path in &kept {
+        fs::write(path, b"k").unwrap();
+    }
+    let mut held = BTreeMap::new();
+    for i in 0..HELD {
+        let dir = mount.join(format!("removed{i}"));
+        fs::create_dir(&dir).unwrap();
+        held.insert(fs::metadata(&dir).unwrap().ino(), File::open(&dir).unwrap());
+        fs::remove_dir(&dir).unwrap();
+    }
+    let reused: Vec<PathBuf> = (0..CREATED)
+        .map(|i| mount.join(format!("new{i}")))
+        .filter(|dir| {
+            fs::create_dir(dir).unwrap();
+            held.contains_key(&fs::metadata(dir).unwrap().ino())
+        })
+        .collect();
+    assert!(
+        !reused.is_empty(),
+        "no new directory reused a number: the fallback was not exercised"
+    );
+    for dir in &reused {
+        fs::create_dir(dir.join("inside")).unwrap();
+        fs::write(dir.join("inside/f"), b"x").unwrap();
+        assert_eq!(fs::read(dir.join("inside/f")).unwrap(), b"x");
+    }
+    for path in &kept {
+        assert_eq!(fs::read(path).unwrap(), b"k");
+    }
+    drop(held);
+}
+
 /// What a reader holds between resolving a name and opening it, and what another process does
 /// meanwhile: each file is resolved (an `O_PATH` handle: a path walk's reference, no FUSE open),
 /// then replaced (half renamed over, half unlinked), then new files are made (reusing the freed
