@@ -307,12 +307,28 @@ impl Dir {
     ) -> io::Result<(File, Stat)> {
         let (file, stat, nonblocking) = self.open_regular(name.as_ref(), flags, mode)?;
         if nonblocking {
-            // O_NONBLOCK was for the open alone (a FIFO planted here must not block it): the
-            // file is then read and written as any other.
-            let open_flags = OFlag::from_bits_truncate(nix::fcntl::fcntl(&file, F_GETFL)?);
-            nix::fcntl::fcntl(&file, F_SETFL(open_flags - OFlag::O_NONBLOCK))?;
+            blocking(&file)?;
         }
         Ok((file, stat))
+    }
+
+    /// A [`Pin`] of entry `name` (never following a symlink: a symlink's own inode), with the
+    /// `fstat` of the inode pinned. Only where the platform has `O_PATH` (Linux); elsewhere
+    /// EOPNOTSUPP, and the caller does without.
+    pub fn pin(&self, name: impl AsRef<OsStr>) -> io::Result<(Pin, Stat)> {
+        let name = check_component(name.as_ref())?;
+        #[cfg(target_os = "linux")]
+        {
+            let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let fd = nix::fcntl::openat(&self.fd, name, flags, Mode::empty())?;
+            let stat = nix::sys::stat::fstat(&fd)?;
+            Ok((Pin(fd), stat))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = name;
+            Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+        }
     }
 
     /// [`Self::open_file`], leaving `O_NONBLOCK` on if it was needed for the open (returned as
@@ -330,12 +346,8 @@ impl Dir {
             flags |= OFlag::O_NONBLOCK;
         }
         let fd = nix::fcntl::openat(&self.fd, name, flags, Mode::from_bits_truncate(mode as _))?;
-        let stat = nix::sys::stat::fstat(&fd)?;
-        let kind = FileKind::of(&stat);
-        if kind != FileKind::File {
-            return Err(wrong_type(&self.display_path(name), kind, "a regular file"));
-        }
-        Ok((File::from(fd), stat, nonblocking))
+        let (file, stat) = regular(fd, || self.display_path(name))?;
+        Ok((file, stat, nonblocking))
     }
 
     /// Creates file `name`, which must not exist, with exactly `mode` and `contents`; removes it
@@ -637,6 +649,51 @@ impl Dir {
 
     pub fn as_raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
+    }
+}
+
+/// `fd` as a [`File`] with its `fstat`, if it is a regular file; else the error names `path()`.
+fn regular(fd: OwnedFd, path: impl FnOnce() -> PathBuf) -> io::Result<(File, Stat)> {
+    let stat = nix::sys::stat::fstat(&fd)?;
+    let kind = FileKind::of(&stat);
+    if kind != FileKind::File {
+        return Err(wrong_type(&path(), kind, "a regular file"));
+    }
+    Ok((File::from(fd), stat))
+}
+
+/// Clears the `O_NONBLOCK` a file was opened with: it was for the open alone (a FIFO planted in
+/// the backing directory must not block it); the file is then read and written as any other.
+fn blocking(file: &File) -> io::Result<()> {
+    let open_flags = OFlag::from_bits_truncate(nix::fcntl::fcntl(file, F_GETFL)?);
+    nix::fcntl::fcntl(file, F_SETFL(open_flags - OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// An `O_PATH` handle of one backing inode: it opens nothing (no read or write access, no
+/// effect on the file), but while it exists the inode stays allocated, even once every name of
+/// it is gone, so the backing file system cannot give its number to a new file. The FUSE
+/// adapter holds one for each inode the kernel holds (docs/design.md, "Node IDs").
+#[derive(Debug)]
+pub struct Pin(OwnedFd);
+
+impl Pin {
+    /// `fstat` of the pinned inode, whatever became of its names.
+    pub fn stat(&self) -> io::Result<Stat> {
+        Ok(nix::sys::stat::fstat(&self.0)?)
+    }
+
+    /// Opens the pinned inode as a regular file with `flags` (an access mode, and `O_SYNC` or
+    /// the like), as [`Dir::open_file`] would have opened its entry: through its `/proc/self/fd`
+    /// link, which leads to that very inode and resolves no name a sync peer could have
+    /// changed; whatever is not a regular file (a symlink gives ELOOP) is refused.
+    pub fn open_file(&self, flags: OFlag) -> io::Result<File> {
+        let link = format!("/proc/self/fd/{}", self.0.as_raw_fd());
+        let flags = flags | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(link.as_str(), flags, Mode::empty())?;
+        let (file, _) = regular(fd, || PathBuf::from(&link))?;
+        blocking(&file)?;
+        Ok(file)
     }
 }
 

@@ -16,7 +16,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -31,7 +31,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::SFlag;
 use nix::sys::time::TimeSpec;
 
-use crate::backing::{mode_of, Dir, Entry, FileKind, RenameMode, Stat};
+use crate::backing::{mode_of, Dir, Entry, FileKind, Pin, RenameMode, Stat};
 use crate::crypto::content::HEADER_LEN;
 use crate::crypto::names::DirIv;
 use crate::crypto::records::MoveRecord;
@@ -285,6 +285,8 @@ pub struct VeilFs {
     tree: RwLock<()>,
     /// Held while a move a crash interrupted is finished, so that two requests do not both.
     finishing: Mutex<()>,
+    /// Pins ran short once (see [`VeilFs::pin_entry`]): said once in the log.
+    unpinned_warned: AtomicBool,
 }
 
 fn errno(code: i32) -> Error {
@@ -323,7 +325,7 @@ fn entry_kind(dir: &Dir, entry: &Entry) -> io::Result<FileKind> {
 impl VeilFs {
     pub fn new(vault: Vault) -> io::Result<Self> {
         let root_ino = vault.root().stat_self()?.st_ino;
-        let inodes = InodeTable::new(root_ino, vault.root_iv());
+        let inodes = InodeTable::new(root_ino, vault.root_iv(), pin_budget());
         Ok(Self {
             vault,
             inodes: Mutex::new(inodes),
@@ -340,6 +342,7 @@ impl VeilFs {
             requests: Arc::default(),
             tree: RwLock::default(),
             finishing: Mutex::default(),
+            unpinned_warned: AtomicBool::new(false),
         })
     }
 
@@ -558,14 +561,44 @@ impl VeilFs {
         parent: u64,
         dir: &Dir,
         backing: &BackingName,
-        remember: fn(&mut InodeTable, u64, Location),
+        remember: fn(&mut InodeTable, u64, Location, Option<Pin>),
     ) -> Result<FileAttr> {
-        let stat = dir.stat(backing.entry())?;
+        let (pin, stat) = self.pin_entry(dir, OsStr::new(backing.entry()))?;
         let mut table = self.inodes.lock().unwrap();
         let ino = table.fuse_ino(stat.st_ino);
-        remember(&mut table, ino, (parent, backing.entry().into()));
+        remember(&mut table, ino, (parent, backing.entry().into()), pin);
         drop(table);
         Ok(attr::from_stat(ino, &stat))
+    }
+
+    /// Entry `name` of `dir` pinned, with the `fstat` of what was pinned: the number told to
+    /// the kernel is then that of an inode that stays allocated until the kernel forgets it,
+    /// even if the name is replaced a moment later. Past the pin budget (or where pins do not
+    /// exist) its `lstat` alone, and the node goes unpinned ([`InodeTable`]).
+    fn pin_entry(&self, dir: &Dir, name: &OsStr) -> io::Result<(Option<Pin>, Stat)> {
+        if self.inodes.lock().unwrap().may_pin() {
+            match dir.pin(name) {
+                Ok((pin, stat)) => return Ok((Some(pin), stat)),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    self.warn_unpinned(&e)
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+                Err(e) => return Err(e),
+            }
+        } else {
+            self.warn_unpinned(&io::Error::other("the pin budget is spent"));
+        }
+        Ok((None, dir.stat(name)?))
+    }
+
+    fn warn_unpinned(&self, why: &io::Error) {
+        if !self.unpinned_warned.swap(true, Ordering::Relaxed) {
+            let pinned = self.inodes.lock().unwrap().pinned();
+            tracing::warn!(
+                "cannot pin more backing inodes ({pinned} pinned: {why}); files replaced while \
+                 the kernel holds them may now give EIO (raise the open file limit)"
+            );
+        }
     }
 
     /// The generation to tell the kernel with inode `ino`.
@@ -714,7 +747,16 @@ impl VeilFs {
     }
 
     fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> Result<FileAttr> {
-        Ok(attr::from_stat(ino, &self.attr_target(ino, fh)?.1))
+        let stat = match self.attr_target(ino, fh) {
+            Ok((_, stat)) => stat,
+            // Unlinked (or renamed behind the mount) while the kernel holds it: the attributes
+            // are still those of the inode the kernel means, as on a local file system.
+            Err(e) => {
+                let pin = self.inodes.lock().unwrap().pin(ino);
+                pin.map_or(Err(e), |pin| Ok(pin.stat()?))?
+            }
+        };
+        Ok(attr::from_stat(ino, &stat))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -986,18 +1028,29 @@ impl VeilFs {
         } else {
             OFlag::O_RDONLY
         };
-        let located = self.locate(ino)?;
         // What the user cannot see (a planted FIFO, a truncated header, a backing file veilfs
         // may not open) is logged once with its backing path.
         let warn = |e: Error| {
             if matches!(e.errno(), libc::EIO | libc::EACCES) {
-                let path = located.dir.display_path(located.name().unwrap_or_default());
-                self.warn_once(path, &e);
+                if let Ok(located) = self.locate(ino) {
+                    let path = located.dir.display_path(located.name().unwrap_or_default());
+                    self.warn_once(path, &e);
+                }
             }
             e
         };
-        let file = located.open(access | backing_flags(flags)).map_err(warn)?;
-        let fh = self.add_handle(ino, file).map_err(warn)?;
+        // The pinned inode is the one the kernel means, even if its name was replaced or
+        // removed since the kernel resolved it: as on a local file system, the open reaches it.
+        let pin = self.inodes.lock().unwrap().pin(ino);
+        let file = match pin {
+            Some(pin) => pin
+                .open_file(access | backing_flags(flags))
+                .map_err(Error::from),
+            None => self
+                .locate(ino)
+                .and_then(|located| located.open(access | backing_flags(flags))),
+        };
+        let fh = self.add_handle(ino, file.map_err(warn)?).map_err(warn)?;
         if flags & libc::O_TRUNC != 0 {
             let handle = self.handle(FileHandle(fh))?;
             self.truncate(&handle.content, &handle.file, 0)?;
@@ -1265,12 +1318,12 @@ impl VeilFs {
         let dir = self.open_dir(ino)?;
         for (index, entry) in listing.entries.iter().enumerate().skip(offset as usize) {
             // The kernel takes no reference for "." and "..", and ignores their attributes.
-            let stat = if entry.backing.is_empty() {
-                dir.stat_self()
+            let pinned = if entry.backing.is_empty() {
+                dir.stat_self().map(|stat| (None, stat))
             } else {
-                dir.stat(&entry.backing)
+                self.pin_entry(&dir, &entry.backing)
             };
-            let Ok(stat) = stat else {
+            let Ok((pin, stat)) = pinned else {
                 continue; // gone since the listing was made
             };
             let entry_ino = if entry.backing.is_empty() {
@@ -1287,11 +1340,21 @@ impl VeilFs {
                 self.inodes
                     .lock()
                     .unwrap()
-                    .remember(entry_ino, (ino, entry.backing.clone()));
+                    .remember(entry_ino, (ino, entry.backing.clone()), pin);
             }
         }
         Ok(())
     }
+}
+
+/// How many backing inodes the adapter may pin: three quarters of the open file limit (which
+/// `veilfs mount` raises to the hard limit), the rest left for open files, directory handles of
+/// requests in flight and the FUSE channels.
+fn pin_budget() -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    soft - soft / 4
 }
 
 /// Who asks: the parts of a FUSE request the operations need, so that they can be driven
@@ -2019,5 +2082,73 @@ fn reply_sized(reply: ReplyXattr, size: u32, data: &[u8]) {
         reply.error(Errno::ERANGE);
     } else {
         reply.data(data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Features;
+    use crate::crypto::keys::MasterKey;
+
+    /// The adapter over a new vault in a temporary directory, driven without a kernel.
+    fn unmounted() -> (tempfile::TempDir, VeilFs) {
+        let tmp = tempfile::tempdir().unwrap();
+        let vault = Vault::open(
+            tmp.path(),
+            &MasterKey::generate().derive(),
+            &Features::default(),
+        )
+        .unwrap();
+        vault.initialize_root().unwrap();
+        (tmp, VeilFs::new(vault).unwrap())
+    }
+
+    fn write_new(fs: &VeilFs, caller: Caller, name: &str, contents: &[u8]) -> u64 {
+        let (attr, fh) = fs
+            .do_create(caller, ROOT, OsStr::new(name), 0o644, libc::O_RDWR)
+            .unwrap();
+        fs.do_write(FileHandle(fh), 0, contents, false).unwrap();
+        fs.do_release(FileHandle(fh));
+        attr.ino.0
+    }
+
+    /// The soak's wrong reads (a file only ever renamed into place read as 0 or 37 bytes): a
+    /// lookup answered with a file's number, then the file replaced and the number given by
+    /// the backing file system to a new file. The kernel handles replies in no fixed order, so
+    /// it could take that lookup's reply after the new file's (whose next generation it had
+    /// already accepted), and hold the old name under the number; an open of it then reached
+    /// the new file: empty, or half written. Now the looked-up inode stays pinned: its number
+    /// goes to no other file, and the open reaches the file the lookup found.
+    #[test]
+    fn a_lookup_answered_just_before_its_name_is_replaced_opens_the_file_it_found() {
+        let (_tmp, fs) = unmounted();
+        let me = Caller {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        };
+        write_new(&fs, me, "sealed", b"the old contents");
+        let found = fs.do_lookup(ROOT, OsStr::new("sealed")).unwrap().ino.0;
+        write_new(&fs, me, "tmp", b"the new contents");
+        let no_flags = RenameFlags::empty();
+        fs.do_rename(
+            ROOT,
+            OsStr::new("tmp"),
+            ROOT,
+            OsStr::new("sealed"),
+            no_flags,
+        )
+        .unwrap();
+        let reused = (0..300)
+            .map(|i| format!("new{i}"))
+            .find(|name| write_new(&fs, me, name, b"") == found);
+        let fh = FileHandle(fs.do_open(found, libc::O_RDONLY).unwrap());
+        let read = String::from_utf8_lossy(&fs.do_read(fh, 0, 100).unwrap()).into_owned();
+        fs.do_release(fh);
+        assert_eq!(read, "the old contents");
+        assert_eq!(
+            reused, None,
+            "a new file got the number of the looked-up one"
+        );
     }
 }
