@@ -2748,3 +2748,59 @@ fn a_write_or_truncate_by_another_user_clears_setuid_and_setgid() {
         assert_eq!(modes[1], 0o775, "{what}");
     }
 }
+
+/// Holes stay holes: writing 4 KiB at 1 GiB into an empty file through the mount, or extending
+/// it by truncate, allocates only the sectors written (the format leaves a gap's sectors
+/// unwritten), and the gap reads as zeros, before and after a remount.
+#[test]
+fn holes_stay_sparse_through_the_mount() {
+    const GIB: u64 = 1 << 30;
+    // What a header, one written 4 KiB sector and ext4's extent blocks may take: far below the
+    // gigabyte an allocated gap would.
+    const ALLOWED: u64 = 256 * 1024;
+    let vault = TestVault::new();
+    let mnt = vault.mount_path();
+    let path = mnt.join("sparse");
+    let data = pattern(4096, 9);
+    let file = File::create(&path).unwrap();
+    file.write_all_at(&data, GIB).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    let allocated = |what: &str| {
+        let meta = fs::metadata(backing_of(&vault, "sparse")).unwrap();
+        assert!(
+            meta.blocks() * 512 <= ALLOWED,
+            "{what}: the backing file of {} bytes has {} bytes allocated",
+            meta.len(),
+            meta.blocks() * 512
+        );
+    };
+    assert_eq!(fs::metadata(&path).unwrap().len(), GIB + 4096);
+    allocated("after a write at 1 GiB");
+    let check = |what: &str| {
+        let file = File::open(&path).unwrap();
+        let mut buf = vec![0xff; 4096];
+        for offset in [0, 4096 * 1000 + 17, GIB / 2, GIB - 4096] {
+            file.read_exact_at(&mut buf, offset).unwrap();
+            assert!(
+                buf.iter().all(|&b| b == 0),
+                "{what}: the hole at {offset} is not zeros"
+            );
+        }
+        file.read_exact_at(&mut buf, GIB).unwrap();
+        assert!(buf == data, "{what}: the data at 1 GiB changed");
+    };
+    check("written");
+    vault.remount();
+    check("after a remount");
+    // Extending by truncate leaves a hole as well.
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(2 * GIB)
+        .unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().len(), 2 * GIB);
+    allocated("after truncating to 2 GiB");
+    check("after truncating to 2 GiB");
+}
