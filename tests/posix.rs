@@ -2804,3 +2804,78 @@ fn holes_stay_sparse_through_the_mount() {
     allocated("after truncating to 2 GiB");
     check("after truncating to 2 GiB");
 }
+
+/// `allow_other` lets other users in with the kernel checking the permission bits, as on a
+/// local file system: what the user `nobody` may and may not do is the same as in a plain
+/// directory. Without it, the mount is closed to every other user, whatever its modes.
+#[test]
+fn allow_other_checks_permissions_as_a_plain_directory_does() {
+    let vault = TestVault::unmounted();
+    vault.mount_with(&["-o", "allow_other", "--cache-ttl", "0"]);
+    let plain = tempfile::tempdir().unwrap();
+    // Each step as nobody: its exit status, 0 or 1.
+    let script = "cd \"$1\" || exit 9
+        for step in 'cat private' 'cat public' 'echo more >> public' 'rm public' \
+                    'touch closed/new' 'touch open/new' 'ls closed' 'mkdir closed/d' \
+                    'mv open/new open/moved' 'chmod 777 public'; do
+            if sh -c \"$step\" >/dev/null 2>&1; then echo \"$step: ok\"; else echo \"$step: refused\"; fi
+        done";
+    let as_nobody = |dir: &Path| {
+        let output = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).unwrap(),
+        )
+    };
+    let mut results = Vec::new();
+    for dir in [vault.mount_path(), plain.path()] {
+        for parent in dir.ancestors().take(2) {
+            fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fs::write(dir.join("private"), b"secret").unwrap();
+        fs::set_permissions(dir.join("private"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(dir.join("public"), b"open").unwrap();
+        fs::set_permissions(dir.join("public"), fs::Permissions::from_mode(0o644)).unwrap();
+        for (name, mode) in [("closed", 0o755), ("open", 0o777)] {
+            fs::create_dir(dir.join(name)).unwrap();
+            fs::set_permissions(dir.join(name), fs::Permissions::from_mode(mode)).unwrap();
+        }
+        results.push(as_nobody(dir));
+    }
+    assert_eq!(
+        results[0], results[1],
+        "mount (left) vs plain directory (right)"
+    );
+    assert_eq!(
+        results[1].1,
+        "cat private: refused\ncat public: ok\necho more >> public: refused\nrm public: refused\n\
+         touch closed/new: refused\ntouch open/new: ok\nls closed: ok\nmkdir closed/d: refused\n\
+         mv open/new open/moved: ok\nchmod 777 public: refused\n"
+    );
+    assert_eq!(
+        fs::read(vault.mount_path().join("public")).unwrap(),
+        b"open"
+    );
+
+    // Without allow_other the kernel lets no other user in, whatever the modes say.
+    vault.unmount();
+    vault.mount_with(&[]);
+    let closed = as_nobody(vault.mount_path());
+    assert_eq!(
+        closed,
+        (Some(9), String::new()),
+        "nobody got in without allow_other"
+    );
+}
