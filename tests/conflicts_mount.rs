@@ -127,3 +127,73 @@ fn a_read_write_mount_renames_copies_clean() {
             .all(|n| !n.contains(' ') && !n.contains("sync-conflict")));
     }
 }
+
+/// OneDrive's, Google Drive's and Seafile's copies (made by hand, as each tool renames: text
+/// appended to an encoded name, inserted before a long-name entry's `.HASH`) of a file, of a
+/// long-named file and of a directory, through a real mount: listed under veilfs's names with
+/// the right contents, read-only changing nothing, read-write renaming them clean.
+#[test]
+fn onedrive_google_drive_and_seafile_copies_through_a_mount() {
+    let tools = [
+        ("OneDrive", "-DESKTOP-4GH7Q2"),
+        ("Google Drive", " (1)"),
+        (
+            "Seafile",
+            " (SFConflict jane@example.com 2024-03-01-10-15-00)",
+        ),
+    ];
+    for (tool, text) in tools {
+        for encoding in [NameEncoding::Base64Url, NameEncoding::Base32] {
+            let what = format!("{tool}, {encoding:?}");
+            let v = CoreVault::new(encoding);
+            let a = v.write("notes.txt", b"A");
+            let b = v.write("tmp-b", b"B");
+            fs::rename(&b, a.with_file_name(format!("{}{text}", name_of(&a)))).unwrap();
+            let long = long_name("agenda");
+            let a = v.write(&long, b"long A");
+            let b = v.write("tmp-long-b", b"long B");
+            let copy =
+                name_of(&a).replacen("veilfs.longname.", &format!("veilfs.longname{text}."), 1);
+            fs::rename(&b, a.with_file_name(copy)).unwrap();
+            let d = v.mkdir("music");
+            v.write("music/one.ogg", b"one");
+            let e = v.mkdir("tmp-dir");
+            v.write("tmp-dir/two.ogg", b"two");
+            fs::rename(&e, d.with_file_name(format!("{}{text}", name_of(&d)))).unwrap();
+
+            let mut expected = vec![
+                "music".to_owned(),
+                "music (conflict 1)".to_owned(),
+                "notes (conflict 1).txt".to_owned(),
+                "notes.txt".to_owned(),
+                long.clone(),
+                long.replace(".txt", " (conflict 1).txt"),
+            ];
+            expected.sort();
+            let check = |m: &Mounted| {
+                assert_eq!(m.list(""), expected, "{what}");
+                for (name, content) in [
+                    ("notes.txt", &b"A"[..]),
+                    ("notes (conflict 1).txt", b"B"),
+                    (&long, b"long A"),
+                    (&long.replace(".txt", " (conflict 1).txt"), b"long B"),
+                    ("music/one.ogg", b"one"),
+                    ("music (conflict 1)/two.ogg", b"two"),
+                ] {
+                    assert_eq!(fs::read(m.path(name)).unwrap(), content, "{what}: {name}");
+                }
+            };
+            let before = backing_names(&v);
+            check(&Mounted::new(&v, true));
+            assert_eq!(backing_names(&v), before, "{what}: a read-only mount");
+            check(&Mounted::new(&v, false));
+            let report = veilfs::fsck::check(&v.vault, &Default::default(), &|_| {});
+            assert!(report.findings.is_empty(), "{what}: {:?}", report.findings);
+            assert!(
+                backing_names(&v).iter().all(|n| !n.contains(text)),
+                "{what}: {:?}",
+                backing_names(&v)
+            );
+        }
+    }
+}

@@ -320,7 +320,10 @@ fn the_recovery_key_opens_from_init_s_whole_output_and_from_standard_input() {
 #[test]
 fn the_recovery_key_is_asked_for_without_showing_it() {
     if !have_script() {
-        eprintln!("skipped: no script(1)");
+        skip(
+            "the_recovery_key_is_asked_for_without_showing_it",
+            "no script(1) (util-linux)",
+        );
         return;
     }
     let place = Place::new();
@@ -350,7 +353,10 @@ fn the_recovery_key_is_asked_for_without_showing_it() {
 #[test]
 fn ctrl_c_at_a_prompt_leaves_the_terminal_as_it_was() {
     if !have_script() {
-        eprintln!("skipped: no script(1)");
+        skip(
+            "ctrl_c_at_a_prompt_leaves_the_terminal_as_it_was",
+            "no script(1) (util-linux)",
+        );
         return;
     }
     let place = Place::new();
@@ -422,7 +428,10 @@ fn mount_and_umount_say_what_they_did_unless_quiet() {
 fn mount_in_the_foreground_says_it_is_ready_and_how_to_stop() {
     require_fuse();
     if !have_script() {
-        eprintln!("skipped: no script(1)");
+        skip(
+            "mount_in_the_foreground_says_it_is_ready_and_how_to_stop",
+            "no script(1) (util-linux)",
+        );
         return;
     }
     let place = Place::new();
@@ -456,7 +465,10 @@ fn mount_in_the_foreground_says_it_is_ready_and_how_to_stop() {
 fn fsck_s_bar_fits_the_terminal_and_shares_its_total_with_the_summary() {
     require_fuse();
     if !have_script() {
-        eprintln!("skipped: no script(1)");
+        skip(
+            "fsck_s_bar_fits_the_terminal_and_shares_its_total_with_the_summary",
+            "no script(1) (util-linux)",
+        );
         return;
     }
     let place = Place::new();

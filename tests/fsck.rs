@@ -698,12 +698,19 @@ fn cli_reports_in_lines_and_json_with_exit_statuses() {
     assert!(fsck_cli(&v, &[]).status.success());
     assert_eq!(v.read("docs/a (conflict 1).txt"), b"a");
 
+    // A wrong password (not an empty one, which fails for another reason) is exit status 6.
+    let scratch = tempfile::tempdir().unwrap();
+    let wrong_pass = scratch.path().join("wrong.pass");
+    fs::write(&wrong_pass, "not the password\n").unwrap();
     let wrong = veilfs()
-        .args(["fsck", "--passfile", "/dev/null"])
+        .args(["fsck", "--passfile"])
+        .arg(&wrong_pass)
         .arg(&v.root)
         .output()
         .unwrap();
-    assert_ne!(wrong.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("wrong password"), "{stderr}");
 }
 
 // ---------------------------------------------------------------------------------------------

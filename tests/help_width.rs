@@ -130,9 +130,9 @@ fn the_man_page_fits_in_80_columns() {
         .env_remove("MANPAGER")
         .env_remove("PAGER"));
     if !rendered.status.success() {
-        eprintln!(
-            "skipped: man(1) cannot render pages here: {}",
-            stderr_of(&rendered)
+        skip(
+            "the_man_page_fits_in_80_columns",
+            &format!("man(1) cannot render pages here: {}", stderr_of(&rendered)),
         );
         return;
     }

@@ -79,7 +79,10 @@ fn the_man_page_documents_what_it_must() {
 #[test]
 fn groff_renders_the_man_page_without_warnings() {
     if !have("groff") {
-        eprintln!("skipped: groff is not installed");
+        skip(
+            "groff_renders_the_man_page_without_warnings",
+            "groff is not installed",
+        );
         return;
     }
     let output = run(Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z", MAN_PAGE]));
@@ -138,7 +141,10 @@ fn completion_scripts_parse() {
         ("fish", &["fish", "--no-execute"]),
     ] {
         if !have(check[0]) {
-            eprintln!("skipped the {shell} syntax check: {shell} is not installed");
+            skip(
+                &format!("completion_scripts_parse ({shell})"),
+                &format!("{shell} is not installed"),
+            );
             continue;
         }
         let path = dir.path().join(shell);

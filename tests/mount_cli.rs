@@ -394,6 +394,85 @@ fn password_on_stdin_works() {
     assert!(vault.is_mounted());
 }
 
+#[test]
+fn extpass_gives_the_password_to_mount() {
+    let vault = TestVault::unmounted();
+    let mount = |extpass: &str| {
+        run(veilfs()
+            .args(["mount", "--extpass", extpass])
+            .arg(vault.backing_path())
+            .arg(vault.mount_path()))
+    };
+    // The command's first line is the password; the command runs through sh -c.
+    let command = format!("cat '{}'; echo ignored", vault.passfile().display());
+    assert_success(&mount(&command), "veilfs mount --extpass");
+    assert!(vault.is_mounted());
+    fs::write(vault.mount_path().join("f"), b"through extpass").unwrap();
+    vault.unmount();
+    // A wrong password from the command, and a command that fails, mount nothing.
+    assert_error(&mount("echo wrong"), 6, &["wrong password"]);
+    assert_error(
+        &mount("exit 3"),
+        1,
+        &["--extpass command failed", "exit status: 3"],
+    );
+    assert!(!vault.is_mounted());
+    assert!(vault.daemon_pids().is_empty());
+    vault.mount_with(&[]);
+    assert_eq!(
+        fs::read(vault.mount_path().join("f")).unwrap(),
+        b"through extpass"
+    );
+}
+
+/// `veilfs mount` run in a mount namespace of its own whose /dev is an empty tmpfs, after
+/// `setup` (shell commands) made device nodes in it: the real check of /dev/fuse and the real
+/// mount(2), on this machine, without touching its /dev.
+fn mount_with_private_dev(vault: &TestVault, setup: &str) -> Option<Output> {
+    if !nix::unistd::geteuid().is_root() {
+        skip(
+            "mount_with_private_dev",
+            "needs root (a mount namespace with its own /dev)",
+        );
+        return None;
+    }
+    Some(run(Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs tmpfs /dev && {setup} exec \"$0\" mount --passfile \"$1\" \"$2\" \"$3\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_veilfs"))
+        .arg(vault.passfile())
+        .arg(vault.backing_path())
+        .arg(vault.mount_path())
+        .stdin(Stdio::null())))
+}
+
+#[test]
+fn no_dev_fuse_is_exit_8() {
+    let vault = TestVault::unmounted();
+    let Some(output) = mount_with_private_dev(&vault, "") else {
+        return;
+    };
+    assert_error(&output, 8, &["/dev/fuse does not exist", "fuse3"]);
+    assert!(!vault.is_mounted());
+}
+
+#[test]
+fn a_mount_the_kernel_refuses_is_exit_9() {
+    // /dev/fuse is a character device, but /dev/zero's: the kernel's mount(2) refuses its fd.
+    let vault = TestVault::unmounted();
+    let Some(output) = mount_with_private_dev(
+        &vault,
+        "mknod -m 666 /dev/null c 1 3 && mknod -m 666 /dev/fuse c 1 5 &&",
+    ) else {
+        return;
+    };
+    assert_error(&output, 9, &["cannot mount", "EINVAL"]);
+    assert!(!vault.is_mounted());
+    assert!(vault.daemon_pids().is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // umount
 

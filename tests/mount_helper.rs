@@ -9,7 +9,8 @@
 //! `-t fuse.veilfs` install the link `/sbin/mount.fuse.veilfs` -> the built binary, but ONLY when
 //! nothing is there (or a link left by an earlier run of these tests), and remove it when done;
 //! they hold a lock meanwhile, so they run one at a time. When another veilfs's helper is
-//! installed they are skipped with a note, rather than test that binary. No systemd runs in the
+//! installed (scripts/install.sh makes one) it is moved aside meanwhile and put back after, so
+//! that these tests never skip. No systemd runs in the
 //! test container: the service's command is run with the environment systemd would give it.
 
 mod common;
@@ -18,6 +19,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -40,11 +42,17 @@ struct SbinHelper {
 
 static SBIN_LOCK: Mutex<()> = Mutex::new(());
 
+/// Where another veilfs's helper (the link `scripts/install.sh` makes) waits while a test runs.
+const SBIN_SAVED: &str = "/sbin/mount.fuse.veilfs.saved-by-veilfs-tests";
+
 impl SbinHelper {
-    /// Installs `/sbin/mount.fuse.veilfs` -> the built binary; `None` (the caller skips) when a
-    /// helper that is not ours is installed.
-    fn install() -> Option<SbinHelper> {
+    /// Installs `/sbin/mount.fuse.veilfs` -> the built binary. A helper that is not ours (an
+    /// installed veilfs's) is moved aside and put back when the test is done, so that these tests
+    /// run on a machine where veilfs is installed too, instead of skipping there.
+    fn install() -> SbinHelper {
         let lock = SBIN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        // An earlier run that was killed may have left the installed helper aside.
+        Self::restore_saved();
         match fs::symlink_metadata(SBIN_HELPER) {
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => panic!("cannot inspect {SBIN_HELPER}: {e}"),
@@ -55,20 +63,32 @@ impl SbinHelper {
                     && target
                         .as_deref()
                         .is_some_and(|t| t == Path::new(BIN) || !t.exists());
-                if !ours {
-                    eprintln!(
-                        "skipped: {SBIN_HELPER} is installed ({}), and these tests do not replace \
-                         another veilfs's helper",
-                        target.map_or("not a link".into(), |t| t.display().to_string())
-                    );
-                    return None;
+                if ours {
+                    fs::remove_file(SBIN_HELPER).expect("removing the stale helper link");
+                } else {
+                    fs::rename(SBIN_HELPER, SBIN_SAVED).unwrap_or_else(|e| {
+                        panic!("cannot move the installed {SBIN_HELPER} aside: {e}")
+                    });
                 }
-                fs::remove_file(SBIN_HELPER).expect("removing the stale helper link");
             }
         }
         std::os::unix::fs::symlink(BIN, SBIN_HELPER)
             .unwrap_or_else(|e| panic!("cannot install {SBIN_HELPER}: {e}"));
-        Some(SbinHelper { _lock: lock })
+        SbinHelper { _lock: lock }
+    }
+
+    /// Puts a helper moved aside back in place of our link (or of nothing).
+    fn restore_saved() {
+        if fs::symlink_metadata(SBIN_SAVED).is_err() {
+            return;
+        }
+        if fs::read_link(SBIN_HELPER).is_ok_and(|t| t == Path::new(BIN) || !t.exists()) {
+            let _ = fs::remove_file(SBIN_HELPER);
+        }
+        if fs::symlink_metadata(SBIN_HELPER).is_err() {
+            fs::rename(SBIN_SAVED, SBIN_HELPER)
+                .unwrap_or_else(|e| panic!("cannot put {SBIN_SAVED} back: {e}"));
+        }
     }
 }
 
@@ -77,6 +97,7 @@ impl Drop for SbinHelper {
         if fs::read_link(SBIN_HELPER).is_ok_and(|t| t == Path::new(BIN)) {
             let _ = fs::remove_file(SBIN_HELPER);
         }
+        Self::restore_saved();
     }
 }
 
@@ -128,7 +149,7 @@ fn serving_pids(arg: &Path) -> Vec<u32> {
 fn have_mount_fuse(what: &str) -> bool {
     let have = Path::new("/sbin/mount.fuse").exists();
     if !have {
-        eprintln!("skipped {what}: /sbin/mount.fuse is missing (install fuse3)");
+        skip(what, "/sbin/mount.fuse is missing (install fuse3)");
     }
     have
 }
@@ -184,9 +205,7 @@ fn veilfs_mount_shows_type_fuse_veilfs() {
 
 #[test]
 fn mount_t_fuse_veilfs_runs_the_helper() {
-    let Some(_helper) = SbinHelper::install() else {
-        return;
-    };
+    let _helper = SbinHelper::install();
     let vault = TestVault::unmounted();
     let options = format!(
         "passfile={},allow_other,noexec,nofail,_netdev,user,users,x-gvfs-show,\
@@ -211,9 +230,7 @@ fn mount_t_fuse_veilfs_runs_the_helper() {
 
 #[test]
 fn mount_passes_the_helpers_exit_status_on() {
-    let Some(_helper) = SbinHelper::install() else {
-        return;
-    };
+    let _helper = SbinHelper::install();
     let vault = TestVault::unmounted();
     let wrong = vault.scratch().join("wrong");
     fs::write(&wrong, "wrong password\n").unwrap();
@@ -278,16 +295,9 @@ fn fstab_example_lines_mount() {
         4,
         "docs/systemd/fstab.example changed: {lines:?}"
     );
-    let helper = SbinHelper::install();
-    for line in lines {
-        if line.contains("systemd-ask-password") {
-            // Needs a password agent or a terminal; its options are parsed in the unit tests.
-            continue;
-        }
-        if line.contains("fuse.veilfs") && helper.is_none() {
-            eprintln!("skipped (no helper link): {line}");
-            continue;
-        }
+    let _helper = SbinHelper::install();
+    let mut mounted = 0;
+    for &line in &lines {
         if line.contains(" fuse ") && !have_mount_fuse(line) {
             continue;
         }
@@ -306,6 +316,25 @@ fn fstab_example_lines_mount() {
                 "/etc/veilfs/vault.key",
                 scratch.join("vault.key").to_str().unwrap(),
             );
+        // systemd-ask-password needs a password agent: a stand-in answers in its place and
+        // records the arguments it got, which must be the line's (`\040` decoded to spaces).
+        let asked = scratch.join("asked");
+        let line = if line.contains("systemd-ask-password") {
+            let agent = scratch.join("systemd-ask-password");
+            fs::write(
+                &agent,
+                format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"$*\" > '{}'\ncat '{}'\n",
+                    asked.display(),
+                    vault.passfile().display()
+                ),
+            )
+            .unwrap();
+            fs::set_permissions(&agent, fs::Permissions::from_mode(0o755)).unwrap();
+            line.replace("systemd-ask-password", agent.to_str().unwrap())
+        } else {
+            line
+        };
         let fstab = scratch.join("fstab");
         fs::write(&fstab, format!("# test\n{line}\n")).unwrap();
         let output = run(mount_cmd()
@@ -314,9 +343,20 @@ fn fstab_example_lines_mount() {
             .arg(vault.mount_path()));
         assert_success(&output, &format!("mount --fstab with {line}"));
         assert!(vault.is_mounted(), "{line}");
+        if line.contains("extpass=") {
+            assert_eq!(
+                fs::read_to_string(&asked).expect("the password agent was not asked"),
+                "--id=veilfs:vault vault\n",
+                "{line}"
+            );
+        }
         assert_type_and_source(&vault);
         use_and_unmount(&vault);
+        mounted += 1;
     }
+    // Every line mounted (a skip above already failed under CI=true): a test that mounted
+    // nothing must not pass.
+    assert!(mounted > 0, "no line of fstab.example was mounted");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -555,7 +595,10 @@ fn unit_files_pass_systemd_analyze_verify() {
         .output()
         .is_err()
     {
-        eprintln!("skipped: systemd-analyze is not installed");
+        skip(
+            "unit_files_pass_systemd_analyze_verify",
+            "systemd-analyze is not installed (systemd)",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -35,8 +35,15 @@ struct Pair {
 
 impl Pair {
     fn new() -> Pair {
+        Pair::mounted_with(&[])
+    }
+
+    /// A pair whose vault is mounted with `extra` options.
+    fn mounted_with(extra: &[&str]) -> Pair {
+        let vault = TestVault::unmounted();
+        vault.mount_with(extra);
         Pair {
-            vault: TestVault::new(),
+            vault,
             plain: tempfile::Builder::new()
                 .prefix("veilfs-plain-")
                 .tempdir()
@@ -506,7 +513,8 @@ fn stat_chmod_chown() {
 
 #[test]
 fn utimensat_now_and_omit() {
-    let t = Pair::new();
+    // No attribute cache: every lstat below reaches the daemon (no waiting out a TTL).
+    let t = Pair::mounted_with(&["--cache-ttl", "0"]);
     t.ok("write f", |r| write_file(r, "f", b"data"));
     t.ok("mkdir d", |r| mkdir(r, "d"));
     t.ok("symlink l", |r| symlink(r, "f", "l"));
@@ -592,11 +600,9 @@ fn utimensat_now_and_omit() {
         utimens(r, "missing", TimeSpec::UTIME_NOW, TimeSpec::UTIME_NOW)
     });
 
-    // Looking at a symlink does not touch its times (once the attribute cache has expired,
-    // lstat reaches the daemon again).
+    // Looking at a symlink (in the daemon: no attribute cache) does not touch its times.
     t.ok("explicit times on l", |r| utimens(r, "l", a, m));
-    std::thread::sleep(Duration::from_millis(1100));
-    t.both("lstat l after the cache expired", |r| lstat(r, "l"));
+    t.both("lstat l through the daemon", |r| lstat(r, "l"));
     t.both("times of l after lstat", |r| times(r, "l"));
 
     // Writing updates mtime.
@@ -1970,6 +1976,19 @@ fn backing_dir_holds_no_plaintext() {
         }
     }
     // Also nothing in the mount process's command line or the backing dir's listing as text.
+    let daemons = vault.daemon_pids();
+    assert!(!daemons.is_empty(), "no daemon process found");
+    for pid in daemons {
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        for needle in &needles {
+            assert!(
+                !contains(&cmdline, needle),
+                "the daemon's command line shows {:?}: {:?}",
+                String::from_utf8_lossy(needle),
+                String::from_utf8_lossy(&cmdline)
+            );
+        }
+    }
     let listing = format!("{paths:?}");
     assert!(!listing.contains(marker), "backing paths show the marker");
     assert!(
@@ -2366,10 +2385,15 @@ fn backing_file_deleted_behind_the_mounts_back() {
         "stat inside a deleted backing dir: {:?}",
         fs::symlink_metadata(mnt.join("dirvictim/inner"))
     );
-    // The open handle: data or an error, but the daemon lives on.
+    // The open handle still reads the whole file, as an open file removed on a local file
+    // system does (the daemon holds the backing file open), and the daemon lives on.
     let mut buf = vec![0; 10_000];
-    let read = open.read_at(&mut buf, 0);
-    eprintln!("reading an open handle of a deleted backing file: {read:?}");
+    open.read_exact_at(&mut buf, 0)
+        .expect("reading an open handle of a deleted backing file");
+    assert!(
+        buf == pattern(10_000, 1),
+        "an open handle of a deleted backing file read other bytes"
+    );
     let _ = open.metadata();
     drop(open);
     assert!(daemon_alive(&vault), "the daemon died");
@@ -2388,9 +2412,21 @@ fn backing_file_deleted_behind_the_mounts_back() {
     assert_eq!(fs::read(mnt.join("dirvictim/inner")).unwrap(), b"again");
 }
 
+/// Reads `name` through the mount until it gives `expected` or 5 s pass; the last result.
+fn read_until(mnt: &Path, name: &str, expected: &Res<Vec<u8>>) -> Res<Vec<u8>> {
+    let mut last = io_res(fs::read(mnt.join(name)));
+    wait_for(Duration::from_secs(5), || {
+        last = io_res(fs::read(mnt.join(name)));
+        last == *expected
+    });
+    last
+}
+
 #[test]
 fn backing_file_replaced_behind_the_mounts_back() {
-    let vault = TestVault::new();
+    // `--cache-ttl 0`: the kernel asks the daemon on every access (no waiting out a cache time).
+    let vault = TestVault::unmounted();
+    vault.mount_with(&["--cache-ttl", "0"]);
     let mnt = vault.mount_path();
     let root = vault.backing_path().to_path_buf();
     let a = new_backing_entry(&root, || {
@@ -2402,38 +2438,26 @@ fn backing_file_replaced_behind_the_mounts_back() {
     let c = new_backing_entry(&root, || {
         fs::write(mnt.join("c"), pattern(5000, 3)).unwrap()
     });
-    let open_a = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(mnt.join("a"))
-        .unwrap();
-    let _ = fs::read(mnt.join("a")).unwrap();
+    assert_eq!(fs::read(mnt.join("a")).unwrap(), pattern(9000, 1));
 
-    // Replace a's bytes with b's (in place, same inode) and c's with garbage (new inode).
+    // Replace a's bytes with b's (in place, same inode) and c's with garbage (new inode). The
+    // header carries the file's key: a's backing file now holds b, and a reads as b did.
     fs::write(&a, fs::read(&b).unwrap()).unwrap();
     let tmp = root.join("tmp-replace");
     fs::write(&tmp, b"xyz").unwrap();
     fs::rename(&tmp, &c).unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
-
-    let mut buf = vec![0; 30_000];
-    let via_handle = open_a.read_at(&mut buf, 0);
-    eprintln!("read through an open handle of a replaced file: {via_handle:?}");
-    let _ = open_a.write_all_at(b"write after replacement", 4000);
-    drop(open_a);
-    let a_now = fs::read(mnt.join("a"));
-    eprintln!(
-        "reading a replaced file: {:?}",
-        a_now.as_ref().map(|v| v.len())
+    let b_content = Ok(pattern(20_000, 2));
+    assert_eq!(
+        read_until(mnt, "a", &b_content),
+        b_content,
+        "a file replaced in place by another's bytes"
     );
-    let c_now = fs::read(mnt.join("c"));
-    eprintln!(
-        "reading a file replaced by a garbage one: {:?}",
-        c_now.as_ref().map(|v| v.len())
-    );
-    assert!(
-        c_now.is_err() || c_now.as_ref().is_ok_and(|v| v.is_empty()),
-        "garbage decrypted to {c_now:?}"
+    // Shorter than a header: EIO, not garbage or an empty file.
+    let eio = Err(nix::errno::Errno::EIO);
+    assert_eq!(
+        read_until(mnt, "c", &eio),
+        eio,
+        "a file replaced by garbage"
     );
     let _ = fs::metadata(mnt.join("c"));
     assert!(daemon_alive(&vault), "the daemon died");
@@ -2444,15 +2468,46 @@ fn backing_file_replaced_behind_the_mounts_back() {
     );
     // A truncated header.
     fs::write(&b, b"short").unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
-    let b_now = fs::read(mnt.join("b"));
-    eprintln!("reading a file with a truncated header: {b_now:?}");
-    assert!(b_now.is_err() || b_now.as_ref().is_ok_and(|v| v.is_empty()));
+    assert_eq!(read_until(mnt, "b", &eio), eio, "a truncated header");
     assert!(daemon_alive(&vault), "the daemon died");
     // Writing to a damaged file does not crash either, and the mount still works.
     let _ = fs::write(mnt.join("b"), b"rewrite");
     fs::write(mnt.join("fresh"), b"fresh").unwrap();
     assert_eq!(fs::read(mnt.join("fresh")).unwrap(), b"fresh");
+    assert!(daemon_alive(&vault), "the daemon died");
+}
+
+/// A file replaced in place (same backing inode, another file's bytes) while it is open through
+/// the mount: reading the open handle must give the new content or EIO, never the new
+/// ciphertext decrypted under the key of the header veilfs cached when it was opened.
+#[test]
+#[ignore = "finding (issue 14, part 6): the open handle decrypts the new bytes with the old \
+            header's key and reads garbage; see docs/reliability.md, Tests that cannot lie"]
+fn an_open_handle_of_a_file_replaced_in_place_reads_the_new_content_or_eio() {
+    let vault = TestVault::unmounted();
+    vault.mount_with(&["--cache-ttl", "0"]);
+    let mnt = vault.mount_path();
+    let root = vault.backing_path().to_path_buf();
+    let a = new_backing_entry(&root, || {
+        fs::write(mnt.join("a"), pattern(9000, 1)).unwrap()
+    });
+    let b = new_backing_entry(&root, || {
+        fs::write(mnt.join("b"), pattern(20_000, 2)).unwrap()
+    });
+    let open_a = File::open(mnt.join("a")).unwrap();
+    let mut first = vec![0; 9000];
+    open_a.read_exact_at(&mut first, 0).unwrap();
+    assert_eq!(first, pattern(9000, 1));
+    fs::write(&a, fs::read(&b).unwrap()).unwrap();
+    let mut buf = vec![0; 30_000];
+    match open_a.read_at(&mut buf, 0) {
+        Ok(n) => assert!(
+            buf[..n] == pattern(20_000, 2)[..n],
+            "read {n} bytes through the open handle that are not b's: {:?}...",
+            &buf[..16.min(n)]
+        ),
+        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}"),
+    }
     assert!(daemon_alive(&vault), "the daemon died");
 }
 
@@ -2616,9 +2671,7 @@ fn directory_replaced_behind_the_mounts_back_with_a_reused_inode() {
         assert!(status.success());
     }
     eprintln!("B reused A's inode number: {reused}");
-    // Past the kernel's cache time, so that B is looked up again.
-    std::thread::sleep(Duration::from_millis(1200));
-
+    // The kernel looks B up again once its 1 s cache time has passed: poll with a deadline.
     let mut last = None;
     let ok = wait_for(Duration::from_secs(5), || {
         let listing: Option<Vec<OsString>> = fs::read_dir(mnt.join("B"))
@@ -2660,7 +2713,8 @@ fn directory_replaced_behind_the_mounts_back_with_a_reused_inode() {
 #[test]
 fn a_write_or_truncate_by_another_user_clears_setuid_and_setgid() {
     let vault = TestVault::unmounted();
-    vault.mount_with(&["-o", "allow_other"]);
+    // No attribute cache: the mode read back is the daemon's, not one cached before the write.
+    vault.mount_with(&["-o", "allow_other", "--cache-ttl", "0"]);
     let plain = tempfile::tempdir().unwrap();
     for (what, command) in [
         ("write", "echo more >> '{}'"),
@@ -2688,11 +2742,140 @@ fn a_write_or_truncate_by_another_user_clears_setuid_and_setgid() {
                 .status()
                 .unwrap();
             assert!(status.success(), "{what} as nobody in {}", dir.display());
-            // Past the kernel's attribute cache time.
-            std::thread::sleep(Duration::from_millis(1200));
             modes.push(fs::metadata(&file).unwrap().mode() & 0o7777);
         }
         assert_eq!(modes[0], modes[1], "{what}: mount vs plain directory");
         assert_eq!(modes[1], 0o775, "{what}");
     }
+}
+
+/// Holes stay holes: writing 4 KiB at 1 GiB into an empty file through the mount, or extending
+/// it by truncate, allocates only the sectors written (the format leaves a gap's sectors
+/// unwritten), and the gap reads as zeros, before and after a remount.
+#[test]
+fn holes_stay_sparse_through_the_mount() {
+    const GIB: u64 = 1 << 30;
+    // What a header, one written 4 KiB sector and ext4's extent blocks may take: far below the
+    // gigabyte an allocated gap would.
+    const ALLOWED: u64 = 256 * 1024;
+    let vault = TestVault::new();
+    let mnt = vault.mount_path();
+    let path = mnt.join("sparse");
+    let data = pattern(4096, 9);
+    let file = File::create(&path).unwrap();
+    file.write_all_at(&data, GIB).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    let allocated = |what: &str| {
+        let meta = fs::metadata(backing_of(&vault, "sparse")).unwrap();
+        assert!(
+            meta.blocks() * 512 <= ALLOWED,
+            "{what}: the backing file of {} bytes has {} bytes allocated",
+            meta.len(),
+            meta.blocks() * 512
+        );
+    };
+    assert_eq!(fs::metadata(&path).unwrap().len(), GIB + 4096);
+    allocated("after a write at 1 GiB");
+    let check = |what: &str| {
+        let file = File::open(&path).unwrap();
+        let mut buf = vec![0xff; 4096];
+        for offset in [0, 4096 * 1000 + 17, GIB / 2, GIB - 4096] {
+            file.read_exact_at(&mut buf, offset).unwrap();
+            assert!(
+                buf.iter().all(|&b| b == 0),
+                "{what}: the hole at {offset} is not zeros"
+            );
+        }
+        file.read_exact_at(&mut buf, GIB).unwrap();
+        assert!(buf == data, "{what}: the data at 1 GiB changed");
+    };
+    check("written");
+    vault.remount();
+    check("after a remount");
+    // Extending by truncate leaves a hole as well.
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(2 * GIB)
+        .unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().len(), 2 * GIB);
+    allocated("after truncating to 2 GiB");
+    check("after truncating to 2 GiB");
+}
+
+/// `allow_other` lets other users in with the kernel checking the permission bits, as on a
+/// local file system: what the user `nobody` may and may not do is the same as in a plain
+/// directory. Without it, the mount is closed to every other user, whatever its modes.
+#[test]
+fn allow_other_checks_permissions_as_a_plain_directory_does() {
+    let vault = TestVault::unmounted();
+    vault.mount_with(&["-o", "allow_other", "--cache-ttl", "0"]);
+    let plain = tempfile::tempdir().unwrap();
+    // Each step as nobody: its exit status, 0 or 1.
+    let script = "cd \"$1\" || exit 9
+        for step in 'cat private' 'cat public' 'echo more >> public' 'rm public' \
+                    'touch closed/new' 'touch open/new' 'ls closed' 'mkdir closed/d' \
+                    'mv open/new open/moved' 'chmod 777 public'; do
+            if sh -c \"$step\" >/dev/null 2>&1; then echo \"$step: ok\"; else echo \"$step: refused\"; fi
+        done";
+    let as_nobody = |dir: &Path| {
+        let output = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).unwrap(),
+        )
+    };
+    let mut results = Vec::new();
+    for dir in [vault.mount_path(), plain.path()] {
+        for parent in dir.ancestors().take(2) {
+            fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fs::write(dir.join("private"), b"secret").unwrap();
+        fs::set_permissions(dir.join("private"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(dir.join("public"), b"open").unwrap();
+        fs::set_permissions(dir.join("public"), fs::Permissions::from_mode(0o644)).unwrap();
+        for (name, mode) in [("closed", 0o755), ("open", 0o777)] {
+            fs::create_dir(dir.join(name)).unwrap();
+            fs::set_permissions(dir.join(name), fs::Permissions::from_mode(mode)).unwrap();
+        }
+        results.push(as_nobody(dir));
+    }
+    assert_eq!(
+        results[0], results[1],
+        "mount (left) vs plain directory (right)"
+    );
+    assert_eq!(
+        results[1].1,
+        "cat private: refused\ncat public: ok\necho more >> public: refused\nrm public: refused\n\
+         touch closed/new: refused\ntouch open/new: ok\nls closed: ok\nmkdir closed/d: refused\n\
+         mv open/new open/moved: ok\nchmod 777 public: refused\n"
+    );
+    assert_eq!(
+        fs::read(vault.mount_path().join("public")).unwrap(),
+        b"open"
+    );
+
+    // Without allow_other the kernel lets no other user in, whatever the modes say.
+    vault.unmount();
+    vault.mount_with(&[]);
+    let closed = as_nobody(vault.mount_path());
+    assert_eq!(
+        closed,
+        (Some(9), String::new()),
+        "nobody got in without allow_other"
+    );
 }

@@ -506,3 +506,27 @@ pub fn user_xattrs(path: &Path) -> std::io::Result<Vec<String>> {
 fn cstring(s: &OsStr) -> std::ffi::CString {
     std::ffi::CString::new(s.as_bytes()).expect("no NUL in test paths")
 }
+
+/// The marker at the start of every skip line; `scripts/test` collects the lines that carry it.
+pub const SKIP_MARKER: &str = "VEILFS-SKIPPED";
+
+/// Whether this run is CI's (`CI=true`), where every prerequisite must be present.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A test (or part of one) that cannot run here because `why` is missing. Under `CI=true` that
+/// is a failure: CI installs every prerequisite, so a missing one means the suite would pass
+/// without testing. Elsewhere one loud line goes straight to stderr, past libtest's output
+/// capture (which takes only `print!`/`eprint!`), so that `scripts/test` can list the skips at
+/// the end of the run instead of counting them as passes. The caller then returns or continues.
+pub fn skip(what: &str, why: &str) {
+    use std::io::Write;
+    assert!(
+        !in_ci(),
+        "{what}: {why}; under CI=true a missing prerequisite fails the test"
+    );
+    // One write, so that lines from tests running in parallel do not interleave.
+    let line = format!("{SKIP_MARKER}: {what}: {why}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
