@@ -31,6 +31,10 @@ pub enum Error {
     HeaderTruncated(u64),
     #[error("file header has unsupported format version {0}")]
     HeaderVersion(u16),
+    #[error(
+        "file header changed since the file was opened (rewritten in place by another writer)"
+    )]
+    HeaderChanged,
 
     // Config and keys.
     #[error("{0} is not a veilfs vault (no veilfs.conf)")]

@@ -7,7 +7,8 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::crypto::content::{
     backing_size, plaintext_size, sector_at, sectors_overlapping, FileCipher, FileHeader, Sector,
@@ -23,7 +24,16 @@ pub trait Backing {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     fn set_len(&self, len: u64) -> io::Result<()>;
     fn backing_len(&self) -> io::Result<u64>;
+    /// The length and, where the backing can tell, when the file last changed (its ctime):
+    /// one `fstat` for a file.
+    fn len_and_change(&self) -> io::Result<(u64, Option<ChangeTime>)> {
+        Ok((self.backing_len()?, None))
+    }
 }
+
+/// A backing file's status change time (`st_ctime`), seconds and nanoseconds: any write,
+/// truncate or rename of it, by veilfs or by anyone else, changes it.
+pub type ChangeTime = (i64, i64);
 
 impl Backing for File {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -46,6 +56,10 @@ impl Backing for File {
     }
     fn backing_len(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
+    }
+    fn len_and_change(&self) -> io::Result<(u64, Option<ChangeTime>)> {
+        let meta = self.metadata()?;
+        Ok((meta.len(), Some((meta.ctime(), meta.ctime_nsec()))))
     }
 }
 
@@ -80,9 +94,21 @@ impl Backing for MemBacking {
 }
 
 /// The decrypting view of one backing file: its header's cipher, loaded once per open file.
+///
+/// A sync tool may rewrite the backing file in place while it is open (another device's
+/// version, under another file ID): decrypting its bytes with the cipher loaded before would
+/// serve garbage, and writing with it would corrupt the new file. So every read and write
+/// compares the backing file's change time with the one at which the header was last seen,
+/// and when it differs reads the header again ([`Error::HeaderChanged`] for a read, which the
+/// caller answers by loading it again; a write reloads it itself). Steady reads cost nothing
+/// more: the `fstat` that gives the size gives the change time.
 #[derive(Debug, Default)]
 pub struct FileContent {
     cipher: Option<FileCipher>,
+    /// The backing file's change time when its header was last seen to be `cipher`'s (0 until
+    /// then, so the first read or write checks it); atomics, as reads share the content.
+    seen_secs: AtomicI64,
+    seen_nanos: AtomicI64,
 }
 
 impl FileContent {
@@ -90,12 +116,56 @@ impl FileContent {
     pub fn load(backing: &impl Backing, key: &ContentKey) -> Result<Self> {
         let mut header = [0; HEADER_LEN as usize];
         let n = backing.read_at(&mut header, 0)?;
-        if n == 0 {
-            return Ok(Self { cipher: None });
+        let cipher = match n {
+            0 => None,
+            _ => Some(FileCipher::new(key, FileHeader::parse(&header[..n])?)),
+        };
+        Ok(Self::with_cipher(cipher))
+    }
+
+    fn with_cipher(cipher: Option<FileCipher>) -> Self {
+        Self {
+            cipher,
+            ..Self::default()
         }
-        Ok(Self {
-            cipher: Some(FileCipher::new(key, FileHeader::parse(&header[..n])?)),
-        })
+    }
+
+    /// The plaintext size, after checking that the header is still the one loaded when the
+    /// backing file changed since it was last seen ([`Error::HeaderChanged`] if not).
+    fn checked_size(&self, backing: &impl Backing) -> Result<u64> {
+        let (len, changed) = backing.len_and_change()?;
+        if let Some((secs, nanos)) = changed {
+            let seen = (
+                self.seen_secs.load(Ordering::Relaxed),
+                self.seen_nanos.load(Ordering::Relaxed),
+            );
+            if seen != (secs, nanos) {
+                let mut header = [0; HEADER_LEN as usize];
+                let n = backing.read_at(&mut header, 0)?;
+                let ours = self.cipher.as_ref().map(|c| c.header().to_bytes());
+                let same = match &ours {
+                    Some(ours) => header[..n] == ours[..],
+                    None => n == 0,
+                };
+                if !same {
+                    return Err(Error::HeaderChanged);
+                }
+                self.seen_secs.store(secs, Ordering::Relaxed);
+                self.seen_nanos.store(nanos, Ordering::Relaxed);
+            }
+        }
+        plaintext_size(len)
+    }
+
+    /// For a writer: loads the header again if another writer replaced it since it was seen.
+    fn reload_if_replaced(&mut self, key: &ContentKey, backing: &impl Backing) -> Result<u64> {
+        match self.checked_size(backing) {
+            Err(Error::HeaderChanged) => {
+                *self = Self::load(backing, key)?;
+                self.checked_size(backing)
+            }
+            result => result,
+        }
     }
 
     /// The header in use, `None` while the file is empty.
@@ -109,8 +179,10 @@ impl FileContent {
     }
 
     /// Reads up to `len` plaintext bytes at `offset`; shorter only at end of file.
+    /// [`Error::HeaderChanged`] when the file was rewritten under another header since it was
+    /// loaded: load it again and retry.
     pub fn read(&self, backing: &impl Backing, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let size = Self::size(backing)?;
+        let size = self.checked_size(backing)?;
         let end = size.min(offset.saturating_add(len as u64));
         if offset >= end {
             return Ok(Vec::new());
@@ -147,7 +219,7 @@ impl FileContent {
         if data.is_empty() {
             return Ok(());
         }
-        let old_size = Self::size(backing)?;
+        let old_size = self.reload_if_replaced(key, backing)?;
         let end = offset + data.len() as u64;
         let new_size = old_size.max(end);
         if new_size < MIN_XTS_SECTOR {
@@ -205,14 +277,14 @@ impl FileContent {
         backing: &impl Backing,
         new_size: u64,
     ) -> Result<()> {
-        let old_size = Self::size(backing)?;
+        let old_size = self.reload_if_replaced(key, backing)?;
         if new_size == old_size {
             return Ok(());
         }
         if new_size == 0 {
             // The next write starts a new file ID, so a rewrite-from-scratch hides what changed.
             backing.set_len(0)?;
-            self.cipher = None;
+            *self = Self::with_cipher(None);
             return Ok(());
         }
         if new_size < MIN_XTS_SECTOR {
@@ -290,7 +362,7 @@ impl FileContent {
         // header should be, which no repair could read again (tests/crashpoints.rs found it).
         backing.write_all_at(&out, 0)?;
         backing.set_len(out.len() as u64)?;
-        self.cipher = Some(cipher);
+        *self = Self::with_cipher(Some(cipher));
         Ok(())
     }
 
@@ -305,7 +377,7 @@ impl FileContent {
     fn start_new_file(&mut self, key: &ContentKey, backing: &impl Backing) -> Result<()> {
         let cipher = FileCipher::new(key, FileHeader::random());
         backing.write_all_at(&cipher.header().to_bytes(), 0)?;
-        self.cipher = Some(cipher);
+        *self = Self::with_cipher(Some(cipher));
         Ok(())
     }
 }
