@@ -354,11 +354,17 @@ fn banner(dir: &Path, key: &str, keyfile: Option<&Path>, width: usize) -> Zeroiz
          decrypt them.\n\n{}",
         next_steps(dir, keyfile)
     );
-    let mut out = Zeroizing::new(text::flow(&head, width));
+    key_banner(&head, key, &tail, width)
+}
+
+/// `head` and `tail` laid out for the terminal around the recovery key's lines, which stay out
+/// of the layout so that every copy of the key is wiped.
+pub fn key_banner(head: &str, key: &str, tail: &str, width: usize) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(text::flow(head, width));
     out.push_str("\n\n");
     out.push_str(&Zeroizing::new(key_lines(key)));
     out.push('\n');
-    out.push_str(&text::flow(&tail, width));
+    out.push_str(&text::flow(tail, width));
     out.push('\n');
     out
 }

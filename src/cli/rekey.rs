@@ -19,9 +19,9 @@ use veilfs::rekey::{Report, Rotation};
 use veilfs::vault::{IvPolicy, Vault};
 use zeroize::Zeroizing;
 
-use super::init::{key_lines, RECOVERY_LABEL};
+use super::init::{key_banner, RECOVERY_LABEL};
 use super::lock::{Purpose, VaultLock};
-use super::password::{self, Password, Source};
+use super::password::{self, Password, PasswordArgs, Source};
 use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_USAGE};
 use super::{progress, text, unlock};
 
@@ -44,22 +44,18 @@ it carries on.";
 /// What both commands take.
 #[derive(Debug, clap::Args)]
 pub struct Common {
-    /// Read the current password from the first line of FILE
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["extpass", "recovery_key_file", "recovery_key"])]
-    pub passfile: Option<PathBuf>,
-
-    /// Run CMD with 'sh -c' and use the first line of its output as the current password
-    #[arg(long, value_name = "CMD", conflicts_with_all = ["recovery_key_file", "recovery_key"])]
-    pub extpass: Option<String>,
+    /// The current password
+    #[command(flatten)]
+    pub password: PasswordArgs,
 
     /// Unlock with the recovery key in FILE instead of the password; '-' reads it from
     /// standard input. FILE may hold init's whole output
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["passfile", "extpass"])]
     pub recovery_key_file: Option<PathBuf>,
 
     /// Unlock with the recovery key, typed or pasted at a prompt that does not show it (or read
     /// from standard input when it is not a terminal), instead of the password
-    #[arg(long, conflicts_with = "recovery_key_file")]
+    #[arg(long, conflicts_with_all = ["recovery_key_file", "passfile", "extpass"])]
     pub recovery_key: bool,
 
     /// The vault's key file, when its password slot needs one; the new password needs it too
@@ -157,7 +153,7 @@ fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
         ..unlock::Given::default()
     };
     let plan = unlock::Plan::prepare(&config, dir, &given)?;
-    let source = Source::pick(args.passfile.as_deref(), args.extpass.as_deref());
+    let source = args.password.source();
 
     let resuming = config.rotating_from().is_some();
     let (from, to, new_config, master) = if resuming {
@@ -546,13 +542,7 @@ fn started_banner(
          password: it carries on where it stopped.",
         verb.name()
     ));
-    let mut out = Zeroizing::new(text::flow(&head, width));
-    out.push_str("\n\n");
-    out.push_str(&Zeroizing::new(key_lines(key)));
-    out.push('\n');
-    out.push_str(&text::flow(&tail, width));
-    out.push('\n');
-    out
+    key_banner(&head, key, &tail, width)
 }
 
 fn summary(dir: &Path, config: &ConfigV2, report: &Report, took: Duration) -> String {
