@@ -243,7 +243,9 @@ impl<'a> Rotation<'a> {
         }
         self.remove_old_sidecars(dir, &old)?;
         if diriv::read(dir).ok() != Some(new) {
-            diriv::replace(dir, &new)?;
+            // Durable before it replaces the old file: a format 1 directory's old IV is only
+            // there, and a power loss must not leave an empty file the next run cannot read.
+            diriv::replace(dir, &new, true)?;
         }
         Ok(())
     }
