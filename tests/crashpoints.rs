@@ -7,9 +7,9 @@
 //! itself: the command runs with the recorder's mount as its CIPHERDIR, and each crash state is
 //! finished by running it again (tests/crash/rotation.rs).
 //!
-//! `small_workload` and `rekey_small` are the short slices the normal test run includes;
-//! `full_workload`, `rekey_full` and `upgrade_full` (ignored) are what `scripts/crashpoints`
-//! runs.
+//! `small_workload`, `rekey_small` and `upgrade_small` are the short slices the normal test run
+//! includes; `full_workload`, `rekey_full` and `upgrade_full` (ignored) are what
+//! `scripts/crashpoints` runs.
 
 mod common;
 mod crash;
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::tree::{backing_state, try_snapshot};
+use common::tree::{assert_same_tree, backing_state, try_snapshot};
 use common::{is_mounted, run, unmount_all, veilfs, TestVault, PASSWORD};
 use crash::log::{Event, Log, Mark};
 use crash::recorder::{new_log, Recorder};
@@ -492,26 +492,27 @@ fn full_workload() {
     );
 }
 
-/// The tree a rotation re-encrypts: a file with hard links in two directories (one a long
-/// name), a long-named file with an xattr, a directory with one, and a symlink; the full one
-/// adds files of 0, 1, 15, 16, 4095, 4096, 4097, 8193 and 20000 bytes, a sparse file (its hole
-/// wider than rekey's 256 KiB piece), a long-named subdirectory, a dangling symlink with a long
-/// target, and a file with three names.
+/// The tree a rotation re-encrypts: a file with an xattr and hard links in two directories (one
+/// a long name), a directory with an xattr, and a symlink; the full one adds a long-named file
+/// with an xattr, files of 0, 1, 15, 16, 4095, 4096, 4097, 8193 and 20000 bytes, a sparse file
+/// (its hole wider than rekey's 256 KiB piece), a long-named subdirectory, a dangling symlink
+/// with a long target, and a file with three names.
 fn make_rotation_tree(at: &Path, full: bool) {
     let (a, b) = (at.join("a"), at.join("b"));
     for dir in [at, &a, &b] {
         fs::create_dir(dir).unwrap();
     }
     fs::write(a.join("linked"), pattern(3, 5000)).unwrap();
+    common::lsetxattr(&a.join("linked"), "user.tag", b"a file's xattr").unwrap();
     fs::hard_link(a.join("linked"), b.join(name("linked-", 170))).unwrap();
-    let tagged = at.join(name("tagged-", 160));
-    fs::write(&tagged, pattern(2, 100)).unwrap();
-    common::lsetxattr(&tagged, "user.tag", b"a file's xattr").unwrap();
     common::lsetxattr(&a, "user.dir", b"a directory's xattr").unwrap();
     symlink("a/linked", at.join("link")).unwrap();
     if !full {
         return;
     }
+    let tagged = at.join(name("tagged-", 160));
+    fs::write(&tagged, pattern(2, 100)).unwrap();
+    common::lsetxattr(&tagged, "user.tag", b"another file's xattr").unwrap();
     fs::write(at.join("empty"), b"").unwrap();
     for len in [1, 15, 16, 4095, 4096, 4097, 8193, 20000] {
         fs::write(b.join(format!("f{len}")), pattern(len as u8, len)).unwrap();
@@ -557,10 +558,7 @@ fn enumerate_rotation(what: &str, verb: &'static str, full: bool) -> Summary {
     );
     let copied = try_snapshot(vault.mount_path()).unwrap();
     vault.unmount();
-    assert!(
-        copied == expected,
-        "{what}: the copy into the vault differs"
-    );
+    assert_same_tree(&copied, &expected, "the copy into the vault");
     let real = vault.backing_path();
     let snapshot = root.join("snapshot");
     copy_tree(real, &snapshot).unwrap();
@@ -607,9 +605,10 @@ fn enumerate_rotation(what: &str, verb: &'static str, full: bool) -> Summary {
         ops,
     };
     build(&snapshot, &events, &whole, &replayed).unwrap();
-    assert!(
-        try_snapshot(&replayed).unwrap() == try_snapshot(real).unwrap(),
-        "{what}: the replayed log differs from the backing directory {verb} left"
+    assert_same_tree(
+        &try_snapshot(&replayed).unwrap(),
+        &try_snapshot(real).unwrap(),
+        "the replayed log against the backing directory the command left",
     );
     fs::remove_dir_all(&replayed).unwrap();
 
@@ -661,6 +660,11 @@ fn assert_no_failures(summary: &Summary) {
 #[test]
 fn rekey_small() {
     assert_no_failures(&enumerate_rotation("rekey, small", "rekey", false));
+}
+
+#[test]
+fn upgrade_small() {
+    assert_no_failures(&enumerate_rotation("upgrade, small", "upgrade", false));
 }
 
 /// Run by `scripts/crashpoints`.
