@@ -335,7 +335,7 @@ impl Vault {
             self.reencrypt_tree(&sub, sub_old, sub_new, changes)?;
         }
         if diriv::read(dir).ok() != Some(new) {
-            diriv::replace(dir, &new)?;
+            diriv::replace(dir, &new, false)?;
         }
         Ok(())
     }

@@ -60,10 +60,11 @@ pub fn write_durable(dir: &Dir, iv: &DirIv) -> Result<()> {
 
 /// Replaces the IV of `dir` with `iv` atomically (a temporary file renamed over the old one), for
 /// a directory whose path changed: a crash leaves the old IV file or the new one, never none.
-/// Not fsynced: the caller syncs the directory once all of its names are done.
-pub fn replace(dir: &Dir, iv: &DirIv) -> Result<()> {
+/// Unless `durable`, the new file's contents are not fsynced before the rename, and a power
+/// loss may leave it empty: the caller syncs the directory once all of its names are done.
+pub fn replace(dir: &Dir, iv: &DirIv, durable: bool) -> Result<()> {
     dir.unlink_if_present(DIRIV_TMP_NAME)?;
-    dir.write_new(DIRIV_TMP_NAME, &iv.0, DIRIV_MODE, false)?;
+    dir.write_new(DIRIV_TMP_NAME, &iv.0, DIRIV_MODE, durable)?;
     dir.rename(
         DIRIV_TMP_NAME,
         dir,

@@ -18,11 +18,12 @@
 
 pub mod log;
 pub mod recorder;
+pub mod rotation;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
@@ -31,7 +32,7 @@ use std::time::Duration;
 use serde_json::Value;
 use veilfs::backing::Dir;
 
-use crate::common::{is_mounted, run, unmount_all, veilfs};
+use crate::common::{is_mounted, lgetxattr, lsetxattr, run, unmount_all, user_xattrs, veilfs};
 use log::{apply, Event, Mark, Op};
 
 /// Which crash a state stands for.
@@ -155,28 +156,57 @@ pub fn expectations(events: &[Event]) -> BTreeMap<String, (Vec<PathBuf>, Vec<u8>
 }
 
 /// Copies the tree at `from` to `to` (which must not exist): directories, files with their
-/// modes, symlinks.
+/// modes, symlinks, user xattrs, and hard links as hard links (a vault's backing directory
+/// has them).
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    copy_tree_linked(from, to, &mut HashMap::new())
+}
+
+/// [`copy_tree`], with `copied` the first copy of each inode met so far.
+fn copy_tree_linked(from: &Path, to: &Path, copied: &mut HashMap<u64, PathBuf>) -> io::Result<()> {
     fs::create_dir(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;
-        let kind = entry.file_type()?;
+        let meta = entry.metadata()?;
         let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else if kind.is_symlink() {
+        if meta.is_dir() {
+            copy_tree_linked(&entry.path(), &target, copied)?;
+        } else if meta.file_type().is_symlink() {
             symlink(fs::read_link(entry.path())?, &target)?;
-        } else if kind.is_file() {
+        } else if meta.is_file() {
+            if let Some(first) = copied.get(&meta.ino()) {
+                fs::hard_link(first, &target)?;
+                continue;
+            }
             fs::copy(entry.path(), &target)?;
+            copy_xattrs(&entry.path(), &target)?;
+            if meta.nlink() > 1 {
+                copied.insert(meta.ino(), target);
+            }
         }
     }
+    copy_xattrs(from, to)?;
     let mode = fs::metadata(from)?.permissions().mode();
     fs::set_permissions(to, fs::Permissions::from_mode(mode))
 }
 
-/// Builds the backing directory of `state` at `to`: the snapshot, then its operations.
-pub fn build(snapshot: &Path, events: &[Event], state: &CrashState, to: &Path) -> io::Result<()> {
+fn copy_xattrs(from: &Path, to: &Path) -> io::Result<()> {
+    for name in user_xattrs(from)? {
+        lsetxattr(to, &name, &lgetxattr(from, &name)?)?;
+    }
+    Ok(())
+}
+
+/// Builds the backing directory of `state` at `to`: the snapshot, then its operations. Returns
+/// [`inode_map`] of the copy to the snapshot.
+pub fn build(
+    snapshot: &Path,
+    events: &[Event],
+    state: &CrashState,
+    to: &Path,
+) -> io::Result<HashMap<u64, u64>> {
     copy_tree(snapshot, to)?;
+    let inodes = inode_map(to, snapshot)?;
     let root = Dir::open_root(to)?;
     for &i in &state.ops {
         if let Event::Op(op) = &events[i] {
@@ -184,7 +214,24 @@ pub fn build(snapshot: &Path, events: &[Event], state: &CrashState, to: &Path) -
                 .map_err(|e| io::Error::other(format!("replaying {}: {e}", op.describe())))?;
         }
     }
-    Ok(())
+    Ok(inodes)
+}
+
+/// The inode number of every entry under `of` (a copy of `like`) to that of the same path
+/// under `like`: a copy has new inodes, and [`recorder::Recorder::with_inodes`] shows it with
+/// the original's.
+pub fn inode_map(of: &Path, like: &Path) -> io::Result<HashMap<u64, u64>> {
+    let mut map = HashMap::new();
+    for entry in fs::read_dir(of)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let same = like.join(entry.file_name());
+        map.insert(meta.ino(), fs::symlink_metadata(&same)?.ino());
+        if meta.is_dir() {
+            map.extend(inode_map(&entry.path(), &same)?);
+        }
+    }
+    Ok(map)
 }
 
 /// What a plaintext entry holds.
@@ -246,15 +293,25 @@ pub fn read_tree(root: &Path) -> (BTreeMap<PathBuf, Node>, Vec<String>) {
 /// for an entry never created is kept for a day (a sync tool may deliver the entry later).
 const TOLERATED: &[&str] = &["sidecar_orphan"];
 
-/// The result of checking one state.
-#[derive(Default)]
-pub struct Verdict {
+/// The result of checking one state; `T` is the plaintext tree it showed.
+pub struct Verdict<T = BTreeMap<PathBuf, Node>> {
     pub failures: Vec<String>,
     /// fsck found problems and --repair repaired (some of) them.
     pub repaired: bool,
     /// The fsck problems that remain but are [`TOLERATED`].
     pub tolerated: Vec<String>,
-    pub tree: BTreeMap<PathBuf, Node>,
+    pub tree: T,
+}
+
+impl<T: Default> Default for Verdict<T> {
+    fn default() -> Self {
+        Verdict {
+            failures: Vec::new(),
+            repaired: false,
+            tolerated: Vec::new(),
+            tree: T::default(),
+        }
+    }
 }
 
 /// Checks backing directories with the veilfs binary.
@@ -467,16 +524,18 @@ pub struct Summary {
     pub failures: BTreeMap<String, Vec<String>>,
 }
 
-/// Checks every crash state of `events`, with `snapshot` the backing directory before them;
-/// `work` is scratch space. `progress` is told after each state. Also returns the plaintext
-/// tree of the last crash point's process state: the replay of the whole log.
-pub fn check_all(
+/// Checks every crash state of `events` with `check` (given the state's backing directory, the
+/// events before its crash and its [`inode_map`] to the snapshot), with `snapshot` the backing
+/// directory before them; `work` is scratch space. `progress` is told after each state. Also
+/// returns the verdict's tree of the last crash point's process state: the replay of the whole
+/// log.
+pub fn check_all<T>(
     snapshot: &Path,
     events: &[Event],
-    checker: &Checker,
+    mut check: impl FnMut(&Path, &[Event], HashMap<u64, u64>) -> Verdict<T>,
     work: &Path,
     mut progress: impl FnMut(usize, usize),
-) -> (Summary, Option<BTreeMap<PathBuf, Node>>) {
+) -> (Summary, Option<T>) {
     let all = states(events);
     let mut summary = Summary {
         crash_points: all.iter().map(|s| s.point).max().map_or(0, |p| p + 1),
@@ -505,8 +564,8 @@ pub fn check_all(
                     .or_default()
                     .push(place);
             }
-            Ok(()) => {
-                let verdict = checker.check(&dir, &expectations(&events[..state.events]));
+            Ok(inodes) => {
+                let verdict = check(&dir, &events[..state.events], inodes);
                 summary.repaired += usize::from(verdict.repaired);
                 summary.tolerated += usize::from(!verdict.tolerated.is_empty());
                 summary.failed += usize::from(!verdict.failures.is_empty());

@@ -41,6 +41,8 @@ struct Nodes {
     links: HashMap<u64, Vec<(u64, OsString)>>,
     children: HashMap<(u64, OsString), u64>,
     by_real: HashMap<u64, u64>,
+    /// The numbers given to these backing inodes (see [`Recorder::with_inodes`]).
+    fixed: HashMap<u64, u64>,
     next: u64,
 }
 
@@ -68,11 +70,13 @@ impl Nodes {
             if self.real.get(&ino) == Some(&real) {
                 return ino;
             }
-            self.forget_name(parent, name);
+            self.forget_name(parent, name, false);
         }
         let ino = *self.by_real.entry(real).or_insert_with(|| {
-            self.next += 1;
-            self.next
+            self.fixed.get(&real).copied().unwrap_or_else(|| {
+                self.next += 1;
+                self.next
+            })
         });
         self.real.insert(ino, real);
         self.links.entry(ino).or_default().push(key.clone());
@@ -80,13 +84,16 @@ impl Nodes {
         ino
     }
 
-    /// `name` in `parent` is gone; its inode keeps its number while it has other names.
-    fn forget_name(&mut self, parent: u64, name: &OsStr) -> Option<u64> {
+    /// `name` in `parent` is gone; its inode keeps its number while it has other names,
+    /// including names not looked up yet, which the backing inode has when `other_names`: a
+    /// program that compares inode numbers of hard links (`veilfs rekey`) must see the same one
+    /// under each, whatever the order it visits them in.
+    fn forget_name(&mut self, parent: u64, name: &OsStr, other_names: bool) -> Option<u64> {
         let key = (parent, name.to_owned());
         let ino = self.children.remove(&key)?;
         let links = self.links.entry(ino).or_default();
         links.retain(|l| *l != key);
-        if links.is_empty() {
+        if links.is_empty() && !other_names {
             if let Some(real) = self.real.get(&ino) {
                 self.by_real.remove(real);
             }
@@ -205,11 +212,19 @@ fn reply_sized(reply: ReplyXattr, size: u32, data: &[u8]) {
 
 impl Recorder {
     pub fn new(real: &Path, log: Log) -> io::Result<Recorder> {
+        Self::with_inodes(real, log, HashMap::new())
+    }
+
+    /// A recorder that shows the backing inodes in `inodes` (by their number) under the numbers
+    /// they map to, and numbers the others above those. Programs that remember inode numbers
+    /// (`veilfs rekey`'s link journal) then see a copy of a backing directory as the original.
+    pub fn with_inodes(real: &Path, log: Log, inodes: HashMap<u64, u64>) -> io::Result<Recorder> {
         Ok(Recorder {
             root: Dir::open_root(real)?,
             state: Mutex::new(State {
                 nodes: Nodes {
-                    next: ROOT,
+                    next: inodes.values().copied().max().unwrap_or(0).max(ROOT),
+                    fixed: inodes,
                     ..Nodes::default()
                 },
                 files: HashMap::new(),
@@ -441,7 +456,9 @@ impl Recorder {
         let dir = self.dir(&state.nodes, parent)?;
         let path = Self::child_path(&state.nodes, parent, name)?;
         // Registered first, so that the inode table knows which inode loses a name.
-        let _ = self.entry(&mut state.nodes, parent, name);
+        let links = self
+            .entry(&mut state.nodes, parent, name)
+            .map_or(1, |attr| attr.nlink);
         if is_dir {
             dir.rmdir(name)?;
             self.record(Op::Rmdir { path });
@@ -449,7 +466,7 @@ impl Recorder {
             dir.unlink(name)?;
             self.record(Op::Unlink { path });
         }
-        state.nodes.forget_name(parent, name);
+        state.nodes.forget_name(parent, name, !is_dir && links > 1);
         Ok(())
     }
 
@@ -469,7 +486,14 @@ impl Recorder {
         let from = Self::child_path(nodes, parent, name)?;
         let to = Self::child_path(nodes, newparent, newname)?;
         let _ = self.entry(nodes, parent, name);
-        let _ = self.entry(nodes, newparent, newname);
+        // A file replaced by the rename may keep other names (a directory's count is not names).
+        let replaced_links = self.entry(nodes, newparent, newname).map_or(1, |attr| {
+            if attr.kind == FileType::Directory {
+                1
+            } else {
+                attr.nlink
+            }
+        });
         from_dir.rename(name, &to_dir, newname, mode)?;
         self.record(Op::Rename {
             from,
@@ -482,7 +506,7 @@ impl Recorder {
             nodes.rename_name((parent, name), (newparent, newname));
             nodes.rename_name((newparent, placeholder), (parent, name));
         } else {
-            nodes.forget_name(newparent, newname);
+            nodes.forget_name(newparent, newname, replaced_links > 1);
             nodes.rename_name((parent, name), (newparent, newname));
         }
         Ok(())
