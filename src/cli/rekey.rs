@@ -230,8 +230,27 @@ fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
 
     let began = Instant::now();
     let mut progress = Progress::new(!global.quiet && std::io::stderr().is_terminal());
-    let report = Rotation::new(&from, &to, |report| progress.show(report)).run()?;
+    let walked = Rotation::new(&from, &to, |report| progress.show(report)).run();
     progress.clear();
+    // Whatever stopped it, the config keeps the previous key: a run that fixes nothing loses
+    // nothing, and the next one carries on.
+    let again = format!(
+        "the {} is unfinished: once that is fixed, run 'veilfs {} {}' again with the new password",
+        if verb == Verb::Upgrade {
+            "upgrade"
+        } else {
+            "key rotation"
+        },
+        verb.name(),
+        dir.display()
+    );
+    let report = walked.map_err(|e| CliError::other(format!("{e}; {again}")))?;
+    if let Some(first) = report.unfinished.first() {
+        return Err(CliError::other(format!(
+            "{} entries are still under the previous key ({first}); {again}",
+            report.unfinished.len()
+        )));
+    }
     let mut finished = new_config;
     finished.finish_rotation(&master);
     Config::V2(finished.clone()).save_in(&root)?;

@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod rekey;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
