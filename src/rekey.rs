@@ -215,12 +215,22 @@ impl<'a> Rotation<'a> {
 
     /// The link records an interrupted run left in the journal, read up to the first that is
     /// cut short by a crash or does not authenticate (planted), where the journal is cut so
-    /// that this run's records follow the good ones. Anything but a regular file there was
-    /// planted: it goes.
+    /// that this run's records follow the good ones. Anything but a regular file of one name
+    /// there was planted: it goes.
     fn load_links(&mut self, root: &Dir) -> Result<()> {
         let path = root.display_path(REKEY_LINKS_NAME);
-        let journal = match root.open_file(REKEY_LINKS_NAME, OFlag::O_RDWR, 0) {
-            Ok(file) => file,
+        let journal = match root.open_file_stat(REKEY_LINKS_NAME, OFlag::O_RDWR, 0) {
+            // A second name of some file (outside the vault, perhaps): it is neither read nor
+            // cut, only its name here goes.
+            Ok((_, stat)) if stat.st_nlink != 1 => {
+                tracing::warn!(
+                    "removing {}: it has {} names",
+                    path.display(),
+                    stat.st_nlink
+                );
+                return Ok(root.unlink(REKEY_LINKS_NAME)?);
+            }
+            Ok((file, _)) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e)
                 if root

@@ -151,7 +151,11 @@ fn a_planted_link_journal_is_never_followed_read_whole_or_trusted() {
         bytes.extend_from_slice(&sealed);
         bytes
     };
-    let kinds: [(&str, Box<Plant<'_>>); 7] = [
+    let kinds: [(&str, Box<Plant<'_>>); 8] = [
+        (
+            "a hard link to a file outside",
+            Box::new(|p, outside| fs::hard_link(outside, p).unwrap()),
+        ),
         ("garbage", Box::new(|p, _| fs::write(p, &garbage).unwrap())),
         (
             "a length of 4 GiB",
