@@ -677,3 +677,53 @@ fn killed_at_a_series_of_points_then_killed_again_resuming_loses_nothing() {
     eprintln!("killed {midway} times mid-rotation");
     assert!(midway >= 2, "too few kills landed during the rotation");
 }
+
+#[test]
+fn a_file_that_changes_size_while_it_is_read_neither_hangs_nor_stops_its_siblings() {
+    let (vault, expected) = vault_with(|root| {
+        fs::write(root.join("growing"), vec![5; 16 << 20]).unwrap();
+        for i in 0..20 {
+            fs::write(root.join(format!("quiet{i}")), vec![i as u8; 10_000]).unwrap();
+        }
+    });
+    let growing = fs::read_dir(vault.backing_path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| fs::symlink_metadata(p).unwrap().len() > 1 << 20)
+        .unwrap();
+    // Cut short and grown again, over and over, while rekey reads it.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peer = {
+        let stop = stop.clone();
+        let growing = growing.clone();
+        thread::spawn(move || {
+            let mut size = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(file) = fs::OpenOptions::new().write(true).open(&growing) {
+                    let _ = file.set_len(size);
+                }
+                size = (size + (3 << 20) + 7) % (32 << 20);
+            }
+        })
+    };
+    let output = rekey_with(&vault, vault.passfile());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    peer.join().unwrap();
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(!stderr_of(&output).contains("panicked"));
+    // Cut to nothing and grown, its header is zeros: left, as unreadable under either key.
+    // Anything else that stopped the rotation, a second run finishes.
+    if config_text(&vault).contains("\"rotation\"") {
+        assert_success(&rekey_with(&vault, &new_pass(&vault)), "rekey run again");
+    }
+    let tree = look(&vault);
+    for (path, node) in &expected {
+        if path != Path::new("growing") {
+            assert_eq!(tree.get(path), Some(node), "{}", path.display());
+        }
+    }
+}
