@@ -481,6 +481,22 @@ impl<'a> Rotation<'a> {
                 (self.progress)(&self.report);
                 Ok(Some(to))
             }
+            // Renamed without replacing, a directory or special file finds its new name taken
+            // only by a twin: the same name in another case, which a case-insensitive sync
+            // target makes in a base32 vault, and which the mount shows as one entry. It is
+            // left, as fsck reports it: holding the rotation up would let anyone who can
+            // rename a file keep the vault shut.
+            Err(Error::Io(e))
+                if e.kind() == io::ErrorKind::AlreadyExists
+                    && !matches!(kind, FileKind::File | FileKind::Symlink) =>
+            {
+                self.leave(
+                    dir,
+                    from,
+                    "its new name is taken (by a twin in another case?)",
+                );
+                Ok(None)
+            }
             Err(e) => {
                 self.failed(dir, from, e, complete)?;
                 Ok(None)

@@ -727,3 +727,46 @@ fn a_file_that_changes_size_while_it_is_read_neither_hangs_nor_stops_its_sibling
         }
     }
 }
+
+#[test]
+fn in_a_base32_vault_two_names_differing_in_case_hold_nothing_up() {
+    // A case-insensitive sync target and back: one plaintext name, two backing names.
+    let vault =
+        TestVault::unmounted_with_init_args(|_| vec!["--name-encoding".into(), "base32".into()]);
+    vault.mount_with(&[]);
+    fs::create_dir(vault.mount_path().join("dir")).unwrap();
+    fs::write(vault.mount_path().join("dir/inner"), b"inner").unwrap();
+    fs::write(vault.mount_path().join("file"), b"file").unwrap();
+    vault.unmount();
+    for entry in fs::read_dir(vault.backing_path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("veilfs.") {
+            continue;
+        }
+        let twin = vault.backing_path().join(name.to_ascii_uppercase());
+        assert_ne!(twin, path);
+        assert!(Command::new("cp")
+            .arg("-a")
+            .arg(&path)
+            .arg(&twin)
+            .status()
+            .unwrap()
+            .success());
+    }
+    assert_success(&vault.try_mount(&[]), "mount");
+    let before = snapshot(vault.mount_path());
+    vault.unmount();
+    let output = rekey_with(&vault, vault.passfile());
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(
+        !config_text(&vault).contains("\"rotation\""),
+        "a re-cased twin held the rotation up: {}",
+        stderr_of(&output)
+    );
+    assert_same_tree(&look(&vault), &before, "after the rotation");
+}
