@@ -8,11 +8,22 @@
 //! by running the walk again: a name under the new keys is done, one under the old keys is
 //! converted, and a directory's `veilfs.diriv` changes to its new IV only once every entry of
 //! the directory is done.
+//!
+//! The backing directory is hostile, and the previous key may be what leaked, so anything in it
+//! may have been planted by someone who holds that key. Whatever an entry is, it never stops
+//! its siblings: one unreadable under the previous key too (a truncated header, a symlink
+//! target that does not authenticate) is left and reported ([`Report::left`]); one that could
+//! not be converted for another reason is still under the previous key and keeps the rotation
+//! unfinished ([`Report::unfinished`]), so that the key which alone reads it is not dropped. A
+//! full or failing disk stops the walk at once, naming the file. The walk keeps no descriptor
+//! per level (a directory is reopened from the root by its backing path), so depth costs
+//! neither stack nor file descriptors.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
+use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::sys::time::TimeSpec;
@@ -24,7 +35,9 @@ use crate::crypto::records::LinkRecord;
 use crate::error::{Error, Result};
 use crate::layout::file::{Backing, FileContent};
 use crate::layout::longname::{self, BackingName};
-use crate::layout::{conflict, diriv, moves, EntryName, REKEY_LINKS_NAME, REKEY_TMP_NAME};
+use crate::layout::{
+    conflict, diriv, moves, EntryName, DIRIV_NAME, REKEY_LINKS_NAME, REKEY_TMP_NAME,
+};
 use crate::vault::{is_canonical_reserved, with_write_permission, BackingEntry, IvPolicy, Vault};
 
 /// Plaintext is copied in pieces of this size; an all-zero piece that is not the file's last is
@@ -32,6 +45,9 @@ use crate::vault::{is_canonical_reserved, with_write_permission, BackingEntry, I
 const CHUNK: usize = 256 * 1024;
 /// Backing files are created with this mode, then given the old file's.
 const TMP_MODE: u32 = 0o600;
+/// Longest link record read back: far beyond a real one (a path of thousands of long names),
+/// short enough that a planted length makes no run allocate gigabytes.
+const MAX_LINK_RECORD: u32 = 4 << 20;
 
 /// What a rotation did.
 #[derive(Debug, Default)]
@@ -48,9 +64,35 @@ pub struct Report {
     pub already: u64,
     /// Plaintext bytes re-encrypted.
     pub bytes: u64,
-    /// Entries left as they were, each with the reason: names under neither key (planted, or
-    /// damaged; fsck reports them), files whose header is unreadable, renames that failed.
+    /// Entries left as they were, each with the reason, that nothing could read under the
+    /// previous key either: names under neither key (planted, or damaged; fsck reports them),
+    /// files whose header and symlinks whose target do not decrypt. The rotation finishes
+    /// without them.
     pub left: Vec<String>,
+    /// Entries still under the previous key, each with the reason they could not be converted
+    /// (permissions, a vanished file, a directory planted as `veilfs.rekey.tmp`): while there
+    /// is one, the rotation must not finish, since the previous key alone reads them.
+    pub unfinished: Vec<String>,
+}
+
+/// A directory on the walk's stack. Only its backing path is kept (in [`Rotation::path`]),
+/// never an open handle: a tree 100,000 levels deep costs no descriptor per level.
+struct Frame {
+    /// Its IV under the previous keys and under the new ones.
+    old: DirIv,
+    new: DirIv,
+    /// Subdirectories still to walk.
+    subdirs: Vec<Subdir>,
+    /// Every entry of its own is under the new keys: its `veilfs.diriv` may change.
+    complete: bool,
+}
+
+/// A subdirectory to walk into: its backing name now, and the plaintext names its IVs derive
+/// from under the previous keys and under the new ones (they differ for a conflict copy).
+struct Subdir {
+    entry: String,
+    old_plain: Vec<u8>,
+    new_plain: Vec<u8>,
 }
 
 /// A rotation of the backing directory of `from` (the old keys) to the keys of `to`; both
@@ -81,42 +123,199 @@ impl<'a> Rotation<'a> {
         }
     }
 
-    /// Converts the whole tree, then makes it durable. Run it again after a crash.
+    /// Converts the whole tree, then makes it durable. Run it again after a crash, or while
+    /// [`Report::unfinished`] is not empty.
     pub fn run(mut self) -> Result<Report> {
         let root = self.to.root().try_clone()?;
         self.load_links(&root)?;
-        self.convert_dir(&root, self.from.root_iv(), self.to.root_iv())?;
+        if self.from.iv_policy() == IvPolicy::Derived
+            && diriv::read(&root).ok() != Some(self.to.root_iv())
+        {
+            // Derived IVs read no IV file, so the root's only binds the vault to its config: it
+            // takes the new keys' first, and a copy of the previous config put back no longer
+            // opens the vault, nor starts a rotation over entries already under the new keys.
+            diriv::replace(&root, &self.to.root_iv(), true)?;
+        }
+        let mut stack = vec![self.enter(&root, self.from.root_iv(), self.to.root_iv())?];
+        while let Some(frame) = stack.last_mut() {
+            if let Some(sub) = frame.subdirs.pop() {
+                let parent_old = frame.old;
+                let parent_new = frame.new;
+                if let Some(child) = self.descend(parent_old, parent_new, sub)? {
+                    stack.push(child);
+                }
+                continue;
+            }
+            let frame = stack.pop().expect("the loop looked at it");
+            let dir = self.current()?;
+            if frame.complete {
+                self.remove_old_sidecars(&dir, &frame.old)?;
+            }
+            if frame.complete && diriv::read(&dir).ok() != Some(frame.new) {
+                // Durable before it replaces the old file: a format 1 directory's old IV is
+                // only there, and a power loss must not leave an empty file the next run
+                // cannot read.
+                with_write_permission(&dir, || diriv::replace(&dir, &frame.new, true))
+                    .map_err(|e| named(&dir.display_path(DIRIV_NAME), e))?;
+            }
+            if self.path.pop().is_some() {
+                self.report.dirs += 1;
+            }
+        }
         root.sync_filesystem()?;
-        root.unlink_if_present(REKEY_LINKS_NAME)?;
+        if self.report.unfinished.is_empty() {
+            root.unlink_if_present(REKEY_LINKS_NAME)?;
+        }
         Ok(self.report)
     }
 
-    /// The link records an interrupted run left in the journal. A record cut short by a crash
-    /// ends the journal; one that does not authenticate (planted) is skipped.
-    fn load_links(&mut self, root: &Dir) -> Result<()> {
-        let mut journal = match root.open_file(REKEY_LINKS_NAME, OFlag::O_RDONLY, 0) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.into()),
+    /// Removes the sidecars of `dir` whose long-name entry is gone and whose name is under the
+    /// old keys (IV `old`): a crash after a converted entry's old name went, before its
+    /// sidecar did, leaves one, which no walk would otherwise visit (it is reserved).
+    fn remove_old_sidecars(&self, dir: &Dir, old: &DirIv) -> Result<()> {
+        let entries = dir.entries().map_err(|e| named(dir.path(), e.into()))?;
+        for entry in entries {
+            let Some(hashed) = entry
+                .name
+                .to_str()
+                .and_then(|name| name.strip_suffix(longname::SIDECAR_SUFFIX))
+                .filter(|hashed| hashed.starts_with(longname::LONGNAME_PREFIX))
+            else {
+                continue;
+            };
+            match dir.stat(hashed) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                _ => continue,
+            }
+            let old_name = longname::read_sidecar(dir, hashed)
+                .is_ok_and(|encoded| self.from.names().decrypt_name(old, &encoded).is_ok());
+            if old_name {
+                with_write_permission(dir, || Ok(dir.unlink_if_present(&entry.name)?))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory being converted, opened from the root by its backing path.
+    fn current(&self) -> Result<Dir> {
+        self.to
+            .root()
+            .walk(&self.path)
+            .map_err(|e| named(&self.to.root().display_path(self.path.join("/")), e.into()))
+    }
+
+    /// Converts the entries of `dir` (IV `old` under the previous keys, `new` under the new
+    /// ones); returns its frame, with the subdirectories to walk.
+    fn enter(&mut self, dir: &Dir, old: DirIv, new: DirIv) -> Result<Frame> {
+        with_write_permission(dir, || self.convert_entries(dir, old, new))
+    }
+
+    /// Walks into `sub` of the current directory (IVs `parent_old` and `parent_new`): a move
+    /// left unfinished is finished and its xattrs converted, then its entries. `None` when it
+    /// cannot be walked into (reported).
+    fn descend(
+        &mut self,
+        parent_old: DirIv,
+        parent_new: DirIv,
+        sub: Subdir,
+    ) -> Result<Option<Frame>> {
+        let parent = self.current()?;
+        let opened = with_write_permission(&parent, || {
+            let dir = parent.open_dir(&sub.entry)?;
+            let Some(old) = self.old_dir_iv(&dir, &parent_old, &sub.old_plain) else {
+                return Ok(None);
+            };
+            self.finish_old_move(&dir, old)?;
+            self.convert_xattrs(&dir, None)?;
+            Ok(Some((dir, old)))
+        });
+        let (dir, old) = match opened {
+            Ok(Some(opened)) => opened,
+            Ok(None) => {
+                self.leave(
+                    &parent,
+                    &sub.entry,
+                    "its veilfs.diriv is missing or unreadable",
+                );
+                return Ok(None);
+            }
+            Err(e) => {
+                self.failed(&parent, &sub.entry, e, &mut true)?;
+                return Ok(None);
+            }
         };
-        let mut bytes = Vec::new();
-        journal.read_to_end(&mut bytes)?;
-        let mut rest = &bytes[..];
-        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
-            let Some(sealed) = tail.get(..u32::from_be_bytes(*len) as usize) else {
+        let new = self.to.new_dir_iv(&parent_new, &sub.new_plain);
+        self.path.push(sub.entry);
+        self.enter(&dir, old, new).map(Some)
+    }
+
+    /// The link records an interrupted run left in the journal, read up to the first that is
+    /// cut short by a crash or does not authenticate (planted), where the journal is cut so
+    /// that this run's records follow the good ones. Anything but a regular file of one name
+    /// there was planted: it goes.
+    fn load_links(&mut self, root: &Dir) -> Result<()> {
+        let path = root.display_path(REKEY_LINKS_NAME);
+        let journal = match root.open_file_stat(REKEY_LINKS_NAME, OFlag::O_RDWR, 0) {
+            // A second name of some file (outside the vault, perhaps): it is neither read nor
+            // cut, only its name here goes.
+            Ok((_, stat)) if stat.st_nlink != 1 => {
+                tracing::warn!(
+                    "removing {}: it has {} names",
+                    path.display(),
+                    stat.st_nlink
+                );
+                return Ok(root.unlink(REKEY_LINKS_NAME)?);
+            }
+            Ok((file, _)) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if root
+                    .stat(REKEY_LINKS_NAME)
+                    .is_ok_and(|stat| FileKind::of(&stat) != FileKind::File) =>
+            {
+                tracing::warn!("removing {}: {e}", path.display());
+                return remove_planted(root, REKEY_LINKS_NAME).map_err(Error::from);
+            }
+            Err(e) => return Err(named(&path, e.into())),
+        };
+        let mut reader = BufReader::new(&journal);
+        let mut good = 0u64;
+        loop {
+            let mut len = [0; 4];
+            if reader.read_exact(&mut len).is_err() {
+                break;
+            }
+            let len = u32::from_be_bytes(len);
+            if len > MAX_LINK_RECORD {
+                break;
+            }
+            let mut sealed = Vec::new();
+            (&mut reader)
+                .take(len.into())
+                .read_to_end(&mut sealed)
+                .map_err(|e| named(&path, e.into()))?;
+            if sealed.len() != len as usize {
+                break;
+            }
+            let Ok(record) = LinkRecord::open(self.to.record_key(), &self.to.root_iv().0, &sealed)
+            else {
                 break;
             };
-            rest = &tail[sealed.len()..];
-            match LinkRecord::open(self.to.record_key(), &self.to.root_iv().0, sealed) {
-                Ok(record) => {
-                    self.links
-                        .insert((record.old_inode, record.old_header), record.new_path);
-                }
-                Err(_) => tracing::warn!(
-                    "{}: skipped a record that does not authenticate",
-                    root.display_path(REKEY_LINKS_NAME).display()
-                ),
-            }
+            self.links
+                .insert((record.old_inode, record.old_header), record.new_path);
+            good += 4 + u64::from(len);
+        }
+        let size = journal
+            .metadata()
+            .map_err(|e| named(&path, e.into()))?
+            .len();
+        if good < size {
+            tracing::warn!(
+                "{}: kept its first {good} of {size} bytes (the rest was cut short by a crash, \
+                 or does not authenticate)",
+                path.display()
+            );
+            journal.set_len(good).map_err(|e| named(&path, e.into()))?;
         }
         Ok(())
     }
@@ -136,29 +335,22 @@ impl<'a> Rotation<'a> {
         Ok(())
     }
 
-    /// Converts every entry of `dir` from IV `old` (under the old keys) to IV `new` (under the
-    /// new ones), its subdirectories depth first, then its IV file.
-    fn convert_dir(&mut self, dir: &Dir, old: DirIv, new: DirIv) -> Result<()> {
-        with_write_permission(dir, || self.convert_entries(dir, old, new)).map_err(|e| match e {
-            // Named where it happened, unless a deeper directory already was.
-            Error::Io(e) if !e.to_string().starts_with(&*dir.path().to_string_lossy()) => {
-                Error::Io(io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", dir.path().display()),
-                ))
-            }
-            e => e,
-        })
-    }
-
-    fn convert_entries(&mut self, dir: &Dir, old: DirIv, new: DirIv) -> Result<()> {
-        dir.unlink_if_present(REKEY_TMP_NAME)?;
-        // Directories to walk into: (backing name now, plaintext name its old IV derives from,
-        // plaintext name its new IV derives from).
-        let mut subdirs: Vec<(String, Vec<u8>, Vec<u8>)> = Vec::new();
+    fn convert_entries(&mut self, dir: &Dir, old: DirIv, new: DirIv) -> Result<Frame> {
+        let mut frame = Frame {
+            old,
+            new,
+            subdirs: Vec::new(),
+            complete: true,
+        };
+        if let Err(e) = remove_planted(dir, REKEY_TMP_NAME) {
+            // Its files cannot be converted without that name: the rest of the tree is.
+            self.failed(dir, REKEY_TMP_NAME, e.into(), &mut frame.complete)?;
+            return Ok(frame);
+        }
         let mut taken = HashSet::new();
         let mut undecoded = Vec::new();
-        for entry in dir.entries()? {
+        let entries = dir.entries().map_err(|e| named(dir.path(), e.into()))?;
+        for entry in entries {
             self.report.walked += 1;
             (self.progress)(&self.report);
             let Ok(name) = entry.name.into_string() else {
@@ -170,23 +362,39 @@ impl<'a> Rotation<'a> {
             {
                 continue;
             }
-            let kind = match entry.kind {
-                Some(kind) => kind,
-                None => FileKind::of(&dir.stat(&name)?),
+            let kind = match entry
+                .kind
+                .map_or_else(|| dir.stat(&name).map(|s| FileKind::of(&s)), Ok)
+            {
+                Ok(kind) => kind,
+                Err(e) => {
+                    self.failed(dir, &name, e.into(), &mut frame.complete)?;
+                    continue;
+                }
             };
             if let Ok(Some(plain)) = self.to.decrypt_entry(dir, &new, &name) {
                 self.report.already += 1;
                 if kind == FileKind::Dir {
-                    subdirs.push((name, plain.clone(), plain.clone()));
+                    frame.subdirs.push(Subdir {
+                        entry: name,
+                        old_plain: plain.clone(),
+                        new_plain: plain.clone(),
+                    });
                 }
                 taken.insert(plain);
                 continue;
             }
             match self.from.decrypt_entry(dir, &old, &name) {
                 Ok(Some(plain)) => {
-                    if let Some(to) = self.convert(dir, &name, kind, &new, &plain) {
+                    if let Some(to) =
+                        self.convert(dir, &name, kind, &new, &plain, &mut frame.complete)?
+                    {
                         if kind == FileKind::Dir {
-                            subdirs.push((to, plain.clone(), plain.clone()));
+                            frame.subdirs.push(Subdir {
+                                entry: to,
+                                old_plain: plain.clone(),
+                                new_plain: plain.clone(),
+                            });
                         }
                     }
                     taken.insert(plain);
@@ -207,9 +415,20 @@ impl<'a> Rotation<'a> {
             let Some(&(_, kind)) = undecoded.iter().find(|(name, _)| *name == copy.backing) else {
                 continue;
             };
-            if let Some(to) = self.convert(dir, &copy.backing, kind, &new, &copy.shown) {
+            if let Some(to) = self.convert(
+                dir,
+                &copy.backing,
+                kind,
+                &new,
+                &copy.shown,
+                &mut frame.complete,
+            )? {
                 if kind == FileKind::Dir {
-                    subdirs.push((to, copy.original, copy.shown));
+                    frame.subdirs.push(Subdir {
+                        entry: to,
+                        old_plain: copy.original,
+                        new_plain: copy.shown,
+                    });
                 }
             }
             copied.insert(copy.backing);
@@ -225,60 +444,17 @@ impl<'a> Rotation<'a> {
                 BackingEntry::ConflictCopy { name: plain, .. } => {
                     self.report.already += 1;
                     if kind == FileKind::Dir {
-                        subdirs.push((name, plain.clone(), plain));
+                        frame.subdirs.push(Subdir {
+                            entry: name,
+                            old_plain: plain.clone(),
+                            new_plain: plain,
+                        });
                     }
                 }
                 _ => self.leave(dir, &name, "its name decrypts under neither key"),
             }
         }
-        for (entry, old_plain, new_plain) in subdirs {
-            let sub = dir.open_dir(&entry)?;
-            let Some(sub_old) = self.old_dir_iv(&sub, &old, &old_plain) else {
-                self.leave(dir, &entry, "its veilfs.diriv is missing or unreadable");
-                continue;
-            };
-            let sub_new = self.to.new_dir_iv(&new, &new_plain);
-            self.finish_old_move(&sub, sub_old)?;
-            self.convert_xattrs(&sub, None)?;
-            self.path.push(entry);
-            let converted = self.convert_dir(&sub, sub_old, sub_new);
-            self.path.pop();
-            converted?;
-            self.report.dirs += 1;
-        }
-        self.remove_old_sidecars(dir, &old)?;
-        if diriv::read(dir).ok() != Some(new) {
-            // Durable before it replaces the old file: a format 1 directory's old IV is only
-            // there, and a power loss must not leave an empty file the next run cannot read.
-            diriv::replace(dir, &new, true)?;
-        }
-        Ok(())
-    }
-
-    /// Removes the sidecars of `dir` whose long-name entry is gone and whose name is under the
-    /// old keys (IV `old`): a crash after a converted entry's old name went, before its
-    /// sidecar did, leaves one, which no walk would otherwise visit (it is reserved).
-    fn remove_old_sidecars(&self, dir: &Dir, old: &DirIv) -> Result<()> {
-        for entry in dir.entries()? {
-            let Some(hashed) = entry
-                .name
-                .to_str()
-                .and_then(|name| name.strip_suffix(longname::SIDECAR_SUFFIX))
-                .filter(|hashed| hashed.starts_with(longname::LONGNAME_PREFIX))
-            else {
-                continue;
-            };
-            match dir.stat(hashed) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                _ => continue,
-            }
-            let old_name = longname::read_sidecar(dir, hashed)
-                .is_ok_and(|encoded| self.from.names().decrypt_name(old, &encoded).is_ok());
-            if old_name {
-                dir.unlink_if_present(&entry.name)?;
-            }
-        }
-        Ok(())
+        Ok(frame)
     }
 
     /// The IV the entries of directory `sub` (plaintext `plain` in a directory of old IV
@@ -310,7 +486,8 @@ impl<'a> Rotation<'a> {
     }
 
     /// Converts entry `from` of `dir` (a `kind`) to plaintext name `plain` under IV `new`;
-    /// returns its new backing name, or `None` (reported) when it could not be converted.
+    /// returns its new backing name, or `None` (reported; `complete` cleared when it is still
+    /// under the previous key) when it could not be converted.
     fn convert(
         &mut self,
         dir: &Dir,
@@ -318,7 +495,8 @@ impl<'a> Rotation<'a> {
         kind: FileKind,
         new: &DirIv,
         plain: &[u8],
-    ) -> Option<String> {
+        complete: &mut bool,
+    ) -> Result<Option<String>> {
         let converted = self.to.backing_name(new, plain).and_then(|backing| {
             match kind {
                 FileKind::File => self.convert_file(dir, from, &backing)?,
@@ -338,11 +516,63 @@ impl<'a> Rotation<'a> {
                     FileKind::Dir => {}
                     _ => self.report.others += 1,
                 }
-                Some(to)
+                Ok(Some(to))
+            }
+            // Renamed without replacing, a directory or special file finds its new name taken
+            // only by a twin: the same name in another case, which a case-insensitive sync
+            // target makes in a base32 vault, and which the mount shows as one entry. It is
+            // left, as fsck reports it: holding the rotation up would let anyone who can
+            // rename a file keep the vault shut.
+            Err(Error::Io(e))
+                if e.kind() == io::ErrorKind::AlreadyExists
+                    && !matches!(kind, FileKind::File | FileKind::Symlink) =>
+            {
+                self.leave(
+                    dir,
+                    from,
+                    "its new name is taken (by a twin in another case?)",
+                );
+                Ok(None)
             }
             Err(e) => {
-                self.leave(dir, from, &e.to_string());
-                None
+                self.failed(dir, from, e, complete)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Entry `name` of `dir` could not be converted for `e`: a full, read-only or failing disk
+    /// stops the walk (naming the file); contents unreadable under the previous key too are
+    /// left; anything else leaves the entry under the previous key, `complete` cleared.
+    fn failed(&mut self, dir: &Dir, name: &str, e: Error, complete: &mut bool) -> Result<()> {
+        let path = dir.display_path(name);
+        match &e {
+            Error::Io(io)
+                if matches!(
+                    io.raw_os_error(),
+                    Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EIO)
+                ) =>
+            {
+                Err(named(&path, e))
+            }
+            Error::HeaderTruncated(_)
+            | Error::HeaderVersion(_)
+            | Error::NameAuth
+            | Error::NameEncoding(_)
+            | Error::TargetTooLong => {
+                self.leave(
+                    dir,
+                    name,
+                    &format!("it does not decrypt under the previous key either ({e})"),
+                );
+                Ok(())
+            }
+            _ => {
+                *complete = false;
+                let why = named(&path, e).to_string();
+                tracing::warn!("still under the previous key: {why}");
+                self.report.unfinished.push(why);
+                Ok(())
             }
         }
     }
@@ -361,25 +591,37 @@ impl<'a> Rotation<'a> {
 
     /// A regular file is re-encrypted into a new file under a fresh file ID, made durable, and
     /// renamed to its new name; only then does the old name go. A second name of a hard-linked
-    /// file already converted becomes a link to the new file.
+    /// file already converted becomes a link to the new file, unless that is gone or is no
+    /// longer a regular file (planted): it is then re-encrypted anew.
     fn convert_file(&mut self, dir: &Dir, from: &str, backing: &BackingName) -> Result<()> {
         let (source, stat) = dir.open_file_stat(from, OFlag::O_RDONLY, 0)?;
         let mut header = [0u8; HEADER_LEN as usize];
         let n = Backing::read_at(&source, &mut header, 0)?;
         let key = (stat.st_ino, header[..n].to_vec());
-        if let Some(new_path) = self.links.get(&key) {
-            let (first, dirs) = new_path.split_last().expect("a path names a file");
+        let linked = match self.links.get(&key) {
             // The new file of this very name (a crash came after its journal record, before
             // its old name went): it is in place, and must not be unlinked to link it to itself.
-            let here = dirs == self.path.as_slice() && first == backing.entry();
-            if !here {
-                let first_dir = self.to.root().walk(dirs)?;
-                self.to.create_entry(dir, backing, |to| {
-                    dir.unlink_if_present(to)?;
-                    first_dir.link(first, dir, to)
-                })?;
+            Some(new_path)
+                if new_path.split_last().is_some_and(|(file, dirs)| {
+                    dirs == self.path.as_slice() && file == backing.entry()
+                }) =>
+            {
+                true
             }
-        } else {
+            Some(new_path) => match self.link_to(new_path, dir, backing) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: not linked to {} as recorded ({e}): re-encrypted anew",
+                        dir.display_path(from).display(),
+                        new_path.join("/")
+                    );
+                    false
+                }
+            },
+            None => false,
+        };
+        if !linked {
             self.copy_file(dir, from, &source, &stat, backing)?;
             if stat.st_nlink > 1 {
                 let mut new_path = self.path.clone();
@@ -395,6 +637,25 @@ impl<'a> Rotation<'a> {
         }
         dir.unlink(from)?;
         Ok(())
+    }
+
+    /// Makes `backing` in `dir` a link to the regular file at `new_path` (backing names from
+    /// the root), replacing what a crash left under that name.
+    fn link_to(&self, new_path: &[String], dir: &Dir, backing: &BackingName) -> Result<()> {
+        let Some((file, dirs)) = new_path.split_last() else {
+            return Err(Error::Io(io::ErrorKind::NotFound.into()));
+        };
+        let first_dir = self.to.root().walk(dirs)?;
+        let kind = FileKind::of(&first_dir.stat(file)?);
+        if kind != FileKind::File {
+            return Err(
+                backing::wrong_type(&first_dir.display_path(file), kind, "a regular file").into(),
+            );
+        }
+        self.to.create_entry(dir, backing, |to| {
+            dir.unlink_if_present(to)?;
+            first_dir.link(file, dir, to)
+        })
     }
 
     /// The new file of [`Self::convert_file`], under `backing`'s name.
@@ -538,6 +799,39 @@ impl<'a> Rotation<'a> {
         tracing::warn!("left {} as it was: {why}", path.display());
         self.report.left.push(format!("{}: {why}", path.display()));
     }
+}
+
+/// Removes what stands at `name` in `dir`, a name only veilfs writes (a file of its own, or
+/// planted: a symlink goes, never followed). A planted directory goes only if it is empty:
+/// its contents are no one's to delete.
+fn remove_planted(dir: &Dir, name: &str) -> io::Result<()> {
+    match dir.unlink_if_present(name) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EISDIR | libc::EPERM)) => {
+            dir.rmdir(name).map_err(|_| {
+                io::Error::other(format!(
+                    "{} is a directory, which veilfs never makes: move it out of the vault",
+                    dir.display_path(name).display()
+                ))
+            })
+        }
+        result => result,
+    }
+}
+
+/// `e`, saying which backing file it happened to (unless it already does).
+fn named(path: &Path, e: Error) -> Error {
+    let message = e.to_string();
+    if message.contains(&*path.to_string_lossy()) {
+        return e;
+    }
+    let kind = match &e {
+        Error::Io(io) => io.kind(),
+        _ => io::ErrorKind::Other,
+    };
+    Error::Io(io::Error::new(
+        kind,
+        format!("{}: {message}", path.display()),
+    ))
 }
 
 /// Gives the new file the old one's mode, owner (when this process may) and times; the times

@@ -8,19 +8,16 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
+use common::rekey::{
+    config_text, mount_with_password, rekey, setxattr, write_passfile, NEW_PASSWORD,
+};
 use common::tree::{assert_same_tree, backing_state, snapshot};
-use common::{assert_success, lsetxattr, run, stderr_of, veilfs, TestVault};
-
-const NEW_PASSWORD: &str = "a new password after the leak";
-
-fn setxattr(path: &Path, name: &str, value: &str) {
-    lsetxattr(path, name, value.as_bytes()).unwrap();
-}
+use common::{assert_success, run, stderr_of, veilfs, TestVault};
 
 /// 2,000 files in 300 directories (three levels), with long names, empty, short, sector-edge
 /// and sparse files, symlinks, hard links, xattrs on files and directories, and a directory
@@ -56,38 +53,6 @@ fn make_source(root: &Path) {
     std::os::unix::fs::FileExt::write_all_at(&file, b"the end", 8 << 20).unwrap();
     fs::hard_link(root.join("d1/sub1/f4-ü-1.txt"), root.join("d2/across")).unwrap();
     fs::set_permissions(root.join("d3/sub3"), fs::Permissions::from_mode(0o555)).unwrap();
-}
-
-fn write_passfile(dir: &Path, name: &str, password: &str) -> PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, format!("{password}\n")).unwrap();
-    path
-}
-
-fn config_text(vault: &TestVault) -> String {
-    fs::read_to_string(vault.backing_path().join("veilfs.conf")).unwrap()
-}
-
-fn rekey(vault: &TestVault, passfile: &Path, new: &Path) -> Command {
-    let mut cmd = veilfs();
-    cmd.arg("rekey")
-        .arg("--passfile")
-        .arg(passfile)
-        .arg("--new-passfile")
-        .arg(new)
-        .arg(vault.backing_path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-fn mount_with_password(vault: &TestVault, passfile: &Path) -> Output {
-    run(veilfs()
-        .arg("mount")
-        .arg("--passfile")
-        .arg(passfile)
-        .arg(vault.backing_path())
-        .arg(vault.mount_path()))
 }
 
 #[test]

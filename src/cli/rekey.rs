@@ -236,7 +236,7 @@ fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
     let began = Instant::now();
     let bar = (!global.quiet && std::io::stderr().is_terminal())
         .then(|| progress::entries_bar("re-encrypting", count_entries(to.root())));
-    let report = Rotation::new(&from, &to, |report| {
+    let walked = Rotation::new(&from, &to, |report| {
         if let Some(bar) = &bar {
             bar.set_position(report.walked);
             // Entries appeared since they were counted: the bar's total follows.
@@ -245,9 +245,28 @@ fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
             }
         }
     })
-    .run()?;
+    .run();
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    // Whatever stopped it, the config keeps the previous key: a run that fixes nothing loses
+    // nothing, and the next one carries on.
+    let again = format!(
+        "the {} is unfinished: once that is fixed, run 'veilfs {} {}' again with the new password",
+        if verb == Verb::Upgrade {
+            "upgrade"
+        } else {
+            "key rotation"
+        },
+        verb.name(),
+        dir.display()
+    );
+    let report = walked.map_err(|e| CliError::other(format!("{e}; {again}")))?;
+    if let Some(first) = report.unfinished.first() {
+        return Err(CliError::other(format!(
+            "{} entries are still under the previous key ({first}); {again}",
+            report.unfinished.len()
+        )));
     }
     let mut finished = new_config;
     finished.finish_rotation(&master);

@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod rekey;
 pub mod tree;
 
 use std::ffi::OsStr;
