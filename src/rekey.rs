@@ -128,12 +128,12 @@ impl<'a> Rotation<'a> {
     pub fn run(mut self) -> Result<Report> {
         let root = self.to.root().try_clone()?;
         self.load_links(&root)?;
-        if self.from.iv_policy() == IvPolicy::Derived
-            && diriv::read(&root).ok() != Some(self.to.root_iv())
-        {
-            // Derived IVs read no IV file, so the root's only binds the vault to its config: it
-            // takes the new keys' first, and a copy of the previous config put back no longer
-            // opens the vault, nor starts a rotation over entries already under the new keys.
+        if diriv::read(&root).ok() != Some(self.to.root_iv()) {
+            // The root's IV is derived from the keys in both formats (a format 1 vault reads
+            // only its subdirectories' IV files), so its IV file only binds the vault to its
+            // config: it takes the new keys' first, and a copy of the previous config put back
+            // no longer opens the vault, nor starts a rotation (or an upgrade) over entries
+            // already under the new keys.
             diriv::replace(&root, &self.to.root_iv(), true)?;
         }
         let mut stack = vec![self.enter(&root, self.from.root_iv(), self.to.root_iv())?];

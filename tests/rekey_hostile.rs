@@ -20,7 +20,7 @@ use common::rekey::{
     config_text, mount_with_password, rekey, setxattr, write_passfile, NEW_PASSWORD,
 };
 use common::tree::{assert_same_tree, backing_state, snapshot, Node};
-use common::{assert_success, run, stderr_of, TestVault};
+use common::{assert_success, run, stderr_of, veilfs, TestVault};
 
 /// A vault holding what `fill` writes through the mount, unmounted; with the tree as mounted.
 fn vault_with(fill: impl FnOnce(&Path)) -> (TestVault, BTreeMap<PathBuf, Node>) {
@@ -435,6 +435,52 @@ fn conflict_copies_under_the_previous_key_are_shown_as_before() {
 
     assert_success(&rekey_with(&vault, vault.passfile()), "rekey");
     assert_same_tree(&look(&vault), &before, "after the rotation");
+}
+
+/// The same attack on an upgrade: the format 1 config put back while the upgrade is held up
+/// would, with the old password, have started a second upgrade under yet another key over the
+/// entries the first had converted. The root's IV file takes the new key first in format 1 too
+/// (its root IV is derived, never read), so the old config no longer fits the vault.
+#[test]
+fn the_format_1_config_put_back_mid_upgrade_is_refused_and_changes_nothing() {
+    let vault = TestVault::unmounted_v1();
+    vault.mount_with(&[]);
+    small_tree(vault.mount_path());
+    let expected = snapshot(vault.mount_path());
+    vault.unmount();
+    let format_1 = config_text(&vault);
+    let planted = backing_dirs(&vault)[2].join("veilfs.rekey.tmp");
+    fs::create_dir(&planted).unwrap();
+    fs::write(planted.join("x"), b"x").unwrap();
+    let upgrade = |passfile: &Path| {
+        run(veilfs()
+            .arg("upgrade")
+            .arg("--passfile")
+            .arg(passfile)
+            .arg("--new-passfile")
+            .arg(new_pass(&vault))
+            .arg(vault.backing_path()))
+    };
+    assert_eq!(upgrade(vault.passfile()).status.code(), Some(1));
+    let upgrading = config_text(&vault);
+    assert!(upgrading.contains("\"rotation\""));
+    let at_start = backing_state(vault.backing_path());
+
+    let conf = vault.backing_path().join("veilfs.conf");
+    fs::write(&conf, &format_1).unwrap();
+    let mount = vault.try_mount(&[]);
+    assert_eq!(mount.status.code(), Some(5), "{}", stderr_of(&mount));
+    let again = upgrade(vault.passfile());
+    assert_eq!(again.status.code(), Some(5), "{}", stderr_of(&again));
+    assert!(
+        backing_state(vault.backing_path()) == at_start,
+        "the replayed format 1 config changed the backing directory"
+    );
+
+    fs::write(&conf, &upgrading).unwrap();
+    fs::remove_dir_all(planted_dir(&vault)).unwrap();
+    assert_success(&upgrade(&new_pass(&vault)), "upgrade run again");
+    assert_same_tree(&look(&vault), &expected, "after the upgrade");
 }
 
 #[test]
