@@ -95,6 +95,17 @@ struct Subdir {
     new_plain: Vec<u8>,
 }
 
+impl Subdir {
+    /// A directory whose plaintext name is the same under both keys (all but conflict copies).
+    fn named(entry: String, plain: &[u8]) -> Self {
+        Subdir {
+            entry,
+            old_plain: plain.to_vec(),
+            new_plain: plain.to_vec(),
+        }
+    }
+}
+
 /// A rotation of the backing directory of `from` (the old keys) to the keys of `to`; both
 /// vaults are opened on the same root.
 pub struct Rotation<'a> {
@@ -375,11 +386,7 @@ impl<'a> Rotation<'a> {
             if let Ok(Some(plain)) = self.to.decrypt_entry(dir, &new, &name) {
                 self.report.already += 1;
                 if kind == FileKind::Dir {
-                    frame.subdirs.push(Subdir {
-                        entry: name,
-                        old_plain: plain.clone(),
-                        new_plain: plain.clone(),
-                    });
+                    frame.subdirs.push(Subdir::named(name, &plain));
                 }
                 taken.insert(plain);
                 continue;
@@ -390,11 +397,7 @@ impl<'a> Rotation<'a> {
                         self.convert(dir, &name, kind, &new, &plain, &mut frame.complete)?
                     {
                         if kind == FileKind::Dir {
-                            frame.subdirs.push(Subdir {
-                                entry: to,
-                                old_plain: plain.clone(),
-                                new_plain: plain.clone(),
-                            });
+                            frame.subdirs.push(Subdir::named(to, &plain));
                         }
                     }
                     taken.insert(plain);
@@ -444,11 +447,7 @@ impl<'a> Rotation<'a> {
                 BackingEntry::ConflictCopy { name: plain, .. } => {
                     self.report.already += 1;
                     if kind == FileKind::Dir {
-                        frame.subdirs.push(Subdir {
-                            entry: name,
-                            old_plain: plain.clone(),
-                            new_plain: plain,
-                        });
+                        frame.subdirs.push(Subdir::named(name, &plain));
                     }
                 }
                 _ => self.leave(dir, &name, "its name decrypts under neither key"),

@@ -92,15 +92,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     let config = Config::load_from(&root)?;
 
     // The key files and the recovery key, before any password is asked for.
-    let recovery_key_file = args
-        .recovery_key_file
-        .clone()
-        .or_else(|| args.recovery_key.then(|| PathBuf::from(unlock::STDIN)));
+    let recovery_key_file =
+        unlock::recovery_key_file(args.recovery_key_file.as_deref(), args.recovery_key);
     let recovering = recovery_key_file.is_some() || args.contact_share.is_some();
     let given = unlock::Given {
         // When recovering, a key file given is the one the new password keeps needing.
         keyfile: args.keyfile.as_deref().filter(|_| !recovering),
-        recovery_key_file: recovery_key_file.as_deref(),
+        recovery_key_file,
         contact_share: args.contact_share.as_deref(),
         // The current password is that of the slot to change, when it is named.
         slot: args.slot.as_deref().filter(|_| !recovering),

@@ -143,13 +143,11 @@ fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
     let root = Dir::open_root(dir)
         .map_err(|e| CliError::io(format!("cannot open {}", dir.display()), e))?;
     let config = Config::load_from(&root)?;
-    let recovery_key_file = args
-        .recovery_key_file
-        .clone()
-        .or_else(|| args.recovery_key.then(|| PathBuf::from(unlock::STDIN)));
+    let recovery_key_file =
+        unlock::recovery_key_file(args.recovery_key_file.as_deref(), args.recovery_key);
     let given = unlock::Given {
         keyfile: args.keyfile.as_deref(),
-        recovery_key_file: recovery_key_file.as_deref(),
+        recovery_key_file,
         ..unlock::Given::default()
     };
     let plan = unlock::Plan::prepare(&config, dir, &given)?;

@@ -243,10 +243,10 @@ fn unlock_v2(
     let config = Config::V2(config.clone());
     let given = unlock::Given {
         keyfile: how.keyfile.as_deref(),
-        recovery_key_file: how
-            .recovery_key_file
-            .as_deref()
-            .or(how.recovery_key.then_some(Path::new(unlock::STDIN))),
+        recovery_key_file: unlock::recovery_key_file(
+            how.recovery_key_file.as_deref(),
+            how.recovery_key,
+        ),
         contact_share: how.contact_share.as_deref(),
         slot: None,
     };

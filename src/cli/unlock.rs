@@ -22,6 +22,12 @@ use super::{CliError, EXIT_BAD_KEY};
 /// The recovery key file that means standard input: a prompt on a terminal.
 pub const STDIN: &str = "-";
 
+/// Where the recovery key is read from: `--recovery-key-file FILE`, or standard input (a
+/// prompt on a terminal) for `--recovery-key`; `None` for neither.
+pub fn recovery_key_file(file: Option<&Path>, prompt: bool) -> Option<&Path> {
+    file.or(prompt.then_some(Path::new(STDIN)))
+}
+
 /// What the user gave to unlock with.
 #[derive(Clone, Debug, Default)]
 pub struct Given<'a> {
