@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::{io_res, Res, TestVault};
+use common::{io_res, xattr, Res, TestVault};
 use nix::errno::Errno;
 use nix::fcntl::{fallocate, renameat2, FallocateFlags, RenameFlags, AT_FDCWD};
 
@@ -721,10 +721,10 @@ impl Model {
                 let name = format!("user.{}", self.rng.below(3));
                 self.both(
                     format!("setxattr {path:?} {name} ({} bytes)", value.len()),
-                    |r| xattr(r.join(&path), &name, Some(&value)),
+                    |r| io_res(xattr::set(&r.join(&path), &name, &value, 0)),
                 );
                 self.both(format!("getxattr {path:?} {name}"), |r| {
-                    xattr(r.join(&path), &name, None)
+                    io_res(xattr::get(&r.join(&path), &name))
                 });
             }
             113..=115 => {
@@ -754,10 +754,12 @@ impl Model {
                 if self.rng.chance(50) {
                     let name = format!("user.{}", self.rng.below(3));
                     self.both(format!("removexattr {path:?} {name}"), |r| {
-                        xattr_remove(r.join(&path), &name)
+                        io_res(xattr::remove(&r.join(&path), &name))
                     });
                 } else {
-                    self.both(format!("listxattr {path:?}"), |r| xattr_list(r.join(&path)));
+                    self.both(format!("listxattr {path:?}"), |r| {
+                        io_res(xattr::list(&r.join(&path)))
+                    });
                 }
             }
             _ => {
@@ -868,79 +870,6 @@ fn has_hard_links(path: &Path) -> bool {
         Ok(m) => m.is_file() && m.nlink() > 1,
         Err(_) => false,
     }
-}
-
-/// lsetxattr (with a value) or lgetxattr (without) of a user.* attribute.
-fn xattr(path: PathBuf, name: &str, value: Option<&[u8]>) -> Res<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let name = std::ffi::CString::new(name).unwrap();
-    match value {
-        Some(value) => {
-            // SAFETY: NUL-terminated strings and a value buffer valid for its length.
-            let ret = unsafe {
-                libc::lsetxattr(
-                    path.as_ptr(),
-                    name.as_ptr(),
-                    value.as_ptr().cast(),
-                    value.len(),
-                    0,
-                )
-            };
-            if ret < 0 {
-                return Err(Errno::last());
-            }
-            Ok(Vec::new())
-        }
-        None => {
-            let mut buf = vec![0u8; 4096];
-            // SAFETY: NUL-terminated strings; `buf` valid for its length.
-            let ret = unsafe {
-                libc::lgetxattr(
-                    path.as_ptr(),
-                    name.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
-            if ret < 0 {
-                return Err(Errno::last());
-            }
-            buf.truncate(ret as usize);
-            Ok(buf)
-        }
-    }
-}
-
-/// llistxattr, as sorted names.
-fn xattr_list(path: PathBuf) -> Res<Vec<Vec<u8>>> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: a NUL-terminated string; `buf` valid for its length.
-    let ret = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if ret < 0 {
-        return Err(Errno::last());
-    }
-    let mut names: Vec<Vec<u8>> = buf[..ret as usize]
-        .split(|&b| b == 0)
-        .filter(|n| !n.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
-/// lremovexattr.
-fn xattr_remove(path: PathBuf, name: &str) -> Res<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let name = std::ffi::CString::new(name).unwrap();
-    // SAFETY: NUL-terminated strings.
-    if unsafe { libc::lremovexattr(path.as_ptr(), name.as_ptr()) } < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
 }
 
 fn seed_from_env() -> u64 {
@@ -1189,7 +1118,7 @@ fn read_everything_until(root: &Path, stop: &AtomicBool) -> Result<u64, String> 
                     Err(e) if !raced(&e) => return Err(format!("reading {}: {e}", path.display())),
                     _ => reads += 1,
                 }
-                match xattr(path.clone(), "user.0", None) {
+                match io_res(xattr::get(&path, "user.0")) {
                     Err(Errno::ENODATA | Errno::ENOENT | Errno::ENOTDIR) | Ok(_) => {}
                     Err(e) => return Err(format!("getxattr {}: {e}", path.display())),
                 }

@@ -12,6 +12,7 @@
 
 pub mod rekey;
 pub mod tree;
+pub mod xattr;
 
 use std::ffi::OsStr;
 use std::fs;
@@ -445,69 +446,6 @@ impl Drop for TestVault {
             let _ = dir.keep();
         }
     }
-}
-
-/// `lsetxattr(2)`: sets xattr `name` of `path` itself (a symlink is not followed).
-pub fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
-    let (path, name) = (cstring(path.as_os_str()), cstring(OsStr::new(name)));
-    // SAFETY: NUL-terminated strings and a value buffer valid for its length, all outliving the
-    // call.
-    let ret = unsafe {
-        libc::lsetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if ret < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// `lgetxattr(2)` of a value of at most 64 KiB.
-pub fn lgetxattr(path: &Path, name: &str) -> std::io::Result<Vec<u8>> {
-    let (path, name) = (cstring(path.as_os_str()), cstring(OsStr::new(name)));
-    let mut buf = vec![0u8; 65536];
-    // SAFETY: NUL-terminated strings; `buf` is valid for its length.
-    let ret = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if ret < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    buf.truncate(ret as usize);
-    Ok(buf)
-}
-
-/// `llistxattr(2)`: the names of `path`'s xattrs in the `user.` namespace (a plain directory
-/// may carry `security.` labels), sorted.
-pub fn user_xattrs(path: &Path) -> std::io::Result<Vec<String>> {
-    let path = cstring(path.as_os_str());
-    let mut buf = vec![0u8; 65536];
-    // SAFETY: a NUL-terminated path; `buf` is valid for its length.
-    let ret = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if ret < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut names: Vec<String> = buf[..ret as usize]
-        .split(|&b| b == 0)
-        .filter(|n| n.starts_with(b"user."))
-        .map(|n| String::from_utf8_lossy(n).into_owned())
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
-fn cstring(s: &OsStr) -> std::ffi::CString {
-    std::ffi::CString::new(s.as_bytes()).expect("no NUL in test paths")
 }
 
 /// The marker at the start of every skip line; `scripts/test` collects the lines that carry it.
