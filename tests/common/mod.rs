@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod ext4;
 pub mod rekey;
 pub mod tree;
 pub mod xattr;
