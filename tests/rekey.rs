@@ -17,7 +17,7 @@ use common::rekey::{
     config_text, mount_with_password, rekey, setxattr, write_passfile, NEW_PASSWORD,
 };
 use common::tree::{assert_same_tree, backing_state, snapshot};
-use common::{assert_success, run, stderr_of, veilfs, TestVault};
+use common::{assert_success, run, slot_labels, stderr_of, veilfs, TestVault};
 
 /// 2,000 files in 300 directories (three levels), with long names, empty, short, sector-edge
 /// and sparse files, symlinks, hard links, xattrs on files and directories, and a directory
@@ -311,17 +311,10 @@ fn slots_are_dropped_unless_kept_and_a_kept_key_file_slot_still_opens() {
     assert_success(&done, "rekey --keep-slot");
     let stdout = String::from_utf8_lossy(&done.stdout);
     assert!(stdout.contains("\"tablet\" (keyfile)"), "{stdout}");
-    let list = run(veilfs()
-        .args(["slot", "list", "--json"])
-        .arg(vault.backing_path()));
-    let slots: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    let labels: Vec<&str> = slots
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["label"].as_str().unwrap())
-        .collect();
-    assert_eq!(labels, ["password", "nas", "recovery key"]);
+    assert_eq!(
+        slot_labels(vault.backing_path()),
+        ["password", "nas", "recovery key"]
+    );
 
     let mount = |file: &Path| {
         run(veilfs()

@@ -5,9 +5,9 @@
 
 use std::fs;
 use std::ops::Deref;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use super::{assert_success, run, umount_lazy, unmount_all, TestVault};
+use super::{assert_success, run, umount_or_detach, unmount_all, TestVault};
 
 /// The image's size: one block group of 4 KiB blocks (32,768 blocks at most), so every
 /// entry's number comes from the same bitmap, lowest free first.
@@ -73,16 +73,7 @@ impl Deref for Ext4Vault {
 impl Drop for Ext4Vault {
     fn drop(&mut self) {
         unmount_all(self.vault.mount_path());
-        // A plain umount detaches the loop device too (mount -o loop sets it to clear itself).
-        let clean = Command::new("umount")
-            .arg(self.vault.backing_path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !clean {
-            umount_lazy(self.vault.backing_path());
-        }
+        // Detaching the loop device too: mount -o loop set it to clear itself.
+        umount_or_detach(self.vault.backing_path());
     }
 }

@@ -420,6 +420,34 @@ pub fn umount_lazy(path: &Path) {
         .status();
 }
 
+/// The labels of a vault's key slots, in their order, from `veilfs slot list --json`.
+pub fn slot_labels(backing: &Path) -> Vec<String> {
+    let list = run(veilfs().args(["slot", "list", "--json"]).arg(backing));
+    assert_success(&list, "veilfs slot list --json");
+    let slots: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    slots
+        .as_array()
+        .expect("slot list --json gives an array")
+        .iter()
+        .map(|slot| slot["label"].as_str().expect("a slot's label").to_owned())
+        .collect()
+}
+
+/// `umount PATH`, quietly, and `umount -l PATH` if that failed: for a mount of a test's own
+/// other than veilfs (a tmpfs, a loop device), gone whatever its state.
+pub fn umount_or_detach(path: &Path) {
+    let clean = Command::new("umount")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !clean {
+        umount_lazy(path);
+    }
+}
+
 /// A result with its errno, to compare veilfs with a plain directory errno for errno.
 pub type Res<T> = Result<T, nix::errno::Errno>;
 

@@ -42,11 +42,27 @@ pub fn get(path: &Path, name: &str) -> io::Result<Vec<u8>> {
 
 /// `lgetxattr(2)` into a buffer of `size` bytes (`ERANGE` when the value is longer).
 pub fn get_into(path: &Path, name: &str, size: usize) -> io::Result<Vec<u8>> {
+    read_value(libc::lgetxattr, path, name, size)
+}
+
+/// The value read by `call` (`lgetxattr` or `getxattr`, whose arguments are the same) into a
+/// buffer of `size` bytes.
+fn read_value(
+    call: unsafe extern "C" fn(
+        *const libc::c_char,
+        *const libc::c_char,
+        *mut libc::c_void,
+        libc::size_t,
+    ) -> libc::ssize_t,
+    path: &Path,
+    name: &str,
+    size: usize,
+) -> io::Result<Vec<u8>> {
     let (path, name) = (cstring(path.as_os_str()), cstring(OsStr::new(name)));
     let mut buf = vec![0u8; size];
     // SAFETY: NUL-terminated strings; `buf` is valid for its length.
     let ret = unsafe {
-        libc::lgetxattr(
+        call(
             path.as_ptr(),
             name.as_ptr(),
             buf.as_mut_ptr().cast(),
@@ -66,19 +82,7 @@ pub fn size(path: &Path, name: &str) -> io::Result<usize> {
 
 /// `getxattr(2)`: like [`get`], but following a symlink.
 pub fn get_following(path: &Path, name: &str) -> io::Result<Vec<u8>> {
-    let (path, name) = (cstring(path.as_os_str()), cstring(OsStr::new(name)));
-    let mut buf = vec![0u8; MAX];
-    // SAFETY: NUL-terminated strings; `buf` is valid for its length.
-    let ret = unsafe {
-        libc::getxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    buf.truncate(length(ret)?);
-    Ok(buf)
+    read_value(libc::getxattr, path, name, MAX)
 }
 
 /// `llistxattr(2)`: every name, whatever its namespace, sorted.
