@@ -669,7 +669,7 @@ impl Model {
             }
             100..=102 if !self.handles.is_empty() => {
                 // ftruncate through a held handle whose file still has a name (an unlinked
-                // file's handle is tests/posix.rs's unlinked_open_file_stays_usable).
+                // file's handle is tests/posix's files::unlinked_open_file_stays_usable).
                 let i = self.rng.below(self.handles.len() as u64) as usize;
                 let meta = self.handles[i].1.metadata().unwrap();
                 if meta.nlink() > 0 {
@@ -736,7 +736,7 @@ impl Model {
                 let offset = self.rng.offset(size);
                 let len = self.rng.len();
                 // Mode 0 and KEEP_SIZE; veilfs refuses hole punching and the other modes
-                // (EOPNOTSUPP, tests/posix.rs), where ext4 would succeed.
+                // (EOPNOTSUPP, tests/posix/files.rs), where ext4 would succeed.
                 let (flags, flag_name) = if self.rng.chance(30) {
                     (FallocateFlags::FALLOC_FL_KEEP_SIZE, " KEEP_SIZE")
                 } else {
