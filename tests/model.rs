@@ -736,7 +736,7 @@ impl Model {
                 let offset = self.rng.offset(size);
                 let len = self.rng.len();
                 // Mode 0 and KEEP_SIZE; veilfs refuses hole punching and the other modes
-                // (EOPNOTSUPP, tests/posix/files.rs), where ext4 would succeed.
+                // (EOPNOTSUPP), where ext4 would succeed.
                 let (flags, flag_name) = if self.rng.chance(30) {
                     (FallocateFlags::FALLOC_FL_KEEP_SIZE, " KEEP_SIZE")
                 } else {
