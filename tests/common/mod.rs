@@ -19,6 +19,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -382,6 +383,28 @@ impl TestVault {
         self.mount_with(&[]);
     }
 
+    /// The backing path of mount entry `rel`, found by its inode number (the backing and the
+    /// plaintext ones are the same).
+    pub fn backing_of(&self, rel: impl AsRef<Path>) -> PathBuf {
+        let wanted = fs::symlink_metadata(self.mountpoint.join(rel.as_ref()))
+            .unwrap()
+            .ino();
+        let mut stack = vec![self.backing.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                if meta.ino() == wanted {
+                    return entry.path();
+                }
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                }
+            }
+        }
+        panic!("{} has no backing entry", rel.as_ref().display());
+    }
+
     /// The pids of the veilfs processes serving this vault's mount point.
     pub fn daemon_pids(&self) -> Vec<u32> {
         veilfs_processes_with_arg(&self.mountpoint)
@@ -431,6 +454,23 @@ pub fn slot_labels(backing: &Path) -> Vec<String> {
         .iter()
         .map(|slot| slot["label"].as_str().expect("a slot's label").to_owned())
         .collect()
+}
+
+/// `cp -a FROM TO`, as a sync tool or a user copies a tree: modes, times, links and xattrs
+/// kept; panics unless it succeeded.
+pub fn cp_a(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cp: {e}"));
+    assert!(
+        status.success(),
+        "cp -a {} {}: {status}",
+        from.display(),
+        to.display()
+    );
 }
 
 /// `umount PATH`, quietly, and `umount -l PATH` if that failed: for a mount of a test's own

@@ -4,34 +4,10 @@
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::common::TestVault;
-
-/// The backing path of mount entry `rel`: backing and plaintext inode numbers are the same.
-pub fn backing_of(vault: &TestVault, rel: impl AsRef<Path>) -> PathBuf {
-    let wanted = fs::symlink_metadata(vault.mount_path().join(rel.as_ref()))
-        .unwrap()
-        .ino();
-    let mut stack = vec![vault.backing_path().to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            let meta = entry.metadata().unwrap();
-            if meta.ino() == wanted {
-                return entry.path();
-            }
-            if meta.is_dir() {
-                stack.push(entry.path());
-            }
-        }
-    }
-    panic!(
-        "no backing entry with the inode of {}",
-        rel.as_ref().display()
-    );
-}
 
 pub fn sorted_backing_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)

@@ -8,7 +8,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt};
 
 use nix::sys::stat::Mode;
 
-use crate::backing::{backing_of, contains, walk};
+use crate::backing::{contains, walk};
 use crate::common::{xattr, TestVault};
 use crate::ops::{getxattr, mkdir, setxattr};
 
@@ -143,7 +143,7 @@ fn backing_dir_holds_no_plaintext() {
 
     // Repeating plaintext does not repeat in the ciphertext: no 16-byte AES block of the
     // backing file of a file that repeats a 16-byte pattern occurs twice.
-    let blocks = fs::read(backing_of(&vault, format!("renamed-{marker}"))).unwrap();
+    let blocks = fs::read(vault.backing_of(format!("renamed-{marker}"))).unwrap();
     assert_eq!(
         blocks.len(),
         18 + 16 * 4096,
@@ -158,8 +158,8 @@ fn backing_dir_holds_no_plaintext() {
     fs::write(mnt.join("twin1"), &content).unwrap();
     fs::write(mnt.join("twin2"), &content).unwrap();
     let (a, b) = (
-        fs::read(backing_of(&vault, "twin1")).unwrap(),
-        fs::read(backing_of(&vault, "twin2")).unwrap(),
+        fs::read(vault.backing_of("twin1")).unwrap(),
+        fs::read(vault.backing_of("twin2")).unwrap(),
     );
     assert_eq!(a.len(), b.len());
     assert_ne!(a[..18], b[..18], "two files share a header (file ID)");

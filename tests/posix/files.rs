@@ -9,7 +9,6 @@ use std::path::Path;
 use nix::fcntl::FallocateFlags;
 use nix::sys::time::TimeSpec;
 
-use crate::backing::backing_of;
 use crate::common::{io_res, TestVault};
 use crate::harness::Pair;
 use crate::ops::{
@@ -371,7 +370,7 @@ fn holes_stay_sparse_through_the_mount() {
     file.sync_all().unwrap();
     drop(file);
     let allocated = |what: &str| {
-        let meta = fs::metadata(backing_of(&vault, "sparse")).unwrap();
+        let meta = fs::metadata(vault.backing_of("sparse")).unwrap();
         assert!(
             meta.blocks() * 512 <= ALLOWED,
             "{what}: the backing file of {} bytes has {} bytes allocated",

@@ -10,8 +10,8 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::backing::{backing_of, daemon_alive, new_backing_entry, rewrite_in_place};
-use crate::common::{io_res, wait_for, Res, TestVault};
+use crate::backing::{daemon_alive, new_backing_entry, rewrite_in_place};
+use crate::common::{cp_a, io_res, wait_for, Res, TestVault};
 use crate::ops::pattern;
 
 #[test]
@@ -24,8 +24,8 @@ fn foreign_and_corrupt_backing_entries_are_skipped() {
         fs::write(mnt.join("d").join(name), name.as_bytes()).unwrap();
     }
     fs::create_dir(mnt.join("d/subdir")).unwrap();
-    let backing = backing_of(&vault, "d");
-    let alpha = backing_of(&vault, "d/alpha");
+    let backing = vault.backing_of("d");
+    let alpha = vault.backing_of("d/alpha");
     let alpha_name = alpha.file_name().unwrap().to_str().unwrap().to_string();
 
     // Foreign entries a sync tool or a user might drop there.
@@ -447,13 +447,7 @@ fn directory_replaced_behind_the_mounts_back_with_a_reused_inode() {
     // times when it does not.
     let mut reused = false;
     for _ in 0..20 {
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&saved)
-            .arg(&b)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        cp_a(&saved, &b);
         reused = fs::metadata(&b).unwrap().ino() == a_ino;
         if reused {
             break;
@@ -461,13 +455,7 @@ fn directory_replaced_behind_the_mounts_back_with_a_reused_inode() {
         fs::remove_dir_all(&b).unwrap();
     }
     if !reused {
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&saved)
-            .arg(&b)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        cp_a(&saved, &b);
     }
     eprintln!("B reused A's inode number: {reused}");
     // The kernel looks B up again once its 1 s cache time has passed: poll with a deadline.
