@@ -7,7 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::backing::{daemon_alive, new_backing_entry, rewrite_in_place};
@@ -193,19 +193,25 @@ fn read_until(mnt: &Path, name: &str, expected: &Res<Vec<u8>>) -> Res<Vec<u8>> {
     last
 }
 
-#[test]
-fn backing_file_replaced_behind_the_mounts_back() {
-    // `--cache-ttl 0`: the kernel asks the daemon on every access (no waiting out a cache time).
+/// A vault mounted with `--cache-ttl 0` (the kernel asks the daemon on every access: no
+/// waiting out a cache time), holding `a` (9,000 bytes) and `b` (20,000): the vault, and the
+/// backing files of `a` and `b`.
+fn vault_with_a_and_b() -> (TestVault, PathBuf, PathBuf) {
     let vault = TestVault::unmounted();
     vault.mount_with(&["--cache-ttl", "0"]);
-    let mnt = vault.mount_path();
-    let root = vault.backing_path().to_path_buf();
-    let a = new_backing_entry(&root, || {
-        fs::write(mnt.join("a"), pattern(9000, 1)).unwrap()
-    });
-    let b = new_backing_entry(&root, || {
+    let (mnt, root) = (vault.mount_path(), vault.backing_path());
+    let a = new_backing_entry(root, || fs::write(mnt.join("a"), pattern(9000, 1)).unwrap());
+    let b = new_backing_entry(root, || {
         fs::write(mnt.join("b"), pattern(20_000, 2)).unwrap()
     });
+    (vault, a, b)
+}
+
+#[test]
+fn backing_file_replaced_behind_the_mounts_back() {
+    let (vault, a, b) = vault_with_a_and_b();
+    let mnt = vault.mount_path();
+    let root = vault.backing_path().to_path_buf();
     let c = new_backing_entry(&root, || {
         fs::write(mnt.join("c"), pattern(5000, 3)).unwrap()
     });
@@ -253,16 +259,8 @@ fn backing_file_replaced_behind_the_mounts_back() {
 /// ciphertext decrypted under the key of the header veilfs cached when it was opened.
 #[test]
 fn an_open_handle_of_a_file_replaced_in_place_reads_the_new_content_or_eio() {
-    let vault = TestVault::unmounted();
-    vault.mount_with(&["--cache-ttl", "0"]);
+    let (vault, a, b) = vault_with_a_and_b();
     let mnt = vault.mount_path();
-    let root = vault.backing_path().to_path_buf();
-    let a = new_backing_entry(&root, || {
-        fs::write(mnt.join("a"), pattern(9000, 1)).unwrap()
-    });
-    let b = new_backing_entry(&root, || {
-        fs::write(mnt.join("b"), pattern(20_000, 2)).unwrap()
-    });
     let open_a = File::open(mnt.join("a")).unwrap();
     let mut first = vec![0; 9000];
     open_a.read_exact_at(&mut first, 0).unwrap();
@@ -285,16 +283,8 @@ fn an_open_handle_of_a_file_replaced_in_place_reads_the_new_content_or_eio() {
 /// would turn the new file's sector to garbage).
 #[test]
 fn a_write_through_an_open_handle_of_a_file_replaced_in_place_keeps_the_new_file_readable() {
-    let vault = TestVault::unmounted();
-    vault.mount_with(&["--cache-ttl", "0"]);
+    let (vault, a, b) = vault_with_a_and_b();
     let mnt = vault.mount_path();
-    let root = vault.backing_path().to_path_buf();
-    let a = new_backing_entry(&root, || {
-        fs::write(mnt.join("a"), pattern(9000, 1)).unwrap()
-    });
-    let b = new_backing_entry(&root, || {
-        fs::write(mnt.join("b"), pattern(20_000, 2)).unwrap()
-    });
     let open_a = OpenOptions::new().write(true).open(mnt.join("a")).unwrap();
     open_a.write_all_at(b"first", 0).unwrap();
     fs::write(&a, fs::read(&b).unwrap()).unwrap();
