@@ -1344,11 +1344,26 @@ fn run_writers(path: &Path, ranges: Vec<Vec<(u64, usize)>>) {
     }
 }
 
+/// A mounted vault holding one empty file, `name`: the vault and the file's path.
+fn vault_with_empty_file(name: &str) -> (TestVault, PathBuf) {
+    let vault = TestVault::new();
+    let path = vault.mount_path().join(name);
+    File::create(&path).unwrap();
+    (vault, path)
+}
+
+/// What reached the backing file is what was read: a remount (no cache left) reads the same.
+fn assert_unchanged_by_a_remount(vault: &TestVault, path: &Path, expected: &[u8]) {
+    vault.remount();
+    assert!(
+        fs::read(path).unwrap() == expected,
+        "content changed by a remount"
+    );
+}
+
 #[test]
 fn concurrent_disjoint_unaligned_writes() {
-    let vault = TestVault::new();
-    let path = vault.mount_path().join("disjoint");
-    File::create(&path).unwrap();
+    let (vault, path) = vault_with_empty_file("disjoint");
     let mut rng = Rng::new(42);
     // Cut 1 MiB into segments at unaligned offsets; segment i belongs to thread i % THREADS.
     let total = 1u64 << 20;
@@ -1381,18 +1396,12 @@ fn concurrent_disjoint_unaligned_writes() {
             i / 4096
         );
     }
-    vault.remount();
-    assert!(
-        fs::read(&path).unwrap() == expected,
-        "content changed by a remount"
-    );
+    assert_unchanged_by_a_remount(&vault, &path, &expected);
 }
 
 #[test]
 fn concurrent_overlapping_writes_never_produce_garbage() {
-    let vault = TestVault::new();
-    let path = vault.mount_path().join("overlap");
-    File::create(&path).unwrap();
+    let (vault, path) = vault_with_empty_file("overlap");
     let mut rng = Rng::new(7);
     let total = 256 * 1024u64;
     let mut ranges = vec![Vec::new(); THREADS];
@@ -1445,18 +1454,12 @@ fn concurrent_overlapping_writes_never_produce_garbage() {
     );
     // The check above is byte by byte, finer than block by block. What reached the backing
     // file is what was read: a remount (no cache left) reads the same bytes.
-    vault.remount();
-    assert!(
-        fs::read(&path).unwrap() == got,
-        "content changed by a remount"
-    );
+    assert_unchanged_by_a_remount(&vault, &path, &got);
 }
 
 #[test]
 fn concurrent_neighbouring_ranges_in_shared_blocks() {
-    let vault = TestVault::new();
-    let path = vault.mount_path().join("interleaved");
-    File::create(&path).unwrap();
+    let (_vault, path) = vault_with_empty_file("interleaved");
     // Thread t owns every THREADS-th 100-byte range: all threads write into every block.
     let total: u64 = 100 * 8 * 160; // 128000 bytes, 32 blocks, 160 ranges per thread
     let mut rng = Rng::new(99);
