@@ -77,14 +77,8 @@ fn a_write_or_truncate_by_another_user_clears_setuid_and_setgid() {
             fs::write(&file, b"xyz").unwrap();
             std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
             fs::set_permissions(&file, fs::Permissions::from_mode(0o6775)).unwrap();
-            let status = std::process::Command::new("setpriv")
-                .args([
-                    "--reuid=65534",
-                    "--regid=65534",
-                    "--clear-groups",
-                    "sh",
-                    "-c",
-                ])
+            let status = nobody("sh")
+                .arg("-c")
                 .arg(command.replace("{}", &file.display().to_string()))
                 .status()
                 .unwrap();
@@ -112,16 +106,8 @@ fn allow_other_checks_permissions_as_a_plain_directory_does() {
             if sh -c \"$step\" >/dev/null 2>&1; then echo \"$step: ok\"; else echo \"$step: refused\"; fi
         done";
     let as_nobody = |dir: &Path| {
-        let output = std::process::Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "sh",
-                "-c",
-                script,
-                "sh",
-            ])
+        let output = nobody("sh")
+            .args(["-c", script, "sh"])
             .arg(dir)
             .output()
             .unwrap();
@@ -169,4 +155,11 @@ fn allow_other_checks_permissions_as_a_plain_directory_does() {
         (Some(9), String::new()),
         "nobody got in without allow_other"
     );
+}
+
+/// `program` as the user and the group `nobody` (65534), with no supplementary groups.
+fn nobody(program: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
+    cmd
 }
