@@ -57,14 +57,7 @@ impl Walk<'_> {
             let kind = kinds[backing.as_str()];
             // A directory's IVs derive from the name its contents were encrypted for.
             let named = if renamed { shown } else { original };
-            self.entry(
-                scope,
-                here.dir,
-                current,
-                kind,
-                plain,
-                Some((here.iv, named)),
-            );
+            self.entry(scope, here, current, kind, plain, named);
         }
     }
 
@@ -119,14 +112,7 @@ impl Walk<'_> {
                     Ok(())
                 },
             );
-            self.entry(
-                scope,
-                here.dir,
-                current,
-                item.kind,
-                plain,
-                Some((here.iv, name)),
-            );
+            self.entry(scope, here, current, item.kind, plain, name);
             return true;
         }
         false

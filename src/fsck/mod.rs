@@ -286,26 +286,26 @@ impl<'a> Walk<'a> {
         Some((items, count))
     }
 
-    /// Checks entry `name` of `dir`, an entry of the plaintext tree, walking into it if it is a
-    /// directory; `parent` is the IV of `dir` and the plaintext name the entry is encrypted for.
+    /// Checks entry `backing` of `here`, an entry of the plaintext tree whose name is encrypted
+    /// for plaintext name `name`, walking into it if it is a directory.
     fn entry<'s>(
         &'s self,
         scope: &rayon::Scope<'s>,
-        dir: &Arc<Dir>,
-        name: String,
+        here: &Names,
+        backing: String,
         kind: FileKind,
         plain: Option<PathBuf>,
-        parent: Option<(DirIv, Vec<u8>)>,
+        name: Vec<u8>,
     ) {
         if kind == FileKind::Dir {
             let child = DirTask {
-                place: Place::Child(dir.clone(), name),
+                place: Place::Child(here.dir.clone(), backing),
                 plain,
-                parent_iv: parent,
+                parent_iv: Some((here.iv, name)),
             };
             scope.spawn(move |scope| self.dir(scope, child));
         } else {
-            self.leaf(kind, dir, &name, plain);
+            self.leaf(kind, here.dir, &backing, plain);
         }
     }
 

@@ -109,14 +109,7 @@ impl Walk<'_> {
         let current = self
             .recased_name(here, item, name, &plain)
             .unwrap_or_else(|| item.name.clone());
-        self.entry(
-            scope,
-            here.dir,
-            current,
-            item.kind,
-            plain,
-            Some((here.iv, name.to_vec())),
-        );
+        self.entry(scope, here, current, item.kind, plain, name.to_vec());
     }
 
     /// The canonical backing name of `item` (whose name decrypts to `name`), when a
