@@ -28,10 +28,14 @@ use crash::recorder::{new_log, Recorder};
 use crash::rotation::RotationChecker;
 use crash::{
     build, check_all, copy_tree, expectations, inode_map, must, read_tree, Checker, CrashState,
-    Kind, Summary,
+    Kind, Reorder, Summary,
 };
 
 const NEW_PASSWORD: &str = "a new password for the crash tests";
+
+/// How many reordered states the short slices check (an even spread of them; `CRASH_REORDER`
+/// overrides): a full run of them takes minutes.
+const SHORT_REORDERED: Option<usize> = Some(12);
 
 /// Where the workload runs, and what it tells the log.
 struct Ctx {
@@ -235,7 +239,7 @@ fn print_summary(what: &str, summary: &Summary, started: Instant) {
 }
 
 /// Runs `workload` through veilfs on the recorder, then checks every crash state.
-fn enumerate(what: &str, workload: impl FnOnce(&Ctx)) -> Summary {
+fn enumerate(what: &str, reorder: Reorder, workload: impl FnOnce(&Ctx)) -> Summary {
     common::require_fuse();
     let dir = tempfile::Builder::new()
         .prefix("veilfs-crash-")
@@ -306,7 +310,7 @@ fn enumerate(what: &str, workload: impl FnOnce(&Ctx)) -> Summary {
     };
     let started = Instant::now();
     let check = |dir: &Path, before: &[Event], _| checker.check(dir, &expectations(before));
-    let (summary, final_tree) = check_all(&snapshot, &events, check, &root, |done, all| {
+    let (summary, final_tree) = check_all(&snapshot, &events, reorder, check, &root, |done, all| {
         if done % 100 == 0 || done == all {
             eprintln!("{what}: {done}/{all} states checked");
         }
@@ -349,7 +353,7 @@ fn small(ctx: &Ctx) {
 
 #[test]
 fn small_workload() {
-    let summary = enumerate("small workload", small);
+    let summary = enumerate("small workload", Reorder::from_env(SHORT_REORDERED), small);
     assert!(
         summary.failures.is_empty(),
         "crash states that fail their checks: {:#?}",
@@ -484,7 +488,7 @@ fn full(ctx: &Ctx) {
 #[test]
 #[ignore]
 fn full_workload() {
-    let summary = enumerate("full workload", full);
+    let summary = enumerate("full workload", Reorder::from_env(None), full);
     assert!(
         summary.failures.is_empty(),
         "{} kinds of failure (see above)",
@@ -530,7 +534,7 @@ fn make_rotation_tree(at: &Path, full: bool) {
 
 /// Runs `veilfs VERB` (rekey, or upgrade of a format 1 vault) on the recorder's mount of a vault
 /// holding the rotation tree, then finishes and checks every crash state.
-fn enumerate_rotation(what: &str, verb: &'static str, full: bool) -> Summary {
+fn enumerate_rotation(what: &str, verb: &'static str, full: bool, reorder: Reorder) -> Summary {
     let vault = if verb == "upgrade" {
         TestVault::unmounted_v1()
     } else {
@@ -637,6 +641,7 @@ fn enumerate_rotation(what: &str, verb: &'static str, full: bool) -> Summary {
     let (summary, _) = check_all(
         &snapshot,
         &events,
+        reorder,
         |dir, _, inodes| checker.check(dir, inodes),
         work.path(),
         |done, all| {
@@ -659,24 +664,24 @@ fn assert_no_failures(summary: &Summary) {
 
 #[test]
 fn rekey_small() {
-    assert_no_failures(&enumerate_rotation("rekey, small", "rekey", false));
+    assert_no_failures(&enumerate_rotation("rekey, small", "rekey", false, Reorder::from_env(SHORT_REORDERED)));
 }
 
 #[test]
 fn upgrade_small() {
-    assert_no_failures(&enumerate_rotation("upgrade, small", "upgrade", false));
+    assert_no_failures(&enumerate_rotation("upgrade, small", "upgrade", false, Reorder::from_env(SHORT_REORDERED)));
 }
 
 /// Run by `scripts/crashpoints`.
 #[test]
 #[ignore]
 fn rekey_full() {
-    assert_no_failures(&enumerate_rotation("rekey, full", "rekey", true));
+    assert_no_failures(&enumerate_rotation("rekey, full", "rekey", true, Reorder::from_env(None)));
 }
 
 /// Run by `scripts/crashpoints`.
 #[test]
 #[ignore]
 fn upgrade_full() {
-    assert_no_failures(&enumerate_rotation("upgrade, full", "upgrade", true));
+    assert_no_failures(&enumerate_rotation("upgrade, full", "upgrade", true, Reorder::from_env(None)));
 }
