@@ -163,6 +163,8 @@ impl<'a> Rotation<'a> {
                 self.remove_old_sidecars(&dir, &frame.old)?;
             }
             if frame.complete && diriv::read(&dir).ok() != Some(frame.new) {
+                // Every old name's removal durable before the old IV, which reads them, goes.
+                dir.sync().map_err(|e| named(dir.path(), e.into()))?;
                 // Durable before it replaces the old file: a format 1 directory's old IV is
                 // only there, and a power loss must not leave an empty file the next run
                 // cannot read.
@@ -503,6 +505,9 @@ impl<'a> Rotation<'a> {
                 _ => self.rename_in_place(dir, from, &backing)?,
             }
             if let EntryName::Long(hashed) = EntryName::classify(from) {
+                // The old name gone for good before its sidecar goes: else a power loss may
+                // leave the old entry without the sidecar that holds its name.
+                dir.sync()?;
                 dir.unlink_if_present(longname::sidecar_name(hashed))?;
             }
             Ok(backing.entry().to_owned())
@@ -634,6 +639,9 @@ impl<'a> Rotation<'a> {
                 self.links.insert(key, record.new_path);
             }
         }
+        // The new name durable before the old goes: a power loss may otherwise keep the
+        // removal and lose the new name (POSIX orders neither without a barrier).
+        dir.sync()?;
         dir.unlink(from)?;
         Ok(())
     }
@@ -738,6 +746,8 @@ impl<'a> Rotation<'a> {
             let _ = dir.unlink_if_present(REKEY_TMP_NAME);
             return Err(e);
         }
+        // As for a file: the new name durable before the old goes.
+        dir.sync()?;
         dir.unlink(from)?;
         Ok(())
     }
