@@ -7,8 +7,10 @@
 //! itself: the command runs with the recorder's mount as its CIPHERDIR, and each crash state is
 //! finished by running it again (tests/crash/rotation.rs).
 //!
-//! `small_workload`, `rekey_small` and `upgrade_small` are the short slices the normal test run
-//! includes; `full_workload`, `rekey_full` and `upgrade_full` (ignored) are what
+//! Besides the in-order crash states, the states that reorder metadata between fsync barriers
+//! (tests/crash/reorder.rs). `small_workload`, `rekey_small` and `upgrade_small` are the short
+//! slices the normal test run includes, with 12 reordered states each; `full_workload`,
+//! `rekey_full` and `upgrade_full` (ignored, every reordered state) are what
 //! `scripts/crashpoints` runs.
 
 mod common;

@@ -64,6 +64,8 @@ pub struct Reorder {
     pub rule: reorder::Rule,
     /// At most this many, an even spread of them (`CRASH_REORDER`, `all` for no limit).
     pub limit: Option<usize>,
+    /// Also the in-order states (`CRASH_REORDER_ONLY=1`: only the replay of the whole log).
+    pub in_order: bool,
 }
 
 impl Reorder {
@@ -77,6 +79,7 @@ impl Reorder {
         Reorder {
             rule: reorder::Rule::from_env(),
             limit,
+            in_order: std::env::var_os("CRASH_REORDER_ONLY").is_none(),
         }
     }
 }
@@ -163,6 +166,9 @@ pub fn states(events: &[Event], reorder: Reorder) -> Vec<CrashState> {
             }
         }
     }
+    if !reorder.in_order {
+        states.retain(|s| s.kind == Kind::Process && s.point == point);
+    }
     let mut reordered: Vec<CrashState> = reorder::states(events, reorder.rule)
         .into_iter()
         .filter(|r| seen.insert(r.ops.clone()))
@@ -178,18 +184,35 @@ pub fn states(events: &[Event], reorder: Reorder) -> Vec<CrashState> {
         })
         .collect();
     if let Some(limit) = reorder.limit.filter(|&l| l < reordered.len()) {
-        let all = std::mem::take(&mut reordered);
-        let stride = all.len() as f64 / limit as f64;
-        let picked: HashSet<usize> = (0..limit).map(|i| (i as f64 * stride) as usize).collect();
-        reordered = all
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| picked.contains(i))
-            .map(|(_, s)| s)
-            .collect();
+        // The states up to a barrier first: they keep every later operation, so they show most
+        // of what the states of an adjacent swap show.
+        let (wide, adjacent): (Vec<_>, Vec<_>) = reordered.into_iter().partition(|s| {
+            matches!(
+                s.kind,
+                Kind::Reordered {
+                    to_barrier: true,
+                    ..
+                }
+            )
+        });
+        let wide_count = wide.len().min(limit);
+        reordered = spread(wide, wide_count);
+        reordered.extend(spread(adjacent, limit - wide_count));
     }
     states.extend(reordered);
     states
+}
+
+/// `count` of `items`, evenly spread.
+fn spread<T>(items: Vec<T>, count: usize) -> Vec<T> {
+    let stride = items.len() as f64 / count.max(1) as f64;
+    let picked: HashSet<usize> = (0..count).map(|i| (i as f64 * stride) as usize).collect();
+    items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| picked.contains(i))
+        .map(|(_, item)| item)
+        .collect()
 }
 
 /// The crash point after the first `events` events: how many operations they hold.

@@ -203,8 +203,9 @@ pub fn states(events: &[Event], rule: Rule) -> Vec<Reordered> {
                 continue;
             }
             durable_at[n] = Some(b);
-            // Data made durable does not make its file's name durable (POSIX).
-            if metadata(n) {
+            // An entry made durable needs what precedes it; a file's data or inode made durable
+            // does not need its name (POSIX: it may be durable and unreachable).
+            if touches[n].as_ref().is_some_and(|t| !t.written.is_empty()) {
                 newly.extend(depends[n].iter().filter(|&&m| durable_at[m].is_none()));
             }
         }
