@@ -397,7 +397,7 @@ impl Vault {
             dir.rename(from, dir, to, RenameMode::NoReplace)
         })?;
         if let EntryName::Long(hashed) = EntryName::classify(from) {
-            // The rename durable first, as in a rename through the mount (fs/mod.rs).
+            // The rename durable first, as `BackingName::remove_sidecar` makes it.
             dir.sync()?;
             dir.unlink_if_present(longname::sidecar_name(hashed))?;
         }

@@ -996,9 +996,6 @@ impl VeilFs {
             return Err(e);
         }
         if from.sidecar().is_some() && (parent != new_parent || from.entry() != to.entry()) {
-            // The rename durable first: were the removal to reach the disk before it, a crash
-            // could leave the old entry without the sidecar that holds its name.
-            from_dir.sync()?;
             from.remove_sidecar(from_dir)?;
         }
         let mut table = self.inodes.lock().unwrap();
