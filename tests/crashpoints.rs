@@ -312,11 +312,12 @@ fn enumerate(what: &str, reorder: Reorder, workload: impl FnOnce(&Ctx)) -> Summa
     };
     let started = Instant::now();
     let check = |dir: &Path, before: &[Event], _| checker.check(dir, &expectations(before));
-    let (summary, final_tree) = check_all(&snapshot, &events, reorder, check, &root, |done, all| {
-        if done % 100 == 0 || done == all {
-            eprintln!("{what}: {done}/{all} states checked");
-        }
-    });
+    let (summary, final_tree) =
+        check_all(&snapshot, &events, reorder, check, &root, |done, all| {
+            if done % 100 == 0 || done == all {
+                eprintln!("{what}: {done}/{all} states checked");
+            }
+        });
     print_summary(what, &summary, started);
     // The replay of the whole log must be what the workload left: else the recorder missed
     // something, and every state above is suspect.
@@ -331,8 +332,8 @@ fn enumerate(what: &str, reorder: Reorder, workload: impl FnOnce(&Ctx)) -> Summa
 }
 
 /// A few of everything: a short file and a long-named one fsynced, a rename of the long name,
-/// a hard link, a write across a sector boundary, a truncate, `veilfs passwd`, and the rename
-/// of a directory to a long name.
+/// a hard link, a write across a sector boundary, a truncate, `veilfs passwd`, the rename of a
+/// directory to a long name, and the removal of the long-named file.
 fn small(ctx: &Ctx) {
     let long1 = name("L1-", 160);
     let long2 = name("L2-", 170);
@@ -351,6 +352,7 @@ fn small(ctx: &Ctx) {
     ctx.truncate(None, &format!("d/{long2}"), 3000);
     ctx.passwd();
     ctx.rename_synced("d", &long_dir, &[("short", "short", b"hello")]);
+    fs::remove_file(ctx.path(&format!("{long_dir}/{long2}"))).unwrap();
 }
 
 #[test]
@@ -666,24 +668,44 @@ fn assert_no_failures(summary: &Summary) {
 
 #[test]
 fn rekey_small() {
-    assert_no_failures(&enumerate_rotation("rekey, small", "rekey", false, Reorder::from_env(SHORT_REORDERED)));
+    assert_no_failures(&enumerate_rotation(
+        "rekey, small",
+        "rekey",
+        false,
+        Reorder::from_env(SHORT_REORDERED),
+    ));
 }
 
 #[test]
 fn upgrade_small() {
-    assert_no_failures(&enumerate_rotation("upgrade, small", "upgrade", false, Reorder::from_env(SHORT_REORDERED)));
+    assert_no_failures(&enumerate_rotation(
+        "upgrade, small",
+        "upgrade",
+        false,
+        Reorder::from_env(SHORT_REORDERED),
+    ));
 }
 
 /// Run by `scripts/crashpoints`.
 #[test]
 #[ignore]
 fn rekey_full() {
-    assert_no_failures(&enumerate_rotation("rekey, full", "rekey", true, Reorder::from_env(None)));
+    assert_no_failures(&enumerate_rotation(
+        "rekey, full",
+        "rekey",
+        true,
+        Reorder::from_env(None),
+    ));
 }
 
 /// Run by `scripts/crashpoints`.
 #[test]
 #[ignore]
 fn upgrade_full() {
-    assert_no_failures(&enumerate_rotation("upgrade, full", "upgrade", true, Reorder::from_env(None)));
+    assert_no_failures(&enumerate_rotation(
+        "upgrade, full",
+        "upgrade",
+        true,
+        Reorder::from_env(None),
+    ));
 }

@@ -128,17 +128,20 @@ fn conflict(a: &Touch, b: &Touch) -> bool {
 fn makes_durable(barrier: &Op, op: &Touch, rule: Rule) -> bool {
     let parent = |p: &RelPath| p[..p.len().saturating_sub(1)].to_vec();
     // Linux: the name of what is synced, and of the directories above it.
-    let own_name =
-        |path: &RelPath| rule == Rule::Linux && op.written.iter().any(|p| *p == path || above(p, path));
+    let own_name = |path: &RelPath| {
+        rule == Rule::Linux && op.written.iter().any(|p| *p == path || above(p, path))
+    };
     match barrier {
         Op::FsyncDir { path } => {
-            op.written.iter().any(|p| !p.is_empty() && parent(p) == *path)
-                || op.used.iter().any(|p| *p == path)
+            op.written
+                .iter()
+                .any(|p| !p.is_empty() && parent(p) == *path)
+                || op.used.contains(&path)
                 || own_name(path)
         }
         Op::Fsync {
             path: Some(path), ..
-        } => op.used.iter().any(|p| *p == path) || own_name(path),
+        } => op.used.contains(&path) || own_name(path),
         _ => false,
     }
 }
@@ -222,7 +225,7 @@ pub fn states(events: &[Event], rule: Rule) -> Vec<Reordered> {
     for j in (0..ops.len()).filter(|&n| metadata(n)) {
         // The last crash point before the barrier that makes `j` durable: after the operation
         // before that barrier; or the end of the log.
-        let last = durable_at[j].map_or(ops.len(), |b| b);
+        let last = durable_at[j].unwrap_or(ops.len());
         // What is lost with `j` up to there: everything that depends on it, transitively.
         let mut lost = BTreeSet::from([j]);
         let mut queue = vec![j];
