@@ -397,6 +397,8 @@ impl Vault {
             dir.rename(from, dir, to, RenameMode::NoReplace)
         })?;
         if let EntryName::Long(hashed) = EntryName::classify(from) {
+            // The rename durable first, as `BackingName::remove_sidecar` makes it.
+            dir.sync()?;
             dir.unlink_if_present(longname::sidecar_name(hashed))?;
         }
         Ok(backing.entry().to_owned())

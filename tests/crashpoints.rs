@@ -7,8 +7,10 @@
 //! itself: the command runs with the recorder's mount as its CIPHERDIR, and each crash state is
 //! finished by running it again (tests/crash/rotation.rs).
 //!
-//! `small_workload`, `rekey_small` and `upgrade_small` are the short slices the normal test run
-//! includes; `full_workload`, `rekey_full` and `upgrade_full` (ignored) are what
+//! Besides the in-order crash states, the states that reorder metadata between fsync barriers
+//! (tests/crash/reorder.rs). `small_workload`, `rekey_small` and `upgrade_small` are the short
+//! slices the normal test run includes, with 12 reordered states each; `full_workload`,
+//! `rekey_full` and `upgrade_full` (ignored, every reordered state) are what
 //! `scripts/crashpoints` runs.
 
 mod common;
@@ -28,10 +30,14 @@ use crash::recorder::{new_log, Recorder};
 use crash::rotation::RotationChecker;
 use crash::{
     build, check_all, copy_tree, expectations, inode_map, must, read_tree, Checker, CrashState,
-    Kind, Summary,
+    Kind, Reorder, Summary,
 };
 
 const NEW_PASSWORD: &str = "a new password for the crash tests";
+
+/// How many reordered states the short slices check (an even spread of them; `CRASH_REORDER`
+/// overrides): a full run of them takes minutes.
+const SHORT_REORDERED: Option<usize> = Some(12);
 
 /// Where the workload runs, and what it tells the log.
 struct Ctx {
@@ -235,7 +241,7 @@ fn print_summary(what: &str, summary: &Summary, started: Instant) {
 }
 
 /// Runs `workload` through veilfs on the recorder, then checks every crash state.
-fn enumerate(what: &str, workload: impl FnOnce(&Ctx)) -> Summary {
+fn enumerate(what: &str, reorder: Reorder, workload: impl FnOnce(&Ctx)) -> Summary {
     common::require_fuse();
     let dir = tempfile::Builder::new()
         .prefix("veilfs-crash-")
@@ -306,11 +312,12 @@ fn enumerate(what: &str, workload: impl FnOnce(&Ctx)) -> Summary {
     };
     let started = Instant::now();
     let check = |dir: &Path, before: &[Event], _| checker.check(dir, &expectations(before));
-    let (summary, final_tree) = check_all(&snapshot, &events, check, &root, |done, all| {
-        if done % 100 == 0 || done == all {
-            eprintln!("{what}: {done}/{all} states checked");
-        }
-    });
+    let (summary, final_tree) =
+        check_all(&snapshot, &events, reorder, check, &root, |done, all| {
+            if done % 100 == 0 || done == all {
+                eprintln!("{what}: {done}/{all} states checked");
+            }
+        });
     print_summary(what, &summary, started);
     // The replay of the whole log must be what the workload left: else the recorder missed
     // something, and every state above is suspect.
@@ -325,8 +332,8 @@ fn enumerate(what: &str, workload: impl FnOnce(&Ctx)) -> Summary {
 }
 
 /// A few of everything: a short file and a long-named one fsynced, a rename of the long name,
-/// a hard link, a write across a sector boundary, a truncate, `veilfs passwd`, and the rename
-/// of a directory to a long name.
+/// a hard link, a write across a sector boundary, a truncate, `veilfs passwd`, the rename of a
+/// directory to a long name, and the removal of the long-named file.
 fn small(ctx: &Ctx) {
     let long1 = name("L1-", 160);
     let long2 = name("L2-", 170);
@@ -345,11 +352,12 @@ fn small(ctx: &Ctx) {
     ctx.truncate(None, &format!("d/{long2}"), 3000);
     ctx.passwd();
     ctx.rename_synced("d", &long_dir, &[("short", "short", b"hello")]);
+    fs::remove_file(ctx.path(&format!("{long_dir}/{long2}"))).unwrap();
 }
 
 #[test]
 fn small_workload() {
-    let summary = enumerate("small workload", small);
+    let summary = enumerate("small workload", Reorder::from_env(SHORT_REORDERED), small);
     assert!(
         summary.failures.is_empty(),
         "crash states that fail their checks: {:#?}",
@@ -484,7 +492,7 @@ fn full(ctx: &Ctx) {
 #[test]
 #[ignore]
 fn full_workload() {
-    let summary = enumerate("full workload", full);
+    let summary = enumerate("full workload", Reorder::from_env(None), full);
     assert!(
         summary.failures.is_empty(),
         "{} kinds of failure (see above)",
@@ -530,7 +538,7 @@ fn make_rotation_tree(at: &Path, full: bool) {
 
 /// Runs `veilfs VERB` (rekey, or upgrade of a format 1 vault) on the recorder's mount of a vault
 /// holding the rotation tree, then finishes and checks every crash state.
-fn enumerate_rotation(what: &str, verb: &'static str, full: bool) -> Summary {
+fn enumerate_rotation(what: &str, verb: &'static str, full: bool, reorder: Reorder) -> Summary {
     let vault = if verb == "upgrade" {
         TestVault::unmounted_v1()
     } else {
@@ -637,6 +645,7 @@ fn enumerate_rotation(what: &str, verb: &'static str, full: bool) -> Summary {
     let (summary, _) = check_all(
         &snapshot,
         &events,
+        reorder,
         |dir, _, inodes| checker.check(dir, inodes),
         work.path(),
         |done, all| {
@@ -659,24 +668,44 @@ fn assert_no_failures(summary: &Summary) {
 
 #[test]
 fn rekey_small() {
-    assert_no_failures(&enumerate_rotation("rekey, small", "rekey", false));
+    assert_no_failures(&enumerate_rotation(
+        "rekey, small",
+        "rekey",
+        false,
+        Reorder::from_env(SHORT_REORDERED),
+    ));
 }
 
 #[test]
 fn upgrade_small() {
-    assert_no_failures(&enumerate_rotation("upgrade, small", "upgrade", false));
+    assert_no_failures(&enumerate_rotation(
+        "upgrade, small",
+        "upgrade",
+        false,
+        Reorder::from_env(SHORT_REORDERED),
+    ));
 }
 
 /// Run by `scripts/crashpoints`.
 #[test]
 #[ignore]
 fn rekey_full() {
-    assert_no_failures(&enumerate_rotation("rekey, full", "rekey", true));
+    assert_no_failures(&enumerate_rotation(
+        "rekey, full",
+        "rekey",
+        true,
+        Reorder::from_env(None),
+    ));
 }
 
 /// Run by `scripts/crashpoints`.
 #[test]
 #[ignore]
 fn upgrade_full() {
-    assert_no_failures(&enumerate_rotation("upgrade, full", "upgrade", true));
+    assert_no_failures(&enumerate_rotation(
+        "upgrade, full",
+        "upgrade",
+        true,
+        Reorder::from_env(None),
+    ));
 }

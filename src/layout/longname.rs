@@ -85,9 +85,12 @@ impl BackingName {
         Ok(())
     }
 
-    /// Removes the sidecar of a long name whose entry is gone.
+    /// Removes the sidecar of a long name whose entry is gone (removed or renamed), once that
+    /// is durable: were the sidecar's removal to reach the disk first, a crash could leave the
+    /// entry without the sidecar that holds its name.
     pub fn remove_sidecar(&self, dir: &Dir) -> Result<()> {
         if let Some(sidecar) = self.sidecar() {
+            dir.sync()?;
             dir.unlink_if_present(sidecar)?;
         }
         Ok(())

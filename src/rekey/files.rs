@@ -90,6 +90,9 @@ impl Rotation<'_> {
                 self.links.insert(key, record.new_path);
             }
         }
+        // The new name durable before the old goes: a power loss may otherwise keep the
+        // removal and lose the new name (POSIX orders neither without a barrier).
+        dir.sync()?;
         dir.unlink(from)?;
         Ok(())
     }
@@ -180,6 +183,8 @@ impl Rotation<'_> {
             let _ = dir.unlink_if_present(REKEY_TMP_NAME);
             return Err(e);
         }
+        // As for a file: the new name durable before the old goes.
+        dir.sync()?;
         dir.unlink(from)?;
         Ok(())
     }

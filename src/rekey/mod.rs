@@ -119,6 +119,8 @@ impl<'a> Rotation<'a> {
                 self.remove_old_sidecars(&dir, &frame.old)?;
             }
             if frame.complete && diriv::read(&dir).ok() != Some(frame.new) {
+                // Every old name's removal durable before the old IV, which reads them, goes.
+                dir.sync().map_err(|e| named(dir.path(), e.into()))?;
                 // Durable before it replaces the old file: a format 1 directory's old IV is
                 // only there, and a power loss must not leave an empty file the next run
                 // cannot read.

@@ -283,6 +283,9 @@ impl Rotation<'_> {
                 _ => self.rename_in_place(dir, from, &backing)?,
             }
             if let EntryName::Long(hashed) = EntryName::classify(from) {
+                // The old name gone for good before its sidecar goes: else a power loss may
+                // leave the old entry without the sidecar that holds its name.
+                dir.sync()?;
                 dir.unlink_if_present(longname::sidecar_name(hashed))?;
             }
             Ok(backing.entry().to_owned())

@@ -14,10 +14,13 @@
 //! - data written to a file survives only when an fsync of that file followed; writes not yet
 //!   synced are lost (all of them, in every file), or all but the last file's are kept, or the
 //!   last file keeps only its first, middle or all-but-last unsynced writes;
-//! - a single write is never torn.
+//! - a single write is never torn;
+//! - besides, [`reorder`]'s states: one pending metadata operation lost while later ones
+//!   persist, as POSIX allows between fsync barriers.
 
 pub mod log;
 pub mod recorder;
+pub mod reorder;
 pub mod rotation;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -46,6 +49,39 @@ pub enum Kind {
     PowerLastFile,
     /// Power lost: the last file written keeps its first N unsynced writes, the others none.
     PowerPartial(usize),
+    /// Power lost with metadata reordered: one pending operation (an event index) lost, with
+    /// `dependents` later ones that need it, while later ones persisted; unsynced data lost.
+    Reordered {
+        dropped: usize,
+        dependents: usize,
+        to_barrier: bool,
+    },
+}
+
+/// Which reordered states to add to the in-order ones.
+#[derive(Clone, Copy, Debug)]
+pub struct Reorder {
+    pub rule: reorder::Rule,
+    /// At most this many, an even spread of them (`CRASH_REORDER`, `all` for no limit).
+    pub limit: Option<usize>,
+    /// Also the in-order states (`CRASH_REORDER_ONLY=1`: only the replay of the whole log).
+    pub in_order: bool,
+}
+
+impl Reorder {
+    /// `CRASH_REORDER` (a number or `all`) and `CRASH_RULE`, else at most `default`.
+    pub fn from_env(default: Option<usize>) -> Reorder {
+        let limit = match std::env::var("CRASH_REORDER").as_deref() {
+            Ok("all") => None,
+            Ok(n) => Some(n.parse().expect("CRASH_REORDER: a number or 'all'")),
+            Err(_) => default,
+        };
+        Reorder {
+            rule: reorder::Rule::from_env(),
+            limit,
+            in_order: std::env::var_os("CRASH_REORDER_ONLY").is_none(),
+        }
+    }
 }
 
 /// One backing directory to check: the snapshot plus the log's operations `ops` (indices into
@@ -59,8 +95,8 @@ pub struct CrashState {
 }
 
 /// Every crash state of `events`, without duplicates (where nothing was unsynced, a power loss
-/// leaves what a killed process does).
-pub fn states(events: &[Event]) -> Vec<CrashState> {
+/// leaves what a killed process does), then the reordered ones `reorder` asks for.
+pub fn states(events: &[Event], reorder: Reorder) -> Vec<CrashState> {
     let mut states = Vec::new();
     let mut seen = HashSet::new();
     let mut point = 0;
@@ -130,7 +166,61 @@ pub fn states(events: &[Event]) -> Vec<CrashState> {
             }
         }
     }
+    if !reorder.in_order {
+        states.retain(|s| s.kind == Kind::Process && s.point == point);
+    }
+    let mut reordered: Vec<CrashState> = reorder::states(events, reorder.rule)
+        .into_iter()
+        .filter(|r| seen.insert(r.ops.clone()))
+        .map(|r| CrashState {
+            point: crash_point(events, r.events),
+            events: r.events,
+            kind: Kind::Reordered {
+                dropped: r.dropped,
+                dependents: r.dependents,
+                to_barrier: r.to_barrier,
+            },
+            ops: r.ops,
+        })
+        .collect();
+    if let Some(limit) = reorder.limit.filter(|&l| l < reordered.len()) {
+        // The states up to a barrier first: they keep every later operation, so they show most
+        // of what the states of an adjacent swap show.
+        let (wide, adjacent): (Vec<_>, Vec<_>) = reordered.into_iter().partition(|s| {
+            matches!(
+                s.kind,
+                Kind::Reordered {
+                    to_barrier: true,
+                    ..
+                }
+            )
+        });
+        let wide_count = wide.len().min(limit);
+        reordered = spread(wide, wide_count);
+        reordered.extend(spread(adjacent, limit - wide_count));
+    }
+    states.extend(reordered);
     states
+}
+
+/// `count` of `items`, evenly spread.
+fn spread<T>(items: Vec<T>, count: usize) -> Vec<T> {
+    let stride = items.len() as f64 / count.max(1) as f64;
+    let picked: HashSet<usize> = (0..count).map(|i| (i as f64 * stride) as usize).collect();
+    items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| picked.contains(i))
+        .map(|(_, item)| item)
+        .collect()
+}
+
+/// The crash point after the first `events` events: how many operations they hold.
+fn crash_point(events: &[Event], end: usize) -> usize {
+    events[..end]
+        .iter()
+        .filter(|e| matches!(e, Event::Op(_)))
+        .count()
 }
 
 /// The files the workload fsynced before the first `events` events, and not changed since: id
@@ -532,11 +622,12 @@ pub struct Summary {
 pub fn check_all<T>(
     snapshot: &Path,
     events: &[Event],
+    reorder: Reorder,
     mut check: impl FnMut(&Path, &[Event], HashMap<u64, u64>) -> Verdict<T>,
     work: &Path,
     mut progress: impl FnMut(usize, usize),
 ) -> (Summary, Option<T>) {
-    let all = states(events);
+    let all = states(events, reorder);
     let mut summary = Summary {
         crash_points: all.iter().map(|s| s.point).max().map_or(0, |p| p + 1),
         states: all.len(),
@@ -554,7 +645,23 @@ pub fn check_all<T>(
                 Event::Op(op) => op.describe(),
                 Event::Mark(_) => unreachable!("a crash point follows an operation"),
             });
-        let place = format!("point {} ({:?}) after {last_op}", state.point, state.kind);
+        let place = match state.kind {
+            Kind::Reordered {
+                dropped,
+                dependents,
+                ..
+            } => {
+                let Event::Op(op) = &events[dropped] else {
+                    unreachable!("a dropped event is an operation")
+                };
+                format!(
+                    "point {} (reordered: {} lost, {dependents} later with it) after {last_op}",
+                    state.point,
+                    op.describe()
+                )
+            }
+            kind => format!("point {} ({kind:?}) after {last_op}", state.point),
+        };
         match build(snapshot, events, state, &dir) {
             Err(e) => {
                 summary.failed += 1;
@@ -593,6 +700,12 @@ fn kind_name(kind: Kind) -> String {
         Kind::PowerAll => "power, unsynced data lost".into(),
         Kind::PowerLastFile => "power, last file's unsynced data lost".into(),
         Kind::PowerPartial(_) => "power, last file's unsynced data partly kept".into(),
+        Kind::Reordered {
+            to_barrier: false, ..
+        } => "reordered, one lost before the next kept".into(),
+        Kind::Reordered {
+            to_barrier: true, ..
+        } => "reordered, one lost up to its barrier".into(),
     }
 }
 
