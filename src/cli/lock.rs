@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use veilfs::backing::Dir;
+use veilfs::mountinfo;
 
-use super::mount::parse_mountinfo;
 use super::{CliError, EXIT_BUSY};
 
 /// How long a lock held with no mount of the vault is waited for: a daemon whose mount is gone
@@ -131,11 +131,11 @@ pub fn busy_message(cipherdir: &Path, holder: &Holder, purpose: Purpose) -> Stri
 
 /// Where `cipherdir` is mounted and which process holds its lock, as far as /proc tells.
 fn find_holder(cipherdir: &Path, dir: &Dir) -> Holder {
-    let mountpoint = fs::read("/proc/self/mountinfo").ok().and_then(|text| {
+    let mountpoint = mountinfo::read().ok().and_then(|entries| {
         let source = cipherdir.to_string_lossy();
-        parse_mountinfo(&text)
+        entries
             .into_iter()
-            .find(|m| m.fstype.starts_with("fuse") && m.source == source)
+            .find(|m| m.is_veilfs_of(&source))
             .map(|m| m.mountpoint)
     });
     Holder {

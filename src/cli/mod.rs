@@ -19,7 +19,6 @@ pub mod fsck;
 pub mod habits;
 pub mod harden;
 pub mod helper;
-pub mod idle;
 pub mod info;
 pub mod init;
 pub mod lock;
