@@ -11,8 +11,8 @@ use veilfs::config::CONFIG_NAME;
 use veilfs::fsck::{self, Finding, Options, Outcome, Report};
 
 use super::lock::{Purpose, VaultLock};
-use super::password::PasswordArgs;
 use super::paths::{open_vault, recased_config};
+use super::secret_input::PasswordArgs;
 use super::{check_cipherdir, print_stdout, progress, text, CliError, GlobalArgs};
 
 /// fsck found problems and did not repair them all.

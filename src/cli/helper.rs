@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 
 use super::mount::{self, MountArgs};
-use super::password::PasswordArgs;
 use super::platform::HELPER_NAMES;
+use super::secret_input::PasswordArgs;
 use super::{print_stdout, Cli, CliError, GlobalArgs, EXIT_USAGE};
 
 /// The helper's `--help`, in [`super::text`]'s markup.

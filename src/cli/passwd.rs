@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use veilfs::backing::Dir;
 use veilfs::config::{Config, KdfParams, Secret, SlotKind, Unlocked};
 
-use super::password::{self, Password, Source};
+use super::secret_input::{self, Password, Source};
 use super::unlock;
 use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_USAGE};
 
@@ -105,13 +105,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     };
     let plan = unlock::Plan::prepare(&config, dir, &given)?;
     let keyfile = match (recovering, &args.keyfile) {
-        (true, Some(file)) => Some(password::read_keyfile(file)?),
+        (true, Some(file)) => Some(secret_input::read_keyfile(file)?),
         _ => None,
     };
     let new_keyfile = args
         .new_keyfile
         .as_deref()
-        .map(password::read_keyfile)
+        .map(secret_input::read_keyfile)
         .transpose()?;
 
     let source = Source::pick(args.passfile.as_deref(), args.extpass.as_deref());

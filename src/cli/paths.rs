@@ -11,7 +11,7 @@ use veilfs::backing::Dir;
 use veilfs::config::{Config, CONFIG_NAME};
 use veilfs::vault::Vault;
 
-use super::password::PasswordArgs;
+use super::secret_input::PasswordArgs;
 use super::unlock;
 use super::{check_cipherdir, CliError, GlobalArgs, EXIT_FAILURE, EXIT_USAGE};
 

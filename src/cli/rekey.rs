@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 use super::init::{key_banner, RECOVERY_LABEL};
 use super::lock::{Purpose, VaultLock};
-use super::password::{self, Password, PasswordArgs, Source};
+use super::secret_input::{self, Password, PasswordArgs, Source};
 use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_USAGE};
 use super::{progress, text, unlock};
 
@@ -181,7 +181,7 @@ fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
         let keyfile = args
             .keyfile
             .as_deref()
-            .map(password::read_keyfile)
+            .map(secret_input::read_keyfile)
             .transpose()?;
         if needed_keyfile(&config, &unlocked) && keyfile.is_none() {
             return Err(CliError::new(
@@ -388,7 +388,7 @@ fn kept_slots(config: &Config, asked: &[String], dir: &Path) -> Result<Vec<KeptS
             ));
         }
         let keyfile = match (needs_file, file) {
-            (true, Some(file)) => Some(password::read_keyfile(file)?),
+            (true, Some(file)) => Some(secret_input::read_keyfile(file)?),
             (true, None) => {
                 return Err(CliError::new(
                     EXIT_USAGE,

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use super::info::slot_list;
 use super::init::key_lines;
-use super::password::{self, PasswordArgs, Source};
+use super::secret_input::{self, PasswordArgs, Source};
 use super::unlock;
 use super::{
     check_cipherdir, print_stdout, text, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_CONFIG,
@@ -307,7 +307,7 @@ fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
     }
     let needs_keyfile = matches!(args.kind, SlotKind::Keyfile | SlotKind::PasswordKeyfile);
     let new_keyfile = match (&args.new_keyfile, needs_keyfile) {
-        (Some(file), true) => Some(password::read_keyfile(file)?),
+        (Some(file), true) => Some(secret_input::read_keyfile(file)?),
         (None, false) => None,
         (None, true) => {
             return Err(CliError::new(

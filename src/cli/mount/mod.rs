@@ -36,7 +36,7 @@ use veilfs::config::{Config, CONFIG_NAME};
 use veilfs::fs::MountOptions;
 
 use super::lock::{Purpose, VaultLock};
-use super::password::PasswordArgs;
+use super::secret_input::PasswordArgs;
 use super::unlock;
 use super::{check_cipherdir, duration, print_stdout, shell_quote, CliError, GlobalArgs};
 use checks::{check_fuse, check_mountpoint};

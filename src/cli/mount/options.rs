@@ -8,7 +8,7 @@ use std::time::Duration;
 use veilfs::mount_options::{self, ParsedOptions};
 
 use super::MountArgs;
-use crate::cli::password::PasswordArgs;
+use crate::cli::secret_input::PasswordArgs;
 use crate::cli::{CliError, EXIT_USAGE};
 
 /// Parses the `-o` arguments (see [`mount_options::parse_options`]); an unknown or malformed
