@@ -14,7 +14,8 @@ use veilfs::layout::DIRIV_NAME;
 use veilfs::vault::Vault;
 use zeroize::Zeroizing;
 
-use super::secret_input::{self, PasswordArgs};
+use super::args::PasswordArgs;
+use super::secret_input;
 use super::{
     check_cipherdir, print_stdout, shell_quote, text, unlock, CliError, GlobalArgs, EXIT_CIPHERDIR,
     EXIT_USAGE,

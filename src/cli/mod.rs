@@ -13,6 +13,7 @@ use std::path::Path;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub mod args;
 pub mod docs;
 pub mod duration;
 pub mod fsck;

@@ -35,8 +35,8 @@ use veilfs::backing::Dir;
 use veilfs::config::{Config, CONFIG_NAME};
 use veilfs::fs::MountOptions;
 
+use super::args::{CipherdirArg, KeyfileArg, PasswordArgs};
 use super::lock::{Purpose, VaultLock};
-use super::secret_input::PasswordArgs;
 use super::unlock;
 use super::{check_cipherdir, duration, print_stdout, shell_quote, CliError, GlobalArgs};
 use checks::{check_fuse, check_mountpoint};
@@ -85,9 +85,8 @@ pub struct MountArgs {
     #[command(flatten)]
     pub password: PasswordArgs,
 
-    /// The vault's key file, for a vault created with 'init --keyfile'
-    #[arg(long, value_name = "FILE")]
-    pub keyfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyfile: KeyfileArg,
 
     /// Stay in the foreground and log to stderr; Ctrl-C, SIGTERM or SIGHUP unmounts. Under
     /// systemd ($NOTIFY_SOCKET set) readiness is reported, for Type=notify units
@@ -114,8 +113,8 @@ pub struct MountArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
 
-    /// The backing directory (the vault)
-    pub cipherdir: PathBuf,
+    #[command(flatten)]
+    pub cipherdir: CipherdirArg,
 
     /// Where the plaintext view appears: an empty directory
     pub mountpoint: PathBuf,
@@ -132,9 +131,13 @@ pub struct MountArgs {
 pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     // 1. Everything that needs no password.
     let settings = options::settings(&args)?;
-    check_cipherdir(&args.cipherdir)?;
-    let cipherdir = fs::canonicalize(&args.cipherdir)
-        .map_err(|e| CliError::io(format!("cannot resolve {}", args.cipherdir.display()), e))?;
+    check_cipherdir(&args.cipherdir.path)?;
+    let cipherdir = fs::canonicalize(&args.cipherdir.path).map_err(|e| {
+        CliError::io(
+            format!("cannot resolve {}", args.cipherdir.path.display()),
+            e,
+        )
+    })?;
     // CIPHERDIR is opened once: the config, the lock and the vault are all read through this
     // handle, so swapping the directory meanwhile cannot pair one directory's config with
     // another's files.
@@ -179,7 +182,7 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     // 3. Mount and serve.
     raise_open_file_limit();
     let said = (!global.quiet).then(|| Said {
-        cipherdir: args.cipherdir.display().to_string(),
+        cipherdir: args.cipherdir.path.display().to_string(),
         mountpoint: args.mountpoint.display().to_string(),
         verbose: global.verbose > 0,
     });
@@ -239,10 +242,10 @@ fn swapped(err: veilfs::Error, args: &MountArgs) -> CliError {
         code,
         format!(
             "{} is not a veilfs vault, but {} is: the vault comes first (veilfs mount {} {})",
-            args.cipherdir.display(),
+            args.cipherdir.path.display(),
             args.mountpoint.display(),
             shell_quote(&args.mountpoint),
-            shell_quote(&args.cipherdir)
+            shell_quote(&args.cipherdir.path)
         ),
     )
 }

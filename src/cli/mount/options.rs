@@ -8,7 +8,7 @@ use std::time::Duration;
 use veilfs::mount_options::{self, ParsedOptions};
 
 use super::MountArgs;
-use crate::cli::secret_input::PasswordArgs;
+use crate::cli::args::PasswordArgs;
 use crate::cli::{CliError, EXIT_USAGE};
 
 /// Parses the `-o` arguments (see [`mount_options::parse_options`]); an unknown or malformed
@@ -87,7 +87,7 @@ pub(super) fn settings(args: &MountArgs) -> Result<Settings, CliError> {
     }
     Ok(Settings {
         password,
-        keyfile: either(args.keyfile.clone(), options.keyfile.take(), "keyfile")?,
+        keyfile: either(args.keyfile.path.clone(), options.keyfile.take(), "keyfile")?,
         idle: either(args.idle, options.idle.take(), "idle")?,
         cache_ttl: either(args.cache_ttl, options.cache_ttl.take(), "cache_ttl")?
             .unwrap_or(veilfs::fs::TTL),
