@@ -8,7 +8,7 @@ use super::{
     check_label, corrupt, ConfigV2, ContactInfo, Rotation, Slot, SlotKdf, SlotKind, FORMAT_V2,
     MAC_LEN, MAX_SLOTS, SLOT_ID_LEN, WRAPPED_LEN,
 };
-use crate::config::kdf::{KdfParams, KDF_ALGORITHM, KDF_VERSION, SALT_LEN};
+use crate::config::kdf::{KdfJson, KdfParams, SALT_LEN};
 use crate::config::{
     check_creator, check_kdf_algorithm, contact, decode_fixed, strict_json, Features,
 };
@@ -56,17 +56,6 @@ struct ContactJson {
     recipient: String,
     /// base64url of the binary age file.
     request: String,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KdfJson {
-    algorithm: String,
-    version: u32,
-    memory_kib: u32,
-    iterations: u32,
-    parallelism: u32,
-    salt: String,
 }
 
 impl ConfigV2 {
@@ -234,14 +223,10 @@ impl Slot {
             kind: self.kind,
             label: self.label.clone(),
             created: self.created.clone(),
-            kdf: self.kdf.as_ref().map(|kdf| KdfJson {
-                algorithm: KDF_ALGORITHM.to_owned(),
-                version: KDF_VERSION,
-                memory_kib: kdf.params.memory_kib,
-                iterations: kdf.params.iterations,
-                parallelism: kdf.params.parallelism,
-                salt: BASE64URL_NOPAD.encode(&kdf.salt),
-            }),
+            kdf: self
+                .kdf
+                .as_ref()
+                .map(|kdf| KdfJson::new(&kdf.params, &kdf.salt)),
             contact: self.contact.as_ref().map(|contact| ContactJson {
                 recipient: contact.recipient.clone(),
                 request: BASE64URL_NOPAD.encode(&contact.request),

@@ -2,19 +2,10 @@
 
 use super::*;
 use crate::config::keyfile::KeyfileSecret;
+use crate::config::test_support::{master, CHEAP};
 use crate::config::Config;
 use crate::crypto::keys::{ContactShare, RecoverySecret};
 use serde_json::Value;
-
-const CHEAP: KdfParams = KdfParams {
-    memory_kib: 8,
-    iterations: 1,
-    parallelism: 1,
-};
-
-fn master() -> MasterKey {
-    MasterKey::from_bytes(std::array::from_fn(|i| i as u8))
-}
 
 fn recovery() -> RecoverySecret {
     RecoverySecret::from_bytes([9; 32])
