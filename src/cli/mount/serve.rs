@@ -1,6 +1,7 @@
 //! Serving a mounted vault until it is unmounted, in the foreground or in the daemon: the
 //! mount itself, the signals that unmount (SIGINT, SIGTERM, SIGHUP, through a thread that waits
-//! for them), the idle timer ([`super::idle`]), and sd_notify for systemd.
+//! for them), the idle timer ([`super::idle`]), sd_notify for systemd, and what the serving
+//! process needs set first (its open file limit, its standard descriptors).
 
 use std::fs::File;
 use std::io::{self, IsTerminal};
