@@ -13,7 +13,6 @@
 //! into a lock on the server); where flock is not supported at all, veilfs warns and goes on
 //! without it.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -151,6 +150,7 @@ fn find_holder(cipherdir: &Path, dir: &Dir) -> Holder {
 /// system, so a hung mount elsewhere cannot make this hang).
 #[cfg(target_os = "linux")]
 fn lock_holder(dir: &Dir, path: &Path) -> Option<u32> {
+    use std::fs;
     let stat = dir.stat_self().ok()?;
     let (dev, ino) = (stat.st_dev, stat.st_ino);
     let key = format!(
@@ -203,6 +203,7 @@ fn lock_holder(_dir: &Dir, _path: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn a_second_lock_is_refused_and_names_the_holder() {
