@@ -13,6 +13,7 @@ pub mod fs;
 pub mod fsck;
 pub mod layout;
 pub mod mount_options;
+pub mod mountinfo;
 pub mod rekey;
 pub mod vault;
 

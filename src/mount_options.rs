@@ -2,7 +2,7 @@
 //! the durations they and the command line take (`idle=`, `cache_ttl=`, `--idle`,
 //! `--cache-ttl`).
 //!
-//! Pure parsing, no I/O: the command line (`src/cli/mount.rs`) merges the result with its flags
+//! Pure parsing, no I/O: the command line (`src/cli/mount/options.rs`) merges the result with its flags
 //! and mounts. It lives in the library so that it can be fuzzed (`fuzz/fuzz_targets/mount_options.rs`)
 //! and tested without the binary.
 

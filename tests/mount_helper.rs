@@ -27,6 +27,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::*;
+use veilfs::mountinfo::MountEntry;
 
 const BIN: &str = env!("CARGO_BIN_EXE_veilfs");
 const SBIN_HELPER: &str = "/sbin/mount.fuse.veilfs";
@@ -101,24 +102,9 @@ impl Drop for SbinHelper {
     }
 }
 
-/// Type, source and per-mount options of the topmost mount at `path`.
-fn mount_entry(path: &Path) -> Option<(String, String, String)> {
-    let text = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut found = None;
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(dash) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        if fields.len() > dash + 2 && fields[4] == path.to_str().unwrap() {
-            found = Some((
-                fields[dash + 1].to_owned(),
-                fields[dash + 2].to_owned(),
-                fields[5].to_owned(),
-            ));
-        }
-    }
-    found
+/// The topmost mount at `path`.
+fn mount_entry(path: &Path) -> Option<MountEntry> {
+    veilfs::mountinfo::topmost_at(path).unwrap()
 }
 
 /// The pids of live processes of the veilfs binary (under any name) with `arg` as an argument.
@@ -181,9 +167,9 @@ fn use_and_unmount(vault: &TestVault) {
 }
 
 fn assert_type_and_source(vault: &TestVault) {
-    let (fstype, source, _) = mount_entry(vault.mount_path()).expect("mounted");
-    assert_eq!(fstype, "fuse.veilfs");
-    assert_eq!(Path::new(&source), vault.backing_path());
+    let entry = mount_entry(vault.mount_path()).expect("mounted");
+    assert_eq!(entry.fstype, "fuse.veilfs");
+    assert_eq!(Path::new(&entry.source), vault.backing_path());
 }
 
 /// A vault created with a key file `vault.key` in its scratch directory.
@@ -220,7 +206,7 @@ fn mount_t_fuse_veilfs_runs_the_helper() {
     assert_success(&output, "mount -t fuse.veilfs");
     assert!(vault.is_mounted(), "not mounted when mount(8) returned");
     assert_type_and_source(&vault);
-    let (_, _, mount_options) = mount_entry(vault.mount_path()).unwrap();
+    let mount_options = mount_entry(vault.mount_path()).unwrap().options;
     assert!(
         mount_options.split(',').any(|o| o == "noexec"),
         "{mount_options}"

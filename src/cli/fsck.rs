@@ -2,7 +2,6 @@
 //! The walk and the repairs are [`veilfs::fsck`]; this is the command line around them.
 
 use std::io::{self, IsTerminal};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
@@ -10,8 +9,8 @@ use veilfs::backing::{Dir, RenameMode};
 use veilfs::config::CONFIG_NAME;
 use veilfs::fsck::{self, Finding, Options, Outcome, Report};
 
+use super::args::{CipherdirArg, KeyfileArg, PasswordArgs};
 use super::lock::{Purpose, VaultLock};
-use super::password::PasswordArgs;
 use super::paths::{open_vault, recased_config};
 use super::{check_cipherdir, print_stdout, progress, text, CliError, GlobalArgs};
 
@@ -61,9 +60,8 @@ pub struct Args {
     #[command(flatten)]
     pub password: PasswordArgs,
 
-    /// The vault's key file, when it was created with one
-    #[arg(long, value_name = "FILE")]
-    pub keyfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyfile: KeyfileArg,
 
     /// Do the safe repairs (see below), and say what was done
     #[arg(long)]
@@ -77,9 +75,8 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
-    /// The vault's backing directory
-    #[arg(value_name = "CIPHERDIR")]
-    pub cipherdir: PathBuf,
+    #[command(flatten)]
+    pub cipherdir: CipherdirArg,
 }
 
 #[derive(Serialize)]
@@ -93,21 +90,25 @@ struct JsonReport<'a> {
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
-    check_cipherdir(&args.cipherdir)?;
+    check_cipherdir(&args.cipherdir.path)?;
     // Repairs while a daemon on this machine writes the same files could undo each other: the
     // mount's lock, taken before the password is asked for and held until fsck is done.
     let _lock = if args.repair {
-        let canonical = std::fs::canonicalize(&args.cipherdir)
-            .map_err(|e| CliError::io(format!("cannot resolve {}", args.cipherdir.display()), e))?;
+        let canonical = std::fs::canonicalize(&args.cipherdir.path).map_err(|e| {
+            CliError::io(
+                format!("cannot resolve {}", args.cipherdir.path.display()),
+                e,
+            )
+        })?;
         Some(VaultLock::acquire(&canonical, Purpose::Repair)?)
     } else {
         None
     };
     // A config a case-insensitive sync target re-cased: needs no key to put right.
     let mut early = Vec::new();
-    if let Some(recased) = recased_config(&args.cipherdir) {
+    if let Some(recased) = recased_config(&args.cipherdir.path) {
         if args.repair {
-            Dir::open_root(&args.cipherdir)
+            Dir::open_root(&args.cipherdir.path)
                 .and_then(|root| root.rename(&recased, &root, CONFIG_NAME, RenameMode::NoReplace))
                 .map_err(|e| {
                     CliError::io(format!("cannot rename {recased} to {CONFIG_NAME}"), e)
@@ -121,7 +122,11 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
             ));
         }
     }
-    let vault = open_vault(&args.cipherdir, &args.password, args.keyfile.as_deref())?;
+    let vault = open_vault(
+        &args.cipherdir.path,
+        &args.password,
+        args.keyfile.path.as_deref(),
+    )?;
     let options = Options {
         repair: args.repair,
         ..Options::default()

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 
+use super::args::{CipherdirArg, KeyfileArg, PasswordArgs};
 use super::mount::{self, MountArgs};
-use super::password::PasswordArgs;
 use super::platform::HELPER_NAMES;
 use super::{print_stdout, Cli, CliError, GlobalArgs, EXIT_USAGE};
 
@@ -187,13 +187,15 @@ pub fn run(argv: &[OsString]) -> Result<(), CliError> {
     };
     let mount_args = MountArgs {
         password: PasswordArgs::default(),
-        keyfile: None,
+        keyfile: KeyfileArg::default(),
         foreground: false,
         idle: None,
         cache_ttl: None,
         options: args.options,
         threads: None,
-        cipherdir: args.cipherdir,
+        cipherdir: CipherdirArg {
+            path: args.cipherdir,
+        },
         mountpoint: args.mountpoint,
         sloppy: args.sloppy,
         fake: args.fake,

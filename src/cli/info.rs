@@ -1,12 +1,11 @@
 //! `veilfs info`: what a vault's config says. Needs no password and shows no key material.
 
-use std::path::PathBuf;
-
 use data_encoding::BASE64URL_NOPAD;
 use serde::Serialize;
 use veilfs::config::kdf::kib_text;
 use veilfs::config::{Config, ConfigV2, KdfParams, KDF_ALGORITHM, KDF_VERSION};
 
+use super::args::CipherdirArg;
 use super::{check_cipherdir, print_stdout, CliError, GlobalArgs};
 
 #[derive(Debug, clap::Args)]
@@ -27,9 +26,8 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
-    /// The vault's backing directory
-    #[arg(value_name = "CIPHERDIR")]
-    pub cipherdir: PathBuf,
+    #[command(flatten)]
+    pub cipherdir: CipherdirArg,
 }
 
 // The JSON output, fields in this order. Format 1 and format 2 share the first members.
@@ -131,7 +129,7 @@ fn kdf_text(kdf: &KdfParams) -> String {
 }
 
 pub fn run(args: Args, _global: &GlobalArgs) -> Result<(), CliError> {
-    let dir = &args.cipherdir;
+    let dir = &args.cipherdir.path;
     check_cipherdir(dir)?;
     let config = Config::load(dir)?;
     let features = config.features();

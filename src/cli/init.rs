@@ -14,7 +14,8 @@ use veilfs::layout::DIRIV_NAME;
 use veilfs::vault::Vault;
 use zeroize::Zeroizing;
 
-use super::password::{self, PasswordArgs};
+use super::args::PasswordArgs;
+use super::secret_input;
 use super::{
     check_cipherdir, print_stdout, shell_quote, text, unlock, CliError, GlobalArgs, EXIT_CIPHERDIR,
     EXIT_USAGE,
@@ -135,7 +136,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     let keyfile = args
         .keyfile
         .as_deref()
-        .map(password::read_keyfile)
+        .map(secret_input::read_keyfile)
         .transpose()?;
 
     let password = args
@@ -401,7 +402,7 @@ mod tests {
         }
         let shown = banner(Path::new("/v"), &key, None, 80);
         assert!(shown.contains(&lines), "{}", shown.as_str());
-        let found = super::super::password::written_key(&shown);
+        let found = super::super::secret_input::written_key(&shown);
         assert!(matches!(
             veilfs::crypto::recovery::parse_any_recovery_key(&found),
             Ok(veilfs::crypto::recovery::RecoveryKey::Secret(_))

@@ -13,13 +13,12 @@
 //! into a lock on the server); where flock is not supported at all, veilfs warns and goes on
 //! without it.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use veilfs::backing::Dir;
+use veilfs::mountinfo;
 
-use super::mount::parse_mountinfo;
 use super::{CliError, EXIT_BUSY};
 
 /// How long a lock held with no mount of the vault is waited for: a daemon whose mount is gone
@@ -131,11 +130,11 @@ pub fn busy_message(cipherdir: &Path, holder: &Holder, purpose: Purpose) -> Stri
 
 /// Where `cipherdir` is mounted and which process holds its lock, as far as /proc tells.
 fn find_holder(cipherdir: &Path, dir: &Dir) -> Holder {
-    let mountpoint = fs::read("/proc/self/mountinfo").ok().and_then(|text| {
+    let mountpoint = mountinfo::read().ok().and_then(|entries| {
         let source = cipherdir.to_string_lossy();
-        parse_mountinfo(&text)
+        entries
             .into_iter()
-            .find(|m| m.fstype.starts_with("fuse") && m.source == source)
+            .find(|m| m.is_veilfs_of(&source))
             .map(|m| m.mountpoint)
     });
     Holder {
@@ -151,6 +150,7 @@ fn find_holder(cipherdir: &Path, dir: &Dir) -> Holder {
 /// system, so a hung mount elsewhere cannot make this hang).
 #[cfg(target_os = "linux")]
 fn lock_holder(dir: &Dir, path: &Path) -> Option<u32> {
+    use std::fs;
     let stat = dir.stat_self().ok()?;
     let (dev, ino) = (stat.st_dev, stat.st_ino);
     let key = format!(
@@ -203,6 +203,7 @@ fn lock_holder(_dir: &Dir, _path: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn a_second_lock_is_refused_and_names_the_holder() {

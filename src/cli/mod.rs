@@ -1,6 +1,7 @@
 //! The command line: argument parsing, exit statuses, and one module per verb.
 //!
-//! To add a verb: write `cli/<verb>.rs` with an `Args` struct (clap `Args`) and
+//! To add a verb: write `cli/<verb>.rs` with an `Args` struct (clap `Args`, flattening the
+//! arguments of [`args`] it takes: the password, the key file, CIPHERDIR) and
 //! `pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError>`, add a variant to [`Command`] and a line to
 //! [`run`]. Map new error kinds to an exit status in [`CliError`]'s `From<veilfs::Error>`.
 //! Its `after_help` is written in [`text`]'s markup (prose flows; tables are `  TERM\tTEXT`
@@ -13,24 +14,24 @@ use std::path::Path;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub mod args;
 pub mod docs;
 pub mod duration;
 pub mod fsck;
 pub mod habits;
 pub mod harden;
 pub mod helper;
-pub mod idle;
 pub mod info;
 pub mod init;
 pub mod lock;
 pub mod log;
 pub mod mount;
 pub mod passwd;
-pub mod password;
 pub mod paths;
 pub mod platform;
 pub mod progress;
 pub mod rekey;
+pub mod secret_input;
 pub mod slot;
 pub mod text;
 pub mod umount;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use veilfs::backing::Dir;
 use veilfs::config::{Config, KdfParams, Secret, SlotKind, Unlocked};
 
-use super::password::{self, Password, Source};
+use super::args::{reworded, CipherdirArg, KeyfileArg, PasswordArgs};
+use super::secret_input::{self, Password, Source};
 use super::unlock;
 use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_USAGE};
 
@@ -29,26 +30,31 @@ use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, E
 
 The other devices that sync CIPHERDIR get the new veilfs.conf, and with it the new password.
 A vault created with --keyfile keeps needing its key file (give it with --keyfile); after
-losing the key file, the recovery key and --new-keyfile set a new one."
+losing the key file, the recovery key and --new-keyfile set a new one.",
+    mut_args(reworded("passfile", "Read the current password from the first line of FILE")),
+    mut_args(reworded(
+        "extpass",
+        "Run CMD with 'sh -c' and use the first line of its output as the current password"
+    )),
+    mut_args(reworded(
+        "keyfile",
+        "The vault's key file (for a vault created with 'init --keyfile'): needed to unlock \
+         with the password, and needed with the new password too"
+    ))
 )]
 pub struct Args {
-    /// Read the current password from the first line of FILE
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["extpass", "recovery_key_file", "recovery_key"])]
-    pub passfile: Option<PathBuf>,
-
-    /// Run CMD with 'sh -c' and use the first line of its output as the current password
-    #[arg(long, value_name = "CMD", conflicts_with_all = ["recovery_key_file", "recovery_key"])]
-    pub extpass: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
 
     /// Unlock with the recovery key in FILE instead of the current password (when it is lost);
     /// '-' reads it from standard input. FILE may hold init's whole output: the key's lines are
     /// found in it. Case, spaces, dashes and line breaks in the key do not matter
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["passfile", "extpass"])]
     pub recovery_key_file: Option<PathBuf>,
 
     /// Unlock with the recovery key, typed or pasted at a prompt that does not show it (or read
     /// from standard input when it is not a terminal), instead of the current password
-    #[arg(long, conflicts_with_all = ["recovery_key_file", "contact_share"])]
+    #[arg(long, conflicts_with_all = ["recovery_key_file", "contact_share", "passfile", "extpass"])]
     pub recovery_key: bool,
 
     /// Unlock with a recovery contact's answer in FILE ('veilfs slot contact-answer' wrote it)
@@ -60,10 +66,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub new_passfile: Option<PathBuf>,
 
-    /// The vault's key file (for a vault created with 'init --keyfile'): needed to unlock with
-    /// the password, and needed with the new password too
-    #[arg(long, value_name = "FILE")]
-    pub keyfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyfile: KeyfileArg,
 
     /// Require FILE instead of the current key file (if any) with the new password, from now on
     #[arg(long, value_name = "FILE", conflicts_with = "without_keyfile")]
@@ -79,13 +83,12 @@ pub struct Args {
     #[arg(long, value_name = "LABEL")]
     pub slot: Option<String>,
 
-    /// The vault's backing directory
-    #[arg(value_name = "CIPHERDIR")]
-    pub cipherdir: PathBuf,
+    #[command(flatten)]
+    pub cipherdir: CipherdirArg,
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
-    let dir = &args.cipherdir;
+    let dir = &args.cipherdir.path;
     check_cipherdir(dir)?;
     let root = Dir::open_root(dir)
         .map_err(|e| CliError::io(format!("cannot open {}", dir.display()), e))?;
@@ -97,24 +100,24 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     let recovering = recovery_key_file.is_some() || args.contact_share.is_some();
     let given = unlock::Given {
         // When recovering, a key file given is the one the new password keeps needing.
-        keyfile: args.keyfile.as_deref().filter(|_| !recovering),
+        keyfile: args.keyfile.path.as_deref().filter(|_| !recovering),
         recovery_key_file,
         contact_share: args.contact_share.as_deref(),
         // The current password is that of the slot to change, when it is named.
         slot: args.slot.as_deref().filter(|_| !recovering),
     };
     let plan = unlock::Plan::prepare(&config, dir, &given)?;
-    let keyfile = match (recovering, &args.keyfile) {
-        (true, Some(file)) => Some(password::read_keyfile(file)?),
+    let keyfile = match (recovering, &args.keyfile.path) {
+        (true, Some(file)) => Some(secret_input::read_keyfile(file)?),
         _ => None,
     };
     let new_keyfile = args
         .new_keyfile
         .as_deref()
-        .map(password::read_keyfile)
+        .map(secret_input::read_keyfile)
         .transpose()?;
 
-    let source = Source::pick(args.passfile.as_deref(), args.extpass.as_deref());
+    let source = args.password.source();
     let unlocked = plan.unlock(&config, &source, "Current password: ")?;
     // The config must belong to this vault before a new one is written over it.
     plan.open(
@@ -229,7 +232,7 @@ impl Target {
                     EXIT_USAGE,
                     format!(
                         "{} has no slot {which:?} ('veilfs slot list' shows them)",
-                        args.cipherdir.display()
+                        args.cipherdir.path.display()
                     ),
                 )
             })?),
@@ -247,7 +250,7 @@ impl Target {
                             format!(
                                 "{} has several password slots: say which with --slot LABEL \
                                  ('veilfs slot list' shows them)",
-                                args.cipherdir.display()
+                                args.cipherdir.path.display()
                             ),
                         ))
                     }

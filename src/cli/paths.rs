@@ -11,7 +11,7 @@ use veilfs::backing::Dir;
 use veilfs::config::{Config, CONFIG_NAME};
 use veilfs::vault::Vault;
 
-use super::password::PasswordArgs;
+use super::args::{CipherdirArg, KeyfileArg, PasswordArgs};
 use super::unlock;
 use super::{check_cipherdir, CliError, GlobalArgs, EXIT_FAILURE, EXIT_USAGE};
 
@@ -36,13 +36,11 @@ pub struct EncryptArgs {
     #[command(flatten)]
     pub password: PasswordArgs,
 
-    /// The vault's key file, when it was created with one
-    #[arg(long, value_name = "FILE")]
-    pub keyfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyfile: KeyfileArg,
 
-    /// The vault's backing directory
-    #[arg(value_name = "CIPHERDIR")]
-    pub cipherdir: PathBuf,
+    #[command(flatten)]
+    pub cipherdir: CipherdirArg,
 
     /// Plaintext paths, relative to the vault's root
     #[arg(value_name = "PLAIN_PATH")]
@@ -64,13 +62,11 @@ pub struct DecryptArgs {
     #[command(flatten)]
     pub password: PasswordArgs,
 
-    /// The vault's key file, when it was created with one
-    #[arg(long, value_name = "FILE")]
-    pub keyfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyfile: KeyfileArg,
 
-    /// The vault's backing directory
-    #[arg(value_name = "CIPHERDIR")]
-    pub cipherdir: PathBuf,
+    #[command(flatten)]
+    pub cipherdir: CipherdirArg,
 
     /// Backing paths, relative to CIPHERDIR or absolute
     #[arg(value_name = "BACKING_PATH")]
@@ -181,7 +177,11 @@ fn translate(
 }
 
 pub fn run_encrypt(args: EncryptArgs, _global: &GlobalArgs) -> Result<(), CliError> {
-    let vault = open_vault(&args.cipherdir, &args.password, args.keyfile.as_deref())?;
+    let vault = open_vault(
+        &args.cipherdir.path,
+        &args.password,
+        args.keyfile.path.as_deref(),
+    )?;
     translate(args.paths, "encrypt", |plain| {
         let backing = vault.encrypt_path(plain)?;
         Ok(backing
@@ -192,6 +192,10 @@ pub fn run_encrypt(args: EncryptArgs, _global: &GlobalArgs) -> Result<(), CliErr
 }
 
 pub fn run_decrypt(args: DecryptArgs, _global: &GlobalArgs) -> Result<(), CliError> {
-    let vault = open_vault(&args.cipherdir, &args.password, args.keyfile.as_deref())?;
+    let vault = open_vault(
+        &args.cipherdir.path,
+        &args.password,
+        args.keyfile.path.as_deref(),
+    )?;
     translate(args.paths, "decrypt", |backing| vault.decrypt_path(backing))
 }

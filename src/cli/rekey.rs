@@ -19,9 +19,10 @@ use veilfs::rekey::{Report, Rotation};
 use veilfs::vault::{IvPolicy, Vault};
 use zeroize::Zeroizing;
 
+use super::args::{reworded, CipherdirArg, KeyfileArg, PasswordArgs};
 use super::init::{key_banner, RECOVERY_LABEL};
 use super::lock::{Purpose, VaultLock};
-use super::password::{self, Password, PasswordArgs, Source};
+use super::secret_input::{self, Password, Source};
 use super::{check_cipherdir, print_stdout, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_USAGE};
 use super::{progress, text, unlock};
 
@@ -43,6 +44,10 @@ it carries on.";
 
 /// What both commands take.
 #[derive(Debug, clap::Args)]
+#[command(mut_args(reworded(
+    "keyfile",
+    "The vault's key file, when its password slot needs one; the new password needs it too"
+)))]
 pub struct Common {
     /// The current password
     #[command(flatten)]
@@ -58,9 +63,8 @@ pub struct Common {
     #[arg(long, conflicts_with_all = ["recovery_key_file", "passfile", "extpass"])]
     pub recovery_key: bool,
 
-    /// The vault's key file, when its password slot needs one; the new password needs it too
-    #[arg(long, value_name = "FILE")]
-    pub keyfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyfile: KeyfileArg,
 
     /// Read the new password from the first line of FILE instead of asking
     #[arg(long, value_name = "FILE")]
@@ -72,9 +76,8 @@ pub struct Common {
     #[arg(long, value_name = "LABEL[=FILE]")]
     pub keep_slot: Vec<String>,
 
-    /// The vault's backing directory
-    #[arg(value_name = "CIPHERDIR")]
-    pub cipherdir: PathBuf,
+    #[command(flatten)]
+    pub cipherdir: CipherdirArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,7 +137,7 @@ pub fn run_upgrade(args: UpgradeArgs, global: &GlobalArgs) -> Result<(), CliErro
 }
 
 fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
-    let dir = &args.cipherdir;
+    let dir = &args.cipherdir.path;
     check_cipherdir(dir)?;
     let canonical = std::fs::canonicalize(dir)
         .map_err(|e| CliError::io(format!("cannot resolve {}", dir.display()), e))?;
@@ -146,7 +149,7 @@ fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
     let recovery_key_file =
         unlock::recovery_key_file(args.recovery_key_file.as_deref(), args.recovery_key);
     let given = unlock::Given {
-        keyfile: args.keyfile.as_deref(),
+        keyfile: args.keyfile.path.as_deref(),
         recovery_key_file,
         ..unlock::Given::default()
     };
@@ -180,8 +183,9 @@ fn run(args: Common, verb: Verb, global: &GlobalArgs) -> Result<(), CliError> {
         // with the recovery key, the key file is given only for that.
         let keyfile = args
             .keyfile
+            .path
             .as_deref()
-            .map(password::read_keyfile)
+            .map(secret_input::read_keyfile)
             .transpose()?;
         if needed_keyfile(&config, &unlocked) && keyfile.is_none() {
             return Err(CliError::new(
@@ -388,7 +392,7 @@ fn kept_slots(config: &Config, asked: &[String], dir: &Path) -> Result<Vec<KeptS
             ));
         }
         let keyfile = match (needs_file, file) {
-            (true, Some(file)) => Some(password::read_keyfile(file)?),
+            (true, Some(file)) => Some(secret_input::read_keyfile(file)?),
             (true, None) => {
                 return Err(CliError::new(
                     EXIT_USAGE,

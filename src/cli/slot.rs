@@ -12,9 +12,10 @@ use veilfs::crypto::keys::{ContactShare, RecoverySecret};
 use veilfs::crypto::recovery::format_recovery_secret;
 use zeroize::Zeroizing;
 
+use super::args::{reworded, CipherdirArg, KeyfileArg, PasswordArgs};
 use super::info::slot_list;
 use super::init::key_lines;
-use super::password::{self, PasswordArgs, Source};
+use super::secret_input::{self, Source};
 use super::unlock;
 use super::{
     check_cipherdir, print_stdout, text, CliError, GlobalArgs, EXIT_BAD_KEY, EXIT_CONFIG,
@@ -66,9 +67,8 @@ pub enum SlotCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ContactRequestArgs {
-    /// The vault's backing directory
-    #[arg(value_name = "CIPHERDIR")]
-    pub cipherdir: PathBuf,
+    #[command(flatten)]
+    pub cipherdir: CipherdirArg,
 
     /// The contact slot: its label or its ID
     #[arg(value_name = "SLOT")]
@@ -92,23 +92,25 @@ pub struct ListArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// The vault's backing directory
-    #[arg(value_name = "CIPHERDIR")]
-    pub cipherdir: PathBuf,
+    #[command(flatten)]
+    pub cipherdir: CipherdirArg,
 }
 
 /// How to unlock the vault first: the slot used must already exist.
 #[derive(Debug, clap::Args)]
+#[command(mut_args(reworded(
+    "keyfile",
+    "Unlock with this key file (alone, or with the password, as its slot needs)"
+)))]
 pub struct UnlockArgs {
     #[command(flatten)]
     pub password: PasswordArgs,
 
-    /// Unlock with this key file (alone, or with the password, as its slot needs)
-    #[arg(long, value_name = "FILE", conflicts_with = "recovery_key_file")]
-    pub keyfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub keyfile: KeyfileArg,
 
     /// Unlock with the recovery key in FILE ('-': standard input; init's whole output will do)
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["passfile", "extpass"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["passfile", "extpass", "keyfile"])]
     pub recovery_key_file: Option<PathBuf>,
 
     /// Unlock with the recovery key, typed or pasted at a prompt that does not show it
@@ -154,9 +156,8 @@ pub struct AddArgs {
     #[command(flatten)]
     pub unlock: UnlockArgs,
 
-    /// The vault's backing directory
-    #[arg(value_name = "CIPHERDIR")]
-    pub cipherdir: PathBuf,
+    #[command(flatten)]
+    pub cipherdir: CipherdirArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -164,9 +165,8 @@ pub struct RemoveArgs {
     #[command(flatten)]
     pub unlock: UnlockArgs,
 
-    /// The vault's backing directory
-    #[arg(value_name = "CIPHERDIR")]
-    pub cipherdir: PathBuf,
+    #[command(flatten)]
+    pub cipherdir: CipherdirArg,
 
     /// The slot to remove: its label or its ID
     #[arg(value_name = "SLOT")]
@@ -212,8 +212,8 @@ fn open_root(dir: &Path) -> Result<Dir, CliError> {
 }
 
 fn list(args: ListArgs) -> Result<(), CliError> {
-    let root = open_root(&args.cipherdir)?;
-    let config = load_v2(&args.cipherdir, &root)?;
+    let root = open_root(&args.cipherdir.path)?;
+    let config = load_v2(&args.cipherdir.path, &root)?;
     if !args.json {
         return print_stdout(&slot_list(&config));
     }
@@ -242,7 +242,7 @@ fn unlock_v2(
 ) -> Result<veilfs::config::Unlocked, CliError> {
     let config = Config::V2(config.clone());
     let given = unlock::Given {
-        keyfile: how.keyfile.as_deref(),
+        keyfile: how.keyfile.path.as_deref(),
         recovery_key_file: unlock::recovery_key_file(
             how.recovery_key_file.as_deref(),
             how.recovery_key,
@@ -260,7 +260,7 @@ fn unlock_v2(
 }
 
 fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
-    let dir = &args.cipherdir;
+    let dir = &args.cipherdir.path;
     let root = open_root(dir)?;
     let mut config = load_v2(dir, &root)?;
     veilfs::config::v2::check_label(&args.label)
@@ -307,7 +307,7 @@ fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
     }
     let needs_keyfile = matches!(args.kind, SlotKind::Keyfile | SlotKind::PasswordKeyfile);
     let new_keyfile = match (&args.new_keyfile, needs_keyfile) {
-        (Some(file), true) => Some(password::read_keyfile(file)?),
+        (Some(file), true) => Some(secret_input::read_keyfile(file)?),
         (None, false) => None,
         (None, true) => {
             return Err(CliError::new(
@@ -419,7 +419,7 @@ fn add(args: AddArgs, global: &GlobalArgs) -> Result<(), CliError> {
 }
 
 fn remove(args: RemoveArgs, global: &GlobalArgs) -> Result<(), CliError> {
-    let dir = &args.cipherdir;
+    let dir = &args.cipherdir.path;
     let root = open_root(dir)?;
     let mut config = load_v2(dir, &root)?;
     let Some(index) = config.find_slot(&args.slot) else {
@@ -462,7 +462,7 @@ fn remove(args: RemoveArgs, global: &GlobalArgs) -> Result<(), CliError> {
 }
 
 fn contact_request(args: ContactRequestArgs) -> Result<(), CliError> {
-    let dir = &args.cipherdir;
+    let dir = &args.cipherdir.path;
     let root = open_root(dir)?;
     let config = load_v2(dir, &root)?;
     let slot = config

@@ -9,7 +9,8 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::mount::{find_mount, MountEntry};
+use veilfs::mountinfo::{self, MOUNTINFO_PATH};
+
 use super::platform::{lazy_unmount, unmount};
 use super::{print_stdout, CliError, GlobalArgs, EXIT_BUSY, EXIT_MOUNTPOINT, EXIT_NO_FUSE};
 
@@ -45,7 +46,7 @@ pub fn run(args: UmountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     let shown = args.mountpoint.display();
     let path = absolute(&args.mountpoint)
         .map_err(|e| CliError::new(EXIT_MOUNTPOINT, format!("cannot resolve {shown}: {e}")))?;
-    let entry = match find_mount(&path) {
+    let entry = match mountinfo::topmost_at(&path) {
         Ok(Some(entry)) => entry,
         Ok(None) => {
             let why = if path.exists() || is_stale(&path) {
@@ -55,9 +56,9 @@ pub fn run(args: UmountArgs, global: &GlobalArgs) -> Result<(), CliError> {
             };
             return Err(CliError::new(EXIT_MOUNTPOINT, format!("{shown} {why}")));
         }
-        Err(e) => return Err(CliError::io("cannot read /proc/self/mountinfo", e)),
+        Err(e) => return Err(CliError::io(format!("cannot read {MOUNTINFO_PATH}"), e)),
     };
-    if !is_fuse(&entry) {
+    if !entry.is_fuse() {
         return Err(CliError::new(
             EXIT_MOUNTPOINT,
             format!(
@@ -82,10 +83,6 @@ pub fn run(args: UmountArgs, global: &GlobalArgs) -> Result<(), CliError> {
         let _ = print_stdout(&format!("unmounted {shown}\n"));
     }
     Ok(())
-}
-
-fn is_fuse(entry: &MountEntry) -> bool {
-    entry.fstype == "fuse" || entry.fstype.starts_with("fuse.") || entry.fstype == "fuseblk"
 }
 
 /// Whether `path` is a FUSE mount whose process is gone (stat fails with ENOTCONN).
@@ -194,18 +191,5 @@ mod tests {
         );
         fs::create_dir(dir.path().join("a")).unwrap();
         assert_eq!(absolute(&dir.path().join("a/..")).unwrap(), canonical);
-    }
-
-    #[test]
-    fn only_fuse_mounts_count() {
-        let entry = |fstype: &str| MountEntry {
-            mountpoint: "/m".into(),
-            fstype: fstype.into(),
-            source: "s".into(),
-        };
-        assert!(is_fuse(&entry("fuse")));
-        assert!(is_fuse(&entry("fuse.veilfs")));
-        assert!(!is_fuse(&entry("ext4")));
-        assert!(!is_fuse(&entry("fusectl")));
     }
 }

@@ -16,7 +16,7 @@ use veilfs::crypto::keys::ContactShare;
 use veilfs::crypto::recovery::{parse_any_recovery_key, RecoveryKey};
 use veilfs::vault::{IvPolicy, Vault};
 
-use super::password::{self, Source};
+use super::secret_input::{self, Source};
 use super::{CliError, EXIT_BAD_KEY};
 
 /// The recovery key file that means standard input: a prompt on a terminal.
@@ -68,18 +68,18 @@ impl Plan {
             password: false,
         };
         if let Some(file) = given.recovery_key_file {
-            let parse = |text: &str| parse_any_recovery_key(&password::written_key(text));
+            let parse = |text: &str| parse_any_recovery_key(&secret_input::written_key(text));
             plan.recovery = Some(if file == Path::new(STDIN) {
-                let text = password::read_recovery_key_stdin(|text| parse(text).is_ok())?;
+                let text = secret_input::read_recovery_key_stdin(|text| parse(text).is_ok())?;
                 parse(&text)?
             } else {
-                let text = password::read_recovery_key_file(file)?;
+                let text = secret_input::read_recovery_key_file(file)?;
                 parse(&text).map_err(|e| CliError::from(e).context(file.display()))?
             });
             return Ok(plan);
         }
         if let Some(file) = given.contact_share {
-            let text = password::read_recovery_key_file(file)?;
+            let text = secret_input::read_recovery_key_file(file)?;
             plan.contact = Some(
                 contact::share_from_answer(&text)
                     .map_err(|e| CliError::from(e).context(file.display()))?,
@@ -112,7 +112,7 @@ impl Plan {
                         ),
                     ));
                 }
-                plan.keyfile = Some(password::read_keyfile(file)?);
+                plan.keyfile = Some(secret_input::read_keyfile(file)?);
             }
             None if has(SlotKind::Password) => plan.password = true,
             None if has(SlotKind::PasswordKeyfile) || has(SlotKind::Keyfile) => {

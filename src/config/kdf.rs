@@ -4,6 +4,8 @@
 
 use std::io;
 
+use data_encoding::BASE64URL_NOPAD;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::keyfile::KeyfileSecret;
@@ -14,6 +16,34 @@ pub const KDF_ALGORITHM: &str = "argon2id";
 /// Argon2 version 0x13.
 pub const KDF_VERSION: u32 = 19;
 pub const SALT_LEN: usize = 32;
+
+/// The `kdf` member of a config as written, in both formats: the field order is the order on
+/// disk (and, in format 1, that of the JSON its checksum covers). Each format checks what it
+/// reads in its own order, against its own floor.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KdfJson {
+    pub algorithm: String,
+    pub version: u32,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Unpadded base64url.
+    pub salt: String,
+}
+
+impl KdfJson {
+    pub fn new(params: &KdfParams, salt: &[u8; SALT_LEN]) -> KdfJson {
+        KdfJson {
+            algorithm: KDF_ALGORITHM.to_owned(),
+            version: KDF_VERSION,
+            memory_kib: params.memory_kib,
+            iterations: params.iterations,
+            parallelism: params.parallelism,
+            salt: BASE64URL_NOPAD.encode(salt),
+        }
+    }
+}
 
 /// Argon2id cost parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -28,6 +28,8 @@ use crate::error::{Error, Result};
 pub mod contact;
 pub mod kdf;
 pub mod keyfile;
+#[cfg(test)]
+mod test_support;
 pub mod v1;
 pub mod v2;
 

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::kdf::{KdfFloor, KdfParams, KDF_ALGORITHM, KDF_VERSION, SALT_LEN};
+use super::kdf::{KdfFloor, KdfJson, KdfParams, SALT_LEN};
 use super::keyfile::KeyfileSecret;
 use super::{decode_fixed, Features, CREATOR};
 use crate::crypto::keys::{MasterKey, MASTER_KEY_LEN};
@@ -67,17 +67,6 @@ pub struct ConfigV1 {
 
 // The JSON shapes. The field order of these structs is the order on disk and in the compact JSON
 // that the associated data and the checksum are computed over: do not reorder.
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KdfJson {
-    algorithm: String,
-    version: u32,
-    memory_kib: u32,
-    iterations: u32,
-    parallelism: u32,
-    salt: String,
-}
 
 /// `features` on disk: [`Features`] plus the key-file flag, which is written only when set (so
 /// configs without it serialize, and are authenticated, exactly as before it existed).
@@ -425,14 +414,7 @@ impl ConfigV1 {
     }
 
     fn kdf_json(&self) -> KdfJson {
-        KdfJson {
-            algorithm: KDF_ALGORITHM.to_owned(),
-            version: KDF_VERSION,
-            memory_kib: self.kdf.memory_kib,
-            iterations: self.kdf.iterations,
-            parallelism: self.kdf.parallelism,
-            salt: BASE64URL_NOPAD.encode(&self.salt),
-        }
+        KdfJson::new(&self.kdf, &self.salt)
     }
 
     fn header(&self) -> Vec<u8> {
@@ -448,6 +430,7 @@ impl ConfigV1 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_support::{master, CHEAP};
     use crate::config::{
         Config, CONFIG_NAME, CONFIG_TMP_NAME, MAX_CONFIG_BYTES, MAX_KEYFILE_BYTES,
     };
@@ -482,17 +465,6 @@ mod tests {
     type Edit = Box<dyn Fn(&mut Value)>;
     /// What a special file is called in messages, and how to make one.
     type Maker<'a> = (&'static str, Box<dyn Fn() + 'a>);
-
-    /// The cheapest parameters load accepts: tests stay fast.
-    const CHEAP: KdfParams = KdfParams {
-        memory_kib: 8,
-        iterations: 1,
-        parallelism: 1,
-    };
-
-    fn master() -> MasterKey {
-        MasterKey::from_bytes(std::array::from_fn(|i| i as u8))
-    }
 
     fn config() -> ConfigV1 {
         ConfigV1::create_with_salt(

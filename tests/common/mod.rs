@@ -132,34 +132,9 @@ pub fn is_mounted(path: &Path) -> bool {
 
 /// The per-mount options (`rw,nosuid,...`) of the topmost mount at `path`, if mounted.
 pub fn mount_options(path: &Path) -> Option<String> {
-    let text = fs::read("/proc/self/mountinfo").expect("reading /proc/self/mountinfo");
-    let mut found = None;
-    for line in text.split(|&b| b == b'\n') {
-        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-        if fields.len() > 5 && unescape(fields[4]) == path.as_os_str().as_bytes() {
-            found = Some(String::from_utf8_lossy(fields[5]).into_owned());
-        }
-    }
-    found
-}
-
-fn unescape(field: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(field.len());
-    let mut i = 0;
-    while i < field.len() {
-        if field[i] == b'\\' && i + 3 < field.len() {
-            if let Ok(byte) =
-                u8::from_str_radix(std::str::from_utf8(&field[i + 1..i + 4]).unwrap_or("x"), 8)
-            {
-                out.push(byte);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(field[i]);
-        i += 1;
-    }
-    out
+    veilfs::mountinfo::topmost_at(path)
+        .expect("reading /proc/self/mountinfo")
+        .map(|entry| entry.options)
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.

@@ -29,25 +29,6 @@ pub const MAX_PASSWORD_LEN: usize = 4096;
 /// first line of a password file counts, but the whole file is checked before it is read.
 pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
-/// `--passfile` and `--extpass`, for commands that need one password.
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct PasswordArgs {
-    /// Read the password from the first line of FILE instead of asking
-    #[arg(long, value_name = "FILE", conflicts_with = "extpass")]
-    pub passfile: Option<PathBuf>,
-
-    /// Run CMD with 'sh -c' and use the first line of its output as the password (a password
-    /// manager, for example: --extpass 'pass show veilfs')
-    #[arg(long, value_name = "CMD")]
-    pub extpass: Option<String>,
-}
-
-impl PasswordArgs {
-    pub fn source(&self) -> Source {
-        Source::pick(self.passfile.as_deref(), self.extpass.as_deref())
-    }
-}
-
 /// Where one password is read from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {

@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::duration::format_duration;
-use super::mount::find_mount;
-use super::platform;
+use veilfs::mountinfo;
+
+use crate::cli::duration::format_duration;
+use crate::cli::platform;
 
 /// How often the watcher looks at the request count: a tenth of the idle time, between 0.1 and
 /// 5 seconds.
@@ -77,9 +78,8 @@ pub fn watch(requests: Arc<AtomicU64>, idle: Duration, mountpoint: PathBuf, sour
 /// Unmounts `mountpoint` if the topmost mount there is a FUSE mount of `source`; `Ok(false)` if
 /// it is not (somebody else unmounted it, or mounted something on top).
 fn unmount_if_ours(mountpoint: &Path, source: &str) -> io::Result<bool> {
-    match find_mount(mountpoint)? {
-        Some(entry) if entry.fstype.starts_with("fuse") && entry.source == source => {}
-        _ => return Ok(false),
+    if !mountinfo::is_veilfs_mount_of(mountpoint, source)? {
+        return Ok(false);
     }
     platform::unmount(mountpoint)?;
     Ok(true)
