@@ -13,15 +13,29 @@ use nix::sys::stat::SFlag;
 
 use crate::backing::{mode_of, Dir, FileKind};
 use crate::crypto::names::DirIv;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::layout::longname::BackingName;
 use crate::layout::{diriv, DIRIV_NAME};
 
 use super::{errno, sys, Caller, VeilFs};
 
 impl VeilFs {
+    /// Gives new entry `backing` of directory `parent` (handle `dir`) to the caller and
+    /// remembers it: the last steps of every create, after which the entry is the caller's.
+    fn hand_over(
+        &self,
+        caller: Caller,
+        parent: u64,
+        dir: &Dir,
+        backing: &BackingName,
+    ) -> Result<FileAttr> {
+        self.give_to_caller(caller, dir, backing.entry())?;
+        self.created(parent, dir, backing)
+    }
+
     /// Hands new entry `entry` of `dir` to the calling user when running as root, keeping the
     /// group a setgid directory gave it.
-    pub(super) fn give_to_caller(&self, caller: Caller, dir: &Dir, entry: &str) -> io::Result<()> {
+    fn give_to_caller(&self, caller: Caller, dir: &Dir, entry: &str) -> io::Result<()> {
         // Root's own entries already belong to root.
         if !self.chown_new || (caller.uid == 0 && caller.gid == 0) {
             return Ok(());
@@ -31,9 +45,9 @@ impl VeilFs {
         dir.chown(entry, Some(caller.uid), gid)
     }
 
-    /// Creates new entry `name` in `parent` through `create` (with a long name's sidecar, see
-    /// [`Vault::create_entry`]), gives it to the caller, and returns its attributes with what
-    /// `create` returned. On any failure the backing directory is left as it was.
+    /// Creates new entry `name` in `parent` through `create` and hands it over to the caller
+    /// ([`crate::vault::Vault::create_entry_then`]), returning its attributes with what `create` returned. On
+    /// any failure the backing directory is left as it was.
     pub(super) fn create_entry<T>(
         &self,
         caller: Caller,
@@ -42,20 +56,13 @@ impl VeilFs {
         create: impl FnOnce(&Dir, &str) -> io::Result<T>,
     ) -> Result<(FileAttr, T)> {
         let (dir, _, backing) = self.entry(parent, name)?;
-        let made = self
-            .vault
-            .create_entry(&dir, &backing, |entry| create(&dir, entry))?;
-        let attr = self
-            .give_to_caller(caller, &dir, backing.entry())
-            .map_err(Error::from)
-            .and_then(|()| self.created(parent, &dir, &backing));
-        match attr {
-            Ok(attr) => Ok((attr, made)),
-            Err(e) => {
-                self.vault.remove_new_entry(&dir, &backing);
-                Err(e)
-            }
-        }
+        let (made, attr) = self.vault.create_entry_then(
+            &dir,
+            &backing,
+            |entry| create(&dir, entry),
+            |_| self.hand_over(caller, parent, &dir, &backing),
+        )?;
+        Ok((attr, made))
     }
 
     pub(super) fn do_lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr> {
@@ -84,14 +91,11 @@ impl VeilFs {
         mode: u32,
     ) -> Result<FileAttr> {
         let (dir, iv) = self.dir(parent)?;
-        let backing = self
-            .vault
-            .create_dir(&dir, &iv, name.as_bytes(), mode & 0o7777)?;
-        let attr = self
-            .give_to_caller(caller, &dir, backing.entry())
-            .map_err(Error::from)
-            .and_then(|()| self.created(parent, &dir, &backing))
-            .inspect_err(|_| self.vault.remove_new_entry(&dir, &backing))?;
+        let (_, attr) =
+            self.vault
+                .create_dir_then(&dir, &iv, name.as_bytes(), mode & 0o7777, |backing| {
+                    self.hand_over(caller, parent, &dir, backing)
+                })?;
         let child_iv = self.vault.new_dir_iv(&iv, name.as_bytes());
         self.inodes.lock().unwrap().set_iv(attr.ino.0, child_iv);
         Ok(attr)

@@ -117,9 +117,9 @@ impl VeilFs {
             }
             _ => None,
         };
-        let renamed = self.vault.create_entry(to_dir, to, |entry| {
-            from_dir.rename(from.entry(), to_dir, entry, mode)
-        });
+        let renamed = self
+            .vault
+            .rename_into(from_dir, from.entry(), to_dir, to, mode);
         if let Err(e) = renamed {
             if let Some((emptied, iv)) = replaced {
                 Self::restore_diriv(&emptied, &iv);

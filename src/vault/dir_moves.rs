@@ -244,9 +244,7 @@ impl Vault {
     /// an entry; a long name's new sidecar is written first and its old one removed after.
     fn reencrypt_entry(&self, dir: &Dir, from: &str, iv: &DirIv, plain: &[u8]) -> Result<String> {
         let backing = self.backing_name(iv, plain)?;
-        self.create_entry(dir, &backing, |to| {
-            dir.rename(from, dir, to, RenameMode::NoReplace)
-        })?;
+        self.rename_into(dir, from, dir, &backing, RenameMode::NoReplace)?;
         if let EntryName::Long(hashed) = EntryName::classify(from) {
             dir.unlink_if_present(longname::sidecar_name(hashed))?;
         }

@@ -41,9 +41,7 @@ impl Vault {
                 }
             }
         }
-        let renamed = self.create_entry(dir, &backing, |entry| {
-            dir.rename(from, dir, entry, RenameMode::NoReplace)
-        });
+        let renamed = self.rename_into(dir, from, dir, &backing, RenameMode::NoReplace);
         if let Err(e) = renamed {
             if let Some((sub, _)) = &moved {
                 self.abandon_move(sub);
@@ -73,6 +71,42 @@ impl Vault {
                 let _ = backing.remove_sidecar(dir);
             }
             e.into()
+        })
+    }
+
+    /// [`Self::create_entry`], then `finish` with what `create` returned: the steps that make
+    /// the entry what it should be (a directory's IV file, a file's contents, its owner). If
+    /// `finish` fails, the entry and its sidecar go again ([`Self::remove_new_entry`]).
+    pub fn create_entry_then<T, U>(
+        &self,
+        dir: &Dir,
+        backing: &BackingName,
+        create: impl FnOnce(&str) -> io::Result<T>,
+        finish: impl FnOnce(&mut T) -> Result<U>,
+    ) -> Result<(T, U)> {
+        let mut made = self.create_entry(dir, backing, create)?;
+        match finish(&mut made) {
+            Ok(finished) => Ok((made, finished)),
+            Err(e) => {
+                self.remove_new_entry(dir, backing);
+                Err(e)
+            }
+        }
+    }
+
+    /// Renames entry `from` of `from_dir` to `to` in `to_dir`: an entry coming in under a new
+    /// name, so through [`Self::create_entry`] (`to`'s sidecar first, gone again if the rename
+    /// fails). `from`'s own sidecar is the caller's to remove, once nothing needs it.
+    pub fn rename_into(
+        &self,
+        from_dir: &Dir,
+        from: &str,
+        to_dir: &Dir,
+        to: &BackingName,
+        mode: RenameMode,
+    ) -> Result<()> {
+        self.create_entry(to_dir, to, |entry| {
+            from_dir.rename(from, to_dir, entry, mode)
         })
     }
 
@@ -118,18 +152,15 @@ impl Vault {
             ],
             _ => Vec::new(),
         };
-        backing.write_sidecar(dir)?;
-        match dir.rename(entry, dir, backing.entry(), RenameMode::NoReplace) {
-            Ok(()) => {}
-            // A case-insensitive file system: the target "exists" and is the entry itself.
-            Err(e)
-                if e.kind() == io::ErrorKind::AlreadyExists
-                    && same_file(dir, entry, backing.entry()) =>
-            {
-                dir.rename(entry, dir, backing.entry(), RenameMode::Replace)?
+        self.create_entry(dir, &backing, |to| {
+            match dir.rename(entry, dir, to, RenameMode::NoReplace) {
+                // A case-insensitive file system: the target "exists" and is the entry itself.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && same_file(dir, entry, to) => {
+                    dir.rename(entry, dir, to, RenameMode::Replace)
+                }
+                renamed => renamed,
             }
-            Err(e) => return Err(e.into()),
-        }
+        })?;
         // On a case-sensitive disk the old-cased sidecar is a file of its own; on a
         // case-insensitive one it is the canonical sidecar itself, which stays.
         if let Some(canonical) = backing.sidecar() {
@@ -152,24 +183,33 @@ impl Vault {
         name: &[u8],
         mode: u32,
     ) -> Result<BackingName> {
-        let backing = self.backing_name(parent_iv, name)?;
-        self.create_entry(parent, &backing, |entry| parent.mkdir(entry, 0o700))?;
-        let filled = parent
-            .open_dir(backing.entry())
-            .map_err(Error::from)
-            .and_then(|dir| {
-                diriv::write(&dir, &self.new_dir_iv(parent_iv, name))?;
-                // A setgid parent passed its setgid bit on, whatever the mode asked.
-                let inherited =
-                    crate::backing::mode_of(&dir.stat_self()?) & crate::fs::sys::S_ISGID;
-                dir.chmod_self(mode | inherited)?;
-                Ok(())
-            });
-        if let Err(e) = filled {
-            self.remove_new_entry(parent, &backing);
-            return Err(e);
-        }
+        let (backing, ()) = self.create_dir_then(parent, parent_iv, name, mode, |_| Ok(()))?;
         Ok(backing)
+    }
+
+    /// [`Self::create_dir`], then `finish` with the new directory's backing name; if that
+    /// fails, the directory goes again, as when its own steps fail.
+    pub fn create_dir_then<U>(
+        &self,
+        parent: &Dir,
+        parent_iv: &DirIv,
+        name: &[u8],
+        mode: u32,
+        finish: impl FnOnce(&BackingName) -> Result<U>,
+    ) -> Result<(BackingName, U)> {
+        let backing = self.backing_name(parent_iv, name)?;
+        let fill = |(): &mut ()| {
+            let dir = parent.open_dir(backing.entry())?;
+            diriv::write(&dir, &self.new_dir_iv(parent_iv, name))?;
+            // A setgid parent passed its setgid bit on, whatever the mode asked.
+            let inherited = crate::backing::mode_of(&dir.stat_self()?) & crate::fs::sys::S_ISGID;
+            dir.chmod_self(mode | inherited)?;
+            drop(dir);
+            finish(&backing)
+        };
+        let ((), finished) =
+            self.create_entry_then(parent, &backing, |entry| parent.mkdir(entry, 0o700), fill)?;
+        Ok((backing, finished))
     }
 
     /// Creates regular file `name` in `parent` (IV `parent_iv`) holding `contents`: what the
@@ -183,14 +223,14 @@ impl Vault {
     ) -> Result<BackingName> {
         use nix::fcntl::OFlag;
         let backing = self.backing_name(parent_iv, name)?;
-        let file = self.create_entry(parent, &backing, |entry| {
+        let create = |entry: &str| {
             parent.open_file(entry, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL, 0o644)
-        })?;
-        let mut content = crate::layout::file::FileContent::default();
-        if let Err(e) = content.write(self.content_key(), &file, 0, contents) {
-            self.remove_new_entry(parent, &backing);
-            return Err(e);
-        }
+        };
+        let fill = |file: &mut std::fs::File| {
+            let mut content = crate::layout::file::FileContent::default();
+            content.write(self.content_key(), file, 0, contents)
+        };
+        self.create_entry_then(parent, &backing, create, fill)?;
         Ok(backing)
     }
 
