@@ -46,8 +46,8 @@ impl VeilFs {
     }
 
     /// Creates new entry `name` in `parent` through `create` and hands it over to the caller
-    /// ([`crate::vault::Vault::create_entry_then`]), returning its attributes with what `create` returned. On
-    /// any failure the backing directory is left as it was.
+    /// ([`crate::vault::Vault::create_entry_then`]), returning its attributes with what
+    /// `create` returned. On any failure the backing directory is left as it was.
     pub(super) fn create_entry<T>(
         &self,
         caller: Caller,
