@@ -12,6 +12,8 @@ mod attr;
 mod conflicts;
 mod dir;
 mod dir_ivs;
+#[allow(unsafe_code)]
+mod ffi;
 mod fuse;
 mod handles;
 mod inodes;
