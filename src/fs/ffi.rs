@@ -2,7 +2,6 @@
 //! a thin safe function over one call (the lint setup in lib.rs allows `unsafe` here alone).
 //! The binary's one `unsafe` is the `fork` in src/cli/mount.rs, with its own `SAFETY` note.
 
-use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -20,7 +19,7 @@ fn check(ret: libc::c_long) -> io::Result<()> {
 #[cfg(target_os = "linux")]
 pub fn fchmodat2(
     dir: BorrowedFd<'_>,
-    name: &CStr,
+    name: &std::ffi::CStr,
     mode: libc::c_uint,
     flags: i32,
 ) -> io::Result<()> {

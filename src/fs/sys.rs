@@ -2,7 +2,7 @@
 //! through rustix; the two calls nothing safe wraps (`fchmodat2`, macOS's `mknodat`) through
 //! [`super::ffi`], the library's only `unsafe`.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -10,8 +10,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use rustix::fs::XattrFlags;
 
 #[cfg(target_os = "linux")]
-fn cstring(bytes: &[u8]) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+fn cstring(bytes: &[u8]) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 /// Reads a value whose size may change between the asking and the reading: `size` asks how
@@ -41,7 +41,7 @@ fn read_sized(
 fn at_entry<T>(
     dir: BorrowedFd<'_>,
     name: Option<&OsStr>,
-    call: impl FnOnce(&CString) -> io::Result<T>,
+    call: impl FnOnce(&std::ffi::CString) -> io::Result<T>,
 ) -> io::Result<T> {
     use nix::fcntl::OFlag;
     use std::os::fd::AsRawFd;
