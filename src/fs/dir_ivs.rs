@@ -59,12 +59,7 @@ impl VeilFs {
 
     /// Finishes the move `record` of directory `ino` that a crash interrupted; its IV is the
     /// record's new one whether or not that succeeds (what is left is finished next time).
-    pub(super) fn finish_interrupted_move(
-        &self,
-        ino: u64,
-        dir: &Dir,
-        record: &MoveRecord,
-    ) -> DirIv {
+    fn finish_interrupted_move(&self, ino: u64, dir: &Dir, record: &MoveRecord) -> DirIv {
         let _one = self.finishing.lock().unwrap();
         if let Some(iv) = self.inodes.lock().unwrap().iv(ino) {
             return iv; // another request finished it
@@ -78,7 +73,7 @@ impl VeilFs {
 
     /// The IV of the parent of directory `ino` and the plaintext name the IV of `ino` derives
     /// from (a conflict copy's is its original's: the sync tool copied names encrypted for it).
-    pub(super) fn plain_location(&self, ino: u64) -> Result<(DirIv, Vec<u8>)> {
+    fn plain_location(&self, ino: u64) -> Result<(DirIv, Vec<u8>)> {
         let location = self.inodes.lock().unwrap().location(ino).cloned();
         let (parent, backing) = location.ok_or_else(|| errno(libc::ENOENT))?;
         let (parent_dir, parent_iv) = self.dir(parent)?;

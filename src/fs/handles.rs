@@ -47,7 +47,7 @@ impl VeilFs {
             .ok_or_else(|| errno(libc::EBADF))
     }
 
-    pub(super) fn add_handle(&self, ino: u64, file: File) -> Result<u64> {
+    fn add_handle(&self, ino: u64, file: File) -> Result<u64> {
         let content = self.content(ino, &file)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.files
@@ -215,6 +215,6 @@ impl VeilFs {
 /// Flags of a backing open besides its access mode: always readable (partial sectors are
 /// read-modify-written), never appending or truncating (offsets and sizes differ from the
 /// plaintext's; the adapter does both). [`Dir::open_file`] adds O_NOFOLLOW and O_NONBLOCK.
-pub(super) fn backing_flags(flags: i32) -> OFlag {
+fn backing_flags(flags: i32) -> OFlag {
     OFlag::from_bits_truncate(flags & (libc::O_SYNC | libc::O_DSYNC))
 }

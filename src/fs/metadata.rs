@@ -39,7 +39,7 @@ pub(super) fn fstat(file: &File) -> io::Result<Stat> {
     nix::sys::stat::fstat(file).map_err(io::Error::from)
 }
 
-pub(super) fn time_spec(t: Option<TimeOrNow>) -> TimeSpec {
+fn time_spec(t: Option<TimeOrNow>) -> TimeSpec {
     match t {
         None => TimeSpec::UTIME_OMIT,
         Some(TimeOrNow::Now) => TimeSpec::UTIME_NOW,
@@ -59,11 +59,7 @@ impl VeilFs {
     /// Where attribute requests on `ino` go, with its attributes now: its handle `fh` if given,
     /// else its backing entry, else any open handle of it (an unlinked file that is still open
     /// has attributes too).
-    pub(super) fn attr_target(
-        &self,
-        ino: u64,
-        fh: Option<FileHandle>,
-    ) -> Result<(AttrTarget, Stat)> {
+    fn attr_target(&self, ino: u64, fh: Option<FileHandle>) -> Result<(AttrTarget, Stat)> {
         let opened = |handle: Arc<OpenFile>| -> Result<(AttrTarget, Stat)> {
             let stat = fstat(&handle.file)?;
             Ok((AttrTarget::Open(handle), stat))

@@ -81,7 +81,7 @@ pub fn mount_filesystem(
 
 /// A `-o` option as fuser's own variant where it has one: as root, fuser turns those into mount
 /// flags, while the kernel refuses unknown words in the FUSE option string.
-pub(super) fn kernel_option(option: &str) -> MountOption {
+fn kernel_option(option: &str) -> MountOption {
     match option {
         "dev" => MountOption::Dev,
         "nodev" => MountOption::NoDev,

@@ -115,7 +115,7 @@ impl VeilFs {
     /// A walk that met a symlink (ELOOP) or a file (ENOTDIR) where a directory was: someone
     /// replaced a backing directory. Never followed; the request fails with EIO and the backing
     /// path is logged once.
-    pub(super) fn walk_failed(&self, names: &[OsString], e: io::Error) -> Error {
+    fn walk_failed(&self, names: &[OsString], e: io::Error) -> Error {
         let path = || {
             let mut path = self.vault.root_path().to_path_buf();
             path.extend(names);
@@ -242,7 +242,7 @@ impl VeilFs {
         Ok((None, dir.stat(name)?))
     }
 
-    pub(super) fn warn_unpinned(&self, why: &io::Error) {
+    fn warn_unpinned(&self, why: &io::Error) {
         if !self.unpinned_warned.swap(true, Ordering::Relaxed) {
             let pinned = self.inodes.lock().unwrap().pinned();
             tracing::warn!(

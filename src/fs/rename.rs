@@ -75,14 +75,14 @@ impl VeilFs {
         Ok(())
     }
 
-    pub(super) fn abandon_moves(&self, moves: &[(Dir, MoveRecord)]) {
+    fn abandon_moves(&self, moves: &[(Dir, MoveRecord)]) {
         for (dir, _) in moves {
             self.vault.abandon_move(dir);
         }
     }
 
     /// The backing part of [`Self::do_rename`]: renames the entry and updates the inode table.
-    pub(super) fn rename_entries(
+    fn rename_entries(
         &self,
         (parent, from_dir, from, from_stat): (u64, &Dir, &BackingName, &Stat),
         (new_parent, to_dir, to, to_stat): (u64, &Dir, &BackingName, Option<Stat>),
@@ -145,7 +145,7 @@ impl VeilFs {
 }
 
 /// The mode the kernel's rename flags ask for; `None` for flags veilfs does not support.
-pub(super) fn rename_mode(flags: RenameFlags) -> Option<RenameMode> {
+fn rename_mode(flags: RenameFlags) -> Option<RenameMode> {
     if flags.is_empty() {
         return Some(RenameMode::Replace);
     }

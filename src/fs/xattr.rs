@@ -9,7 +9,7 @@ use crate::error::Result;
 use super::{errno, sys, VeilFs};
 
 impl VeilFs {
-    pub(super) fn xattr_name(&self, name: &OsStr) -> Option<String> {
+    fn xattr_name(&self, name: &OsStr) -> Option<String> {
         let name = name.as_bytes().strip_prefix(b"user.")?;
         Some(format!(
             "user.{}",
