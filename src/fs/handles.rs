@@ -214,7 +214,7 @@ impl VeilFs {
 
 /// Flags of a backing open besides its access mode: always readable (partial sectors are
 /// read-modify-written), never appending or truncating (offsets and sizes differ from the
-/// plaintext's; the adapter does both). [`Dir::open_file`] adds O_NOFOLLOW and O_NONBLOCK.
+/// plaintext's; the adapter does both). [`crate::backing::Dir::open_file`] adds O_NOFOLLOW and O_NONBLOCK.
 fn backing_flags(flags: i32) -> OFlag {
     OFlag::from_bits_truncate(flags & (libc::O_SYNC | libc::O_DSYNC))
 }

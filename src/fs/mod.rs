@@ -1,6 +1,6 @@
 //! The FUSE adapter: serves a [`Vault`] to the kernel. [`VeilFs`] holds the state shared by
-//! every request; each operation is a method taking plain values (a [`Caller`], inode numbers,
-//! names) in the file of its concern, so that a test can drive it without /dev/fuse; [`fuse`]
+//! every request; each operation is a method taking plain values (a `Caller`, inode numbers,
+//! names) in the file of its concern, so that a test can drive it without /dev/fuse; `fuse`
 //! alone speaks fuser, translating requests into those calls and results into replies. Names go
 //! through [`Vault`], contents through [`FileContent`], platform calls through [`sys`].
 //!
@@ -50,7 +50,7 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Undecodable backing entries are logged once each, up to this many.
 const MAX_WARNED: usize = 10_000;
 
-/// The filesystem served by [`mount`].
+/// The filesystem served by [`mount()`].
 pub struct VeilFs {
     vault: Vault,
     inodes: Mutex<InodeTable>,
@@ -66,7 +66,7 @@ pub struct VeilFs {
     /// Sync-conflict copies and re-cased names are put right, and renames a crash interrupted
     /// are finished: see [`VeilFs::tidy_backing`].
     tidy: bool,
-    /// How open files are served: see [`VeilFs::init`].
+    /// How open files are served: see `init` in `fuse.rs`.
     open_flags: FopenFlags,
     /// Kernel cache time of entries and attributes: see [`MountOptions::cache_ttl`].
     ttl: Duration,

@@ -20,7 +20,7 @@ pub struct MountOptions {
     pub extra: Vec<String>,
     /// Worker threads serving requests.
     pub threads: usize,
-    /// How long the kernel may trust entries, attributes and cached contents ([`TTL`] unless
+    /// How long the kernel may trust entries, attributes and cached contents ([`super::TTL`] unless
     /// the user asks): changes made beside the mount show after at most this long.
     pub cache_ttl: Duration,
     /// Source shown in /proc/mounts (the backing directory).

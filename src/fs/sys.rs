@@ -1,6 +1,6 @@
 //! The platform layer: every call that differs between Linux and macOS. Extended attributes go
 //! through rustix; the two calls nothing safe wraps (`fchmodat2`, macOS's `mknodat`) through
-//! [`super::ffi`], the library's only `unsafe`.
+//! `fs::ffi`, the library's only `unsafe`.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -223,7 +223,7 @@ fn fchmodat2_nofollow(
     }
 }
 
-/// `mknodat(2)`: nix wraps it on Linux only; macOS has it in libc ([`super::ffi::mknodat`]).
+/// `mknodat(2)`: nix wraps it on Linux only; macOS has it in libc (`fs::ffi::mknodat`).
 pub fn mknod_at(
     dir: BorrowedFd<'_>,
     name: &OsStr,
