@@ -503,16 +503,16 @@ fn make_rotation_tree(at: &Path, full: bool) {
         fs::create_dir(dir).unwrap();
     }
     fs::write(a.join("linked"), pattern(3, 5000)).unwrap();
-    common::lsetxattr(&a.join("linked"), "user.tag", b"a file's xattr").unwrap();
+    common::xattr::set(&a.join("linked"), "user.tag", b"a file's xattr", 0).unwrap();
     fs::hard_link(a.join("linked"), b.join(name("linked-", 170))).unwrap();
-    common::lsetxattr(&a, "user.dir", b"a directory's xattr").unwrap();
+    common::xattr::set(&a, "user.dir", b"a directory's xattr", 0).unwrap();
     symlink("a/linked", at.join("link")).unwrap();
     if !full {
         return;
     }
     let tagged = at.join(name("tagged-", 160));
     fs::write(&tagged, pattern(2, 100)).unwrap();
-    common::lsetxattr(&tagged, "user.tag", b"another file's xattr").unwrap();
+    common::xattr::set(&tagged, "user.tag", b"another file's xattr", 0).unwrap();
     fs::write(at.join("empty"), b"").unwrap();
     for len in [1, 15, 16, 4095, 4096, 4097, 8193, 20000] {
         fs::write(b.join(format!("f{len}")), pattern(len as u8, len)).unwrap();

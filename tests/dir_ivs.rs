@@ -9,13 +9,12 @@ mod corevault;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{assert_success, run, umount_lazy, veilfs, wait_for, TestVault};
+use common::{assert_success, cp_a, run, umount_lazy, veilfs, wait_for, TestVault};
 use corevault::CoreVault;
 use veilfs::crypto::names::{DirIv, NameEncoding};
 use veilfs::fsck::{self, Options, Outcome, Problem, Report};
@@ -24,27 +23,6 @@ use veilfs::vault::IvPolicy;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// The backing path of mount entry `rel`: backing and plaintext inode numbers are the same.
-fn backing_of(vault: &TestVault, rel: &str) -> PathBuf {
-    let wanted = fs::symlink_metadata(vault.mount_path().join(rel))
-        .unwrap()
-        .ino();
-    let mut stack = vec![vault.backing_path().to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            let meta = entry.metadata().unwrap();
-            if meta.ino() == wanted {
-                return entry.path();
-            }
-            if meta.is_dir() {
-                stack.push(entry.path());
-            }
-        }
-    }
-    panic!("{rel} has no backing entry");
-}
 
 /// The backing names of the entries of backing directory `dir` (not the files veilfs keeps).
 fn entry_names(dir: &Path) -> BTreeSet<String> {
@@ -135,7 +113,7 @@ fn a_renamed_directory_and_its_successor_share_no_iv_and_no_name() {
     fill(&m.join("p/q/r"));
 
     for (old, new) in [("b", "a"), ("s", "p"), ("s/q", "p/q"), ("s/q/r", "p/q/r")] {
-        let (old_dir, new_dir) = (backing_of(&vault, old), backing_of(&vault, new));
+        let (old_dir, new_dir) = (vault.backing_of(old), vault.backing_of(new));
         assert_ne!(
             fs::read(old_dir.join(DIRIV_NAME)).unwrap(),
             fs::read(new_dir.join(DIRIV_NAME)).unwrap(),
@@ -167,13 +145,7 @@ fn the_same_mkdir_on_two_offline_copies_gives_identical_iv_files() {
     fs::write(m.join("shared/x"), b"x").unwrap();
     vault.unmount();
     let copy = vault.scratch().join("copy");
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(vault.backing_path())
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    cp_a(vault.backing_path(), &copy);
     let other_mnt = vault.scratch().join("mnt2");
     fs::create_dir(&other_mnt).unwrap();
     vault.mount_with(&[]);
@@ -194,7 +166,7 @@ fn the_same_mkdir_on_two_offline_copies_gives_identical_iv_files() {
     common::unmount_all(&other_mnt);
     result.unwrap();
     for plain in ["renamed", "renamed/new", "renamed/after"] {
-        let here = backing_of(&vault, plain);
+        let here = vault.backing_of(plain);
         let relative = here.strip_prefix(vault.backing_path()).unwrap();
         assert_eq!(
             fs::read(here.join(DIRIV_NAME)).unwrap(),
@@ -220,14 +192,14 @@ fn directories_renamed_by_an_older_veilfs_move_too() {
     // entries renamed, the IV files kept. Today's mount gives each name its backing name.
     let backing_name = |plain: &str| {
         fs::create_dir(m.join(plain)).unwrap();
-        let backing = backing_of(&vault, plain);
+        let backing = vault.backing_of(plain);
         fs::remove_dir(m.join(plain)).unwrap();
         backing.file_name().unwrap().to_owned()
     };
     let in2 = backing_name("top/in2");
     let old_top = backing_name("old-top");
-    let top = backing_of(&vault, "top");
-    let inner = backing_of(&vault, "top/inner");
+    let top = vault.backing_of("top");
+    let inner = vault.backing_of("top/inner");
     vault.unmount();
     fs::rename(&inner, top.join(in2)).unwrap();
     fs::rename(&top, vault.backing_path().join(old_top)).unwrap();
@@ -262,7 +234,7 @@ fn a_directory_without_write_permission_moves_and_keeps_its_mode() {
     fs::rename(m.join("top"), m.join("moved")).unwrap();
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&m.join("moved/locked")), 0o555);
-    assert_eq!(mode(&backing_of(&vault, "moved/locked")), 0o555);
+    assert_eq!(mode(&vault.backing_of("moved/locked")), 0o555);
     assert_eq!(fs::read(m.join("moved/locked/f")).unwrap(), b"f");
     assert_eq!(fs::read(m.join("moved/locked/below/g")).unwrap(), b"g");
     vault.unmount();
@@ -413,9 +385,9 @@ fn a_planted_iv_copy_cannot_move_a_name_into_another_directory() {
         if own_file {
             fs::write(m.join("ssh/known_hosts"), b"host\n").unwrap();
         }
-        let ssh = backing_of(&vault, "ssh");
-        let downloads = backing_of(&vault, "downloads");
-        let keys = backing_of(&vault, "downloads/authorized_keys");
+        let ssh = vault.backing_of("ssh");
+        let downloads = vault.backing_of("downloads");
+        let keys = vault.backing_of("downloads/authorized_keys");
         vault.unmount();
 
         let copy = ssh.join("veilfs.sync-conflict-20240101-000000-ABCDEFG.diriv");
@@ -471,7 +443,7 @@ fn a_garbage_iv_file_then_a_new_file_repair_restores_every_entry() {
     for name in ["one", "two", "three"] {
         fs::write(m.join("docs").join(name), name).unwrap();
     }
-    let docs = backing_of(&vault, "docs");
+    let docs = vault.backing_of("docs");
     vault.unmount();
     fs::remove_file(docs.join(DIRIV_NAME)).unwrap();
     fs::write(docs.join(DIRIV_NAME), [0x5a; 16]).unwrap();
@@ -504,7 +476,7 @@ fn a_garbage_iv_file_hides_nothing_in_a_format_2_vault() {
     for name in ["one", "two", "three"] {
         fs::write(m.join("docs").join(name), name).unwrap();
     }
-    let docs = backing_of(&vault, "docs");
+    let docs = vault.backing_of("docs");
     vault.unmount();
     fs::remove_file(docs.join(DIRIV_NAME)).unwrap();
     fs::write(docs.join(DIRIV_NAME), [0x5a; 16]).unwrap();
@@ -729,13 +701,7 @@ fn derived_ivs_a_directory_conflict_copy_is_moved_when_renamed() {
         "{} (conflicted copy 2024-03-01)",
         a.file_name().unwrap().to_str().unwrap()
     ));
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(&a)
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    cp_a(&a, &copy);
     let repaired = repair(&v);
     assert!(repaired.is_clean(), "{:?}", repaired.findings);
     assert!(check(&v).findings.is_empty(), "{:?}", check(&v).findings);

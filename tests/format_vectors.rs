@@ -367,38 +367,30 @@ struct ConfigJson {
     checksum: String,
 }
 
+/// What a config's associated data covers, and with the wrapped key what its checksum covers.
 #[derive(Serialize)]
-struct AdJson<'a> {
+struct CoveredJson<'a> {
     format: u32,
     creator: &'a str,
     kdf: &'a KdfJson,
     features: &'a FeaturesJson,
-}
-
-#[derive(Serialize)]
-struct ChecksummedJson<'a> {
-    format: u32,
-    creator: &'a str,
-    kdf: &'a KdfJson,
-    features: &'a FeaturesJson,
-    wrapped_master_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wrapped_master_key: Option<&'a str>,
 }
 
 /// (associated data, checksummed text) of a config file's text.
 fn config_canonical(text: &str) -> (String, String) {
     let c: ConfigJson = serde_json::from_str(text).unwrap();
-    let ad = AdJson {
+    let ad = CoveredJson {
         format: c.format,
         creator: &c.creator,
         kdf: &c.kdf,
         features: &c.features,
+        wrapped_master_key: None,
     };
-    let sum = ChecksummedJson {
-        format: c.format,
-        creator: &c.creator,
-        kdf: &c.kdf,
-        features: &c.features,
-        wrapped_master_key: &c.wrapped_master_key,
+    let sum = CoveredJson {
+        wrapped_master_key: Some(&c.wrapped_master_key),
+        ..ad
     };
     (
         serde_json::to_string(&ad).unwrap(),

@@ -31,11 +31,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{
-    assert_success, io_res, is_mounted, require_fuse, run, umount_lazy, unmount_all, veilfs, Res,
-    TestVault, PASSWORD,
+    assert_success, io_res, is_mounted, require_fuse, run, umount_or_detach, unmount_all, veilfs,
+    Res, TestVault, PASSWORD,
 };
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, renameat, AtFlags, OFlag};
@@ -671,16 +671,7 @@ impl Drop for TmpfsVault {
             if !is_mounted(&self.tmpfs) {
                 break;
             }
-            let clean = Command::new("umount")
-                .arg(&self.tmpfs)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !clean {
-                umount_lazy(&self.tmpfs);
-            }
+            umount_or_detach(&self.tmpfs);
         }
         if is_mounted(&self.mountpoint) || is_mounted(&self.tmpfs) {
             // Leave the directory rather than delete through a mount.

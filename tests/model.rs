@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ffi::OsString;
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::{io_res, Res, TestVault};
+use common::ext4::Ext4Vault;
+use common::{io_res, xattr, Res, TestVault};
 use nix::errno::Errno;
 use nix::fcntl::{fallocate, renameat2, FallocateFlags, RenameFlags, AT_FDCWD};
 
@@ -668,7 +669,7 @@ impl Model {
             }
             100..=102 if !self.handles.is_empty() => {
                 // ftruncate through a held handle whose file still has a name (an unlinked
-                // file's handle is tests/posix.rs's unlinked_open_file_stays_usable).
+                // file's handle is tests/posix's files::unlinked_open_file_stays_usable).
                 let i = self.rng.below(self.handles.len() as u64) as usize;
                 let meta = self.handles[i].1.metadata().unwrap();
                 if meta.nlink() > 0 {
@@ -721,10 +722,10 @@ impl Model {
                 let name = format!("user.{}", self.rng.below(3));
                 self.both(
                     format!("setxattr {path:?} {name} ({} bytes)", value.len()),
-                    |r| xattr(r.join(&path), &name, Some(&value)),
+                    |r| io_res(xattr::set(&r.join(&path), &name, &value, 0)),
                 );
                 self.both(format!("getxattr {path:?} {name}"), |r| {
-                    xattr(r.join(&path), &name, None)
+                    io_res(xattr::get(&r.join(&path), &name))
                 });
             }
             113..=115 => {
@@ -735,7 +736,7 @@ impl Model {
                 let offset = self.rng.offset(size);
                 let len = self.rng.len();
                 // Mode 0 and KEEP_SIZE; veilfs refuses hole punching and the other modes
-                // (EOPNOTSUPP, tests/posix.rs), where ext4 would succeed.
+                // (EOPNOTSUPP), where ext4 would succeed.
                 let (flags, flag_name) = if self.rng.chance(30) {
                     (FallocateFlags::FALLOC_FL_KEEP_SIZE, " KEEP_SIZE")
                 } else {
@@ -754,10 +755,12 @@ impl Model {
                 if self.rng.chance(50) {
                     let name = format!("user.{}", self.rng.below(3));
                     self.both(format!("removexattr {path:?} {name}"), |r| {
-                        xattr_remove(r.join(&path), &name)
+                        io_res(xattr::remove(&r.join(&path), &name))
                     });
                 } else {
-                    self.both(format!("listxattr {path:?}"), |r| xattr_list(r.join(&path)));
+                    self.both(format!("listxattr {path:?}"), |r| {
+                        io_res(xattr::list(&r.join(&path)))
+                    });
                 }
             }
             _ => {
@@ -868,79 +871,6 @@ fn has_hard_links(path: &Path) -> bool {
         Ok(m) => m.is_file() && m.nlink() > 1,
         Err(_) => false,
     }
-}
-
-/// lsetxattr (with a value) or lgetxattr (without) of a user.* attribute.
-fn xattr(path: PathBuf, name: &str, value: Option<&[u8]>) -> Res<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let name = std::ffi::CString::new(name).unwrap();
-    match value {
-        Some(value) => {
-            // SAFETY: NUL-terminated strings and a value buffer valid for its length.
-            let ret = unsafe {
-                libc::lsetxattr(
-                    path.as_ptr(),
-                    name.as_ptr(),
-                    value.as_ptr().cast(),
-                    value.len(),
-                    0,
-                )
-            };
-            if ret < 0 {
-                return Err(Errno::last());
-            }
-            Ok(Vec::new())
-        }
-        None => {
-            let mut buf = vec![0u8; 4096];
-            // SAFETY: NUL-terminated strings; `buf` valid for its length.
-            let ret = unsafe {
-                libc::lgetxattr(
-                    path.as_ptr(),
-                    name.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
-            if ret < 0 {
-                return Err(Errno::last());
-            }
-            buf.truncate(ret as usize);
-            Ok(buf)
-        }
-    }
-}
-
-/// llistxattr, as sorted names.
-fn xattr_list(path: PathBuf) -> Res<Vec<Vec<u8>>> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: a NUL-terminated string; `buf` valid for its length.
-    let ret = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if ret < 0 {
-        return Err(Errno::last());
-    }
-    let mut names: Vec<Vec<u8>> = buf[..ret as usize]
-        .split(|&b| b == 0)
-        .filter(|n| !n.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
-/// lremovexattr.
-fn xattr_remove(path: PathBuf, name: &str) -> Res<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let name = std::ffi::CString::new(name).unwrap();
-    // SAFETY: NUL-terminated strings.
-    if unsafe { libc::lremovexattr(path.as_ptr(), name.as_ptr()) } < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
 }
 
 fn seed_from_env() -> u64 {
@@ -1189,7 +1119,7 @@ fn read_everything_until(root: &Path, stop: &AtomicBool) -> Result<u64, String> 
                     Err(e) if !raced(&e) => return Err(format!("reading {}: {e}", path.display())),
                     _ => reads += 1,
                 }
-                match xattr(path.clone(), "user.0", None) {
+                match io_res(xattr::get(&path, "user.0")) {
                     Err(Errno::ENODATA | Errno::ENOENT | Errno::ENOTDIR) | Ok(_) => {}
                     Err(e) => return Err(format!("getxattr {}: {e}", path.display())),
                 }
@@ -1203,8 +1133,9 @@ fn read_everything_until(root: &Path, stop: &AtomicBool) -> Result<u64, String> 
 }
 
 /// How many entries the reuse tests below replace while holding them, and how many they then
-/// create: ext4 hands a freed inode number out again at once (usually to the next entry made in
-/// the same directory), so a few hundred creations reuse every one that is free.
+/// create: ext4 hands a freed inode number out again at once (to the next entry made, on the
+/// private file system of [`Ext4Vault`]), so a few hundred creations reuse every one that is
+/// free.
 const HELD: usize = 20;
 const CREATED: usize = 300;
 
@@ -1214,9 +1145,12 @@ const CREATED: usize = 300;
 /// the new directory for the removed one, in which nothing can be created (ENOENT; EEXIST,
 /// ESTALE and ENOENT from mkdir and link in the threaded run). Now no new entry gets a number
 /// the kernel holds, as on a local file system: the removed directory's inode stays pinned.
+/// Once the kernel lets them go, the same creations do get those numbers: the backing file
+/// system (a private one, whose numbers nothing else takes) would have reused them.
 #[test]
 fn a_new_directory_never_gets_a_number_the_kernel_holds() {
-    let vault = TestVault::new();
+    let vault = Ext4Vault::unmounted();
+    vault.mount_with(&[]);
     let mount = vault.mount_path();
     let mut held = BTreeMap::new();
     for i in 0..HELD {
@@ -1240,7 +1174,21 @@ fn a_new_directory_never_gets_a_number_the_kernel_holds() {
         fs::write(dir.join("inside/f"), b"x").unwrap();
         assert_eq!(fs::read(dir.join("inside/f")).unwrap(), b"x");
     }
-    drop(held);
+    let numbers: BTreeSet<u64> = held.into_keys().collect();
+    // The kernel forgets the removed directories, and veilfs unpins them, by the remount at
+    // the latest.
+    vault.remount();
+    let reused = (0..CREATED)
+        .map(|i| mount.join(format!("later{i}")))
+        .filter(|dir| {
+            fs::create_dir(dir).unwrap();
+            numbers.contains(&fs::metadata(dir).unwrap().ino())
+        })
+        .count();
+    assert!(
+        reused > 0,
+        "no later directory got a freed number: the check above proved nothing"
+    );
 }
 
 /// Pins are file descriptors, three quarters of the daemon's open file limit at most. Past
@@ -1249,7 +1197,7 @@ fn a_new_directory_never_gets_a_number_the_kernel_holds() {
 /// daemon runs with a limit of 128 (96 pins), spent first on 120 files the kernel holds.
 #[test]
 fn past_the_pin_budget_a_reused_number_gets_a_new_generation() {
-    let vault = TestVault::unmounted();
+    let vault = Ext4Vault::unmounted();
     let mount = vault.mount_path();
     let limited = "ulimit -n 128 && exec \"$0\" mount --passfile \"$1\" \"$2\" \"$3\"";
     let output = common::run(
@@ -1396,11 +1344,26 @@ fn run_writers(path: &Path, ranges: Vec<Vec<(u64, usize)>>) {
     }
 }
 
+/// A mounted vault holding one empty file, `name`: the vault and the file's path.
+fn vault_with_empty_file(name: &str) -> (TestVault, PathBuf) {
+    let vault = TestVault::new();
+    let path = vault.mount_path().join(name);
+    File::create(&path).unwrap();
+    (vault, path)
+}
+
+/// What reached the backing file is what was read: a remount (no cache left) reads the same.
+fn assert_unchanged_by_a_remount(vault: &TestVault, path: &Path, expected: &[u8]) {
+    vault.remount();
+    assert!(
+        fs::read(path).unwrap() == expected,
+        "content changed by a remount"
+    );
+}
+
 #[test]
 fn concurrent_disjoint_unaligned_writes() {
-    let vault = TestVault::new();
-    let path = vault.mount_path().join("disjoint");
-    File::create(&path).unwrap();
+    let (vault, path) = vault_with_empty_file("disjoint");
     let mut rng = Rng::new(42);
     // Cut 1 MiB into segments at unaligned offsets; segment i belongs to thread i % THREADS.
     let total = 1u64 << 20;
@@ -1433,18 +1396,12 @@ fn concurrent_disjoint_unaligned_writes() {
             i / 4096
         );
     }
-    vault.remount();
-    assert!(
-        fs::read(&path).unwrap() == expected,
-        "content changed by a remount"
-    );
+    assert_unchanged_by_a_remount(&vault, &path, &expected);
 }
 
 #[test]
 fn concurrent_overlapping_writes_never_produce_garbage() {
-    let vault = TestVault::new();
-    let path = vault.mount_path().join("overlap");
-    File::create(&path).unwrap();
+    let (vault, path) = vault_with_empty_file("overlap");
     let mut rng = Rng::new(7);
     let total = 256 * 1024u64;
     let mut ranges = vec![Vec::new(); THREADS];
@@ -1497,18 +1454,12 @@ fn concurrent_overlapping_writes_never_produce_garbage() {
     );
     // The check above is byte by byte, finer than block by block. What reached the backing
     // file is what was read: a remount (no cache left) reads the same bytes.
-    vault.remount();
-    assert!(
-        fs::read(&path).unwrap() == got,
-        "content changed by a remount"
-    );
+    assert_unchanged_by_a_remount(&vault, &path, &got);
 }
 
 #[test]
 fn concurrent_neighbouring_ranges_in_shared_blocks() {
-    let vault = TestVault::new();
-    let path = vault.mount_path().join("interleaved");
-    File::create(&path).unwrap();
+    let (_vault, path) = vault_with_empty_file("interleaved");
     // Thread t owns every THREADS-th 100-byte range: all threads write into every block.
     let total: u64 = 100 * 8 * 160; // 128000 bytes, 32 blocks, 160 ranges per thread
     let mut rng = Rng::new(99);

@@ -9,7 +9,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use common::rekey::{
     config_text, mount_with_password, rekey, setxattr, write_passfile, NEW_PASSWORD,
 };
 use common::tree::{assert_same_tree, backing_state, snapshot};
-use common::{assert_success, run, stderr_of, veilfs, TestVault};
+use common::{assert_success, cp_a, run, slot_labels, stderr_of, veilfs, TestVault};
 
 /// 2,000 files in 300 directories (three levels), with long names, empty, short, sector-edge
 /// and sparse files, symlinks, hard links, xattrs on files and directories, and a directory
@@ -80,13 +80,7 @@ fn rekey_killed_at_several_points_then_finished_keeps_every_file_and_revokes_the
     let source = vault.scratch().join("source");
     make_source(&source);
     vault.mount_with(&[]);
-    let copy = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", source.display()))
-        .arg(vault.mount_path())
-        .status()
-        .unwrap();
-    assert!(copy.success());
+    cp_a(&source.join("."), vault.mount_path());
     let expected = snapshot(&source);
     assert_same_tree(&snapshot(vault.mount_path()), &expected, "the copy in");
     vault.unmount();
@@ -228,13 +222,7 @@ fn upgrade_moves_a_format_1_vault_to_format_2_with_every_file() {
     fs::write(source.join("x".repeat(240)), b"long").unwrap();
     symlink("dir/inner/file", source.join("link")).unwrap();
     setxattr(&source.join("dir"), "user.k", "v");
-    let copy = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", source.display()))
-        .arg(vault.mount_path())
-        .status()
-        .unwrap();
-    assert!(copy.success());
+    cp_a(&source.join("."), vault.mount_path());
     // A directory renamed in format 1 keeps an IV of its own: upgrade reads it from its file.
     fs::rename(
         vault.mount_path().join("dir"),
@@ -311,17 +299,10 @@ fn slots_are_dropped_unless_kept_and_a_kept_key_file_slot_still_opens() {
     assert_success(&done, "rekey --keep-slot");
     let stdout = String::from_utf8_lossy(&done.stdout);
     assert!(stdout.contains("\"tablet\" (keyfile)"), "{stdout}");
-    let list = run(veilfs()
-        .args(["slot", "list", "--json"])
-        .arg(vault.backing_path()));
-    let slots: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    let labels: Vec<&str> = slots
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["label"].as_str().unwrap())
-        .collect();
-    assert_eq!(labels, ["password", "nas", "recovery key"]);
+    assert_eq!(
+        slot_labels(vault.backing_path()),
+        ["password", "nas", "recovery key"]
+    );
 
     let mount = |file: &Path| {
         run(veilfs()

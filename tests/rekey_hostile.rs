@@ -20,7 +20,7 @@ use common::rekey::{
     config_text, mount_with_password, rekey, setxattr, write_passfile, NEW_PASSWORD,
 };
 use common::tree::{assert_same_tree, backing_state, snapshot, Node};
-use common::{assert_success, run, stderr_of, veilfs, TestVault};
+use common::{assert_success, cp_a, run, stderr_of, veilfs, TestVault};
 
 /// A vault holding what `fill` writes through the mount, unmounted; with the tree as mounted.
 fn vault_with(fill: impl FnOnce(&Path)) -> (TestVault, BTreeMap<PathBuf, Node>) {
@@ -391,15 +391,7 @@ fn conflict_copies_under_the_previous_key_are_shown_as_before() {
     // A sync tool's copies: the file's name with another file's contents, and a directory.
     let dirs = backing_dirs(&vault);
     let dir = &dirs[0];
-    let copy = |from: &Path, to: PathBuf| {
-        assert!(Command::new("cp")
-            .arg("-a")
-            .arg(from)
-            .arg(to)
-            .status()
-            .unwrap()
-            .success());
-    };
+    let copy = |from: &Path, to: PathBuf| cp_a(from, &to);
     copy(
         dir,
         PathBuf::from(format!(
@@ -606,13 +598,7 @@ fn a_full_disk_stops_the_rotation_naming_the_file_and_a_later_run_finishes_it() 
     fs::rename(vault.backing_path(), &saved).unwrap();
     fs::create_dir(vault.backing_path()).unwrap();
     let _tmpfs = Tmpfs::mount(vault.backing_path(), "16m");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", saved.display()))
-        .arg(vault.backing_path())
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    cp_a(&saved.join("."), vault.backing_path());
     vault.mount_with(&[]);
     let m = vault.mount_path();
     for i in 0..6 {
@@ -682,13 +668,7 @@ fn killed_at_a_series_of_points_then_killed_again_resuming_loses_nothing() {
     let pristine = vault.scratch().join("pristine");
     let cp = |from: &Path, to: &Path| {
         let _ = fs::remove_dir_all(to);
-        assert!(Command::new("cp")
-            .arg("-a")
-            .arg(from)
-            .arg(to)
-            .status()
-            .unwrap()
-            .success());
+        cp_a(from, to);
     };
     cp(vault.backing_path(), &pristine);
     let new = new_pass(&vault);
@@ -792,13 +772,7 @@ fn in_a_base32_vault_two_names_differing_in_case_hold_nothing_up() {
         }
         let twin = vault.backing_path().join(name.to_ascii_uppercase());
         assert_ne!(twin, path);
-        assert!(Command::new("cp")
-            .arg("-a")
-            .arg(&path)
-            .arg(&twin)
-            .status()
-            .unwrap()
-            .success());
+        cp_a(&path, &twin);
     }
     assert_success(&vault.try_mount(&[]), "mount");
     let before = snapshot(vault.mount_path());

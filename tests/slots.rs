@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{assert_success, run, stderr_of, veilfs, PASSWORD};
+use common::{assert_success, run, slot_labels, stderr_of, veilfs, PASSWORD};
 use serde_json::Value;
 
 struct Vault {
@@ -353,16 +353,10 @@ fn slots_come_and_go_and_the_last_one_stays() {
     fs::write(vault.mnt.join("from the nas"), b"hello").unwrap();
     vault.unmount();
 
-    let list = vault.veilfs(&["slot", "list", "--json"], false);
-    assert_success(&list, "slot list");
-    let slots: Value = serde_json::from_slice(&list.stdout).unwrap();
-    let labels: Vec<&str> = slots
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["label"].as_str().unwrap())
-        .collect();
-    assert_eq!(labels, ["password", "recovery key", "nas"]);
+    assert_eq!(
+        slot_labels(&vault.cipher),
+        ["password", "recovery key", "nas"]
+    );
 
     // Removed (through the recovery key): it no longer opens the vault.
     let remove = vault.veilfs(

@@ -9,7 +9,7 @@ pub mod moves;
 
 /// Per-directory IV file, in every backing directory including the root.
 pub const DIRIV_NAME: &str = "veilfs.diriv";
-/// A new IV file on its way to replacing `veilfs.diriv` ([`diriv::replace`]).
+/// A new IV file on its way to replacing `veilfs.diriv` ([`diriv::replace`], [`diriv::rewrite`]).
 pub const DIRIV_TMP_NAME: &str = "veilfs.diriv.tmp";
 /// The record of a directory rename in progress, in the moved directory ([`moves`]).
 pub const MOVE_NAME: &str = "veilfs.move";

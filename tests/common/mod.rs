@@ -10,13 +10,16 @@
 
 #![allow(dead_code)]
 
+pub mod ext4;
 pub mod rekey;
 pub mod tree;
+pub mod xattr;
 
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -380,6 +383,28 @@ impl TestVault {
         self.mount_with(&[]);
     }
 
+    /// The backing path of mount entry `rel`, found by its inode number (the backing and the
+    /// plaintext ones are the same).
+    pub fn backing_of(&self, rel: impl AsRef<Path>) -> PathBuf {
+        let wanted = fs::symlink_metadata(self.mountpoint.join(rel.as_ref()))
+            .unwrap()
+            .ino();
+        let mut stack = vec![self.backing.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                if meta.ino() == wanted {
+                    return entry.path();
+                }
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                }
+            }
+        }
+        panic!("{} has no backing entry", rel.as_ref().display());
+    }
+
     /// The pids of the veilfs processes serving this vault's mount point.
     pub fn daemon_pids(&self) -> Vec<u32> {
         veilfs_processes_with_arg(&self.mountpoint)
@@ -418,6 +443,51 @@ pub fn umount_lazy(path: &Path) {
         .status();
 }
 
+/// The labels of a vault's key slots, in their order, from `veilfs slot list --json`.
+pub fn slot_labels(backing: &Path) -> Vec<String> {
+    let list = run(veilfs().args(["slot", "list", "--json"]).arg(backing));
+    assert_success(&list, "veilfs slot list --json");
+    let slots: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    slots
+        .as_array()
+        .expect("slot list --json gives an array")
+        .iter()
+        .map(|slot| slot["label"].as_str().expect("a slot's label").to_owned())
+        .collect()
+}
+
+/// `cp -a FROM TO`, as a sync tool or a user copies a tree: modes, times, links and xattrs
+/// kept; panics unless it succeeded.
+pub fn cp_a(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cp: {e}"));
+    assert!(
+        status.success(),
+        "cp -a {} {}: {status}",
+        from.display(),
+        to.display()
+    );
+}
+
+/// `umount PATH`, quietly, and `umount -l PATH` if that failed: for a mount of a test's own
+/// other than veilfs (a tmpfs, a loop device), gone whatever its state.
+pub fn umount_or_detach(path: &Path) {
+    let clean = Command::new("umount")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !clean {
+        umount_lazy(path);
+    }
+}
+
 /// A result with its errno, to compare veilfs with a plain directory errno for errno.
 pub type Res<T> = Result<T, nix::errno::Errno>;
 
@@ -445,69 +515,6 @@ impl Drop for TestVault {
             let _ = dir.keep();
         }
     }
-}
-
-/// `lsetxattr(2)`: sets xattr `name` of `path` itself (a symlink is not followed).
-pub fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
-    let (path, name) = (cstring(path.as_os_str()), cstring(OsStr::new(name)));
-    // SAFETY: NUL-terminated strings and a value buffer valid for its length, all outliving the
-    // call.
-    let ret = unsafe {
-        libc::lsetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if ret < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// `lgetxattr(2)` of a value of at most 64 KiB.
-pub fn lgetxattr(path: &Path, name: &str) -> std::io::Result<Vec<u8>> {
-    let (path, name) = (cstring(path.as_os_str()), cstring(OsStr::new(name)));
-    let mut buf = vec![0u8; 65536];
-    // SAFETY: NUL-terminated strings; `buf` is valid for its length.
-    let ret = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if ret < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    buf.truncate(ret as usize);
-    Ok(buf)
-}
-
-/// `llistxattr(2)`: the names of `path`'s xattrs in the `user.` namespace (a plain directory
-/// may carry `security.` labels), sorted.
-pub fn user_xattrs(path: &Path) -> std::io::Result<Vec<String>> {
-    let path = cstring(path.as_os_str());
-    let mut buf = vec![0u8; 65536];
-    // SAFETY: a NUL-terminated path; `buf` is valid for its length.
-    let ret = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if ret < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut names: Vec<String> = buf[..ret as usize]
-        .split(|&b| b == 0)
-        .filter(|n| n.starts_with(b"user."))
-        .map(|n| String::from_utf8_lossy(n).into_owned())
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
-fn cstring(s: &OsStr) -> std::ffi::CString {
-    std::ffi::CString::new(s.as_bytes()).expect("no NUL in test paths")
 }
 
 /// The marker at the start of every skip line; `scripts/test` collects the lines that carry it.

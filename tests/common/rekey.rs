@@ -5,12 +5,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use super::{lsetxattr, run, veilfs, TestVault};
+use super::{run, veilfs, xattr, TestVault};
 
 pub const NEW_PASSWORD: &str = "a new password after the leak";
 
 pub fn setxattr(path: &Path, name: &str, value: &str) {
-    lsetxattr(path, name, value.as_bytes()).unwrap();
+    xattr::set(path, name, value.as_bytes(), 0).unwrap();
 }
 
 pub fn write_passfile(dir: &Path, name: &str, password: &str) -> PathBuf {

@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{lgetxattr, user_xattrs};
+use super::xattr;
 
 /// What a tree holds at one path.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,10 +34,10 @@ fn at(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
 }
 
 fn xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
-    user_xattrs(path)
+    xattr::user_names(path)
         .map_err(at(path))?
         .into_iter()
-        .map(|name| Ok((name.clone(), lgetxattr(path, &name).map_err(at(path))?)))
+        .map(|name| Ok((name.clone(), xattr::get(path, &name).map_err(at(path))?)))
         .collect()
 }
 

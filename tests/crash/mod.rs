@@ -32,7 +32,7 @@ use std::time::Duration;
 use serde_json::Value;
 use veilfs::backing::Dir;
 
-use crate::common::{is_mounted, lgetxattr, lsetxattr, run, unmount_all, user_xattrs, veilfs};
+use crate::common::{is_mounted, run, unmount_all, veilfs, xattr};
 use log::{apply, Event, Mark, Op};
 
 /// Which crash a state stands for.
@@ -191,8 +191,8 @@ fn copy_tree_linked(from: &Path, to: &Path, copied: &mut HashMap<u64, PathBuf>) 
 }
 
 fn copy_xattrs(from: &Path, to: &Path) -> io::Result<()> {
-    for name in user_xattrs(from)? {
-        lsetxattr(to, &name, &lgetxattr(from, &name)?)?;
+    for name in xattr::user_names(from)? {
+        xattr::set(to, &name, &xattr::get(from, &name)?, 0)?;
     }
     Ok(())
 }
