@@ -4,6 +4,10 @@
 //! `fs` translates kernel requests into calls on the vault core ([`layout`]), and the core uses
 //! [`crypto`] for every byte that reaches the backing directory. Nothing below `fs` knows FUSE.
 //! The on-disk format is specified in `docs/format.md`; the code follows its words.
+//!
+//! No `unsafe` but in `fs::ffi`, two thin wrappers of system calls nothing safe offers.
+
+#![deny(unsafe_code)]
 
 pub mod backing;
 pub mod config;

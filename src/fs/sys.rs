@@ -1,35 +1,34 @@
-//! The platform layer: every call that differs between Linux and macOS, and the only `unsafe`
-//! in veilfs (extended attributes through libc, which nix does not wrap).
+//! The platform layer: every call that differs between Linux and macOS. Extended attributes go
+//! through rustix; the two calls nothing safe wraps (`fchmodat2`, macOS's `mknodat`) through
+//! `fs::ffi`, the library's only `unsafe`.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-fn cstring(bytes: &[u8]) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+use rustix::fs::XattrFlags;
+
+#[cfg(target_os = "linux")]
+fn cstring(bytes: &[u8]) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-fn check(ret: isize) -> io::Result<usize> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret as usize)
-    }
-}
-
-/// Calls `query(buf)` twice: for the size, then for the data (retrying if it grew in between).
-fn read_sized(mut query: impl FnMut(&mut [u8]) -> isize) -> io::Result<Vec<u8>> {
+/// Reads a value whose size may change between the asking and the reading: `size` asks how
+/// large it is, `read` reads it into a buffer that large; asked again if it grew meanwhile.
+fn read_sized(
+    size: impl Fn() -> rustix::io::Result<usize>,
+    read: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+) -> io::Result<Vec<u8>> {
     loop {
-        let size = check(query(&mut []))?;
-        let mut buf = vec![0; size];
-        match check(query(&mut buf)) {
+        let mut buf = vec![0; size()?];
+        match read(&mut buf) {
             Ok(n) => {
                 buf.truncate(n);
                 return Ok(buf);
             }
-            Err(e) if e.raw_os_error() == Some(libc::ERANGE) => continue,
-            Err(e) => return Err(e),
+            Err(e) if e == rustix::io::Errno::RANGE => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -42,9 +41,10 @@ fn read_sized(mut query: impl FnMut(&mut [u8]) -> isize) -> io::Result<Vec<u8>> 
 fn at_entry<T>(
     dir: BorrowedFd<'_>,
     name: Option<&OsStr>,
-    call: impl FnOnce(&CString) -> io::Result<T>,
+    call: impl FnOnce(&std::ffi::CString) -> io::Result<T>,
 ) -> io::Result<T> {
     use nix::fcntl::OFlag;
+    use std::os::fd::AsRawFd;
     let opened = match name {
         Some(name) => Some(nix::fcntl::openat(
             dir,
@@ -64,51 +64,37 @@ fn at_entry<T>(
 fn at_entry_fd<T>(
     dir: BorrowedFd<'_>,
     name: Option<&OsStr>,
-    call: impl FnOnce(i32) -> io::Result<T>,
+    call: impl FnOnce(BorrowedFd<'_>) -> io::Result<T>,
 ) -> io::Result<T> {
-    use std::os::fd::FromRawFd;
+    use rustix::fs::{Mode, OFlags};
+    use std::os::fd::AsFd;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::SYMLINK | OFlags::NONBLOCK;
     let opened = match name {
-        Some(name) => {
-            let name = cstring(name.as_bytes())?;
-            // SAFETY: a NUL-terminated name and a valid directory descriptor.
-            let fd = unsafe {
-                libc::openat(
-                    dir.as_raw_fd(),
-                    name.as_ptr(),
-                    libc::O_RDONLY
-                        | libc::O_NOFOLLOW
-                        | libc::O_SYMLINK
-                        | libc::O_NONBLOCK
-                        | libc::O_CLOEXEC,
-                )
-            };
-            check(fd as isize)?;
-            // SAFETY: `fd` was just returned by openat and is owned by nobody else.
-            Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-        }
+        Some(name) => Some(rustix::fs::openat(
+            dir,
+            name,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?),
         None => None,
     };
-    call(opened.as_ref().map_or(dir.as_raw_fd(), |fd| fd.as_raw_fd()))
+    call(opened.as_ref().map_or(dir, |fd| fd.as_fd()))
 }
 
 pub fn get_xattr_at(dir: BorrowedFd<'_>, name: Option<&OsStr>, attr: &str) -> io::Result<Vec<u8>> {
-    let attr = cstring(attr.as_bytes())?;
     #[cfg(target_os = "linux")]
     return at_entry(dir, name, |path| {
-        read_sized(|buf| {
-            let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len());
-            // SAFETY: both strings are NUL-terminated CStrings that outlive the call; `ptr` is
-            // valid for `len` writable bytes (a null pointer with len 0 asks for the size).
-            unsafe { libc::getxattr(path.as_ptr(), attr.as_ptr(), ptr, len) as isize }
-        })
+        read_sized(
+            || rustix::fs::getxattr_query(path, attr),
+            |buf| rustix::fs::getxattr(path, attr, buf),
+        )
     });
     #[cfg(target_os = "macos")]
     return at_entry_fd(dir, name, |fd| {
-        read_sized(|buf| {
-            let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len());
-            // SAFETY: as above, with an open descriptor; position 0.
-            unsafe { libc::fgetxattr(fd, attr.as_ptr(), ptr, len, 0, 0) as isize }
-        })
+        read_sized(
+            || rustix::fs::fgetxattr_query(fd, attr),
+            |buf| rustix::fs::fgetxattr(fd, attr, buf),
+        )
     });
 }
 
@@ -119,39 +105,32 @@ pub fn set_xattr_at(
     value: &[u8],
     flags: i32,
 ) -> io::Result<()> {
-    let attr = cstring(attr.as_bytes())?;
-    let (ptr, len) = (value.as_ptr().cast(), value.len());
+    // XATTR_CREATE and XATTR_REPLACE, as the kernel passed them; others are the kernel's to refuse.
+    let flags = XattrFlags::from_bits_retain(flags as u32);
     #[cfg(target_os = "linux")]
     return at_entry(dir, name, |path| {
-        // SAFETY: NUL-terminated CStrings and a value pointer valid for `len` bytes, all
-        // outliving the call.
-        let ret = unsafe { libc::setxattr(path.as_ptr(), attr.as_ptr(), ptr, len, flags) };
-        check(ret as isize).map(drop)
+        Ok(rustix::fs::setxattr(path, attr, value, flags)?)
     });
     #[cfg(target_os = "macos")]
     return at_entry_fd(dir, name, |fd| {
-        // SAFETY: as above, with an open descriptor; position 0.
-        let ret = unsafe { libc::fsetxattr(fd, attr.as_ptr(), ptr, len, 0, flags) };
-        check(ret as isize).map(drop)
+        Ok(rustix::fs::fsetxattr(fd, attr, value, flags)?)
     });
 }
 
 pub fn list_xattrs_at(dir: BorrowedFd<'_>, name: Option<&OsStr>) -> io::Result<Vec<OsString>> {
     #[cfg(target_os = "linux")]
     let list = at_entry(dir, name, |path| {
-        read_sized(|buf| {
-            let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len());
-            // SAFETY: NUL-terminated path; `ptr` valid for `len` writable bytes (null for size).
-            unsafe { libc::listxattr(path.as_ptr(), ptr, len) as isize }
-        })
+        read_sized(
+            || rustix::fs::listxattr_query(path),
+            |buf| rustix::fs::listxattr(path, buf),
+        )
     })?;
     #[cfg(target_os = "macos")]
     let list = at_entry_fd(dir, name, |fd| {
-        read_sized(|buf| {
-            let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len());
-            // SAFETY: an open descriptor; `ptr` valid for `len` writable bytes (null for size).
-            unsafe { libc::flistxattr(fd, ptr, len, 0) as isize }
-        })
+        read_sized(
+            || rustix::fs::flistxattr_query(fd),
+            |buf| rustix::fs::flistxattr(fd, buf),
+        )
     })?;
     Ok(list
         .split(|&b| b == 0)
@@ -161,19 +140,10 @@ pub fn list_xattrs_at(dir: BorrowedFd<'_>, name: Option<&OsStr>) -> io::Result<V
 }
 
 pub fn remove_xattr_at(dir: BorrowedFd<'_>, name: Option<&OsStr>, attr: &str) -> io::Result<()> {
-    let attr = cstring(attr.as_bytes())?;
     #[cfg(target_os = "linux")]
-    return at_entry(dir, name, |path| {
-        // SAFETY: NUL-terminated CStrings outliving the call.
-        let ret = unsafe { libc::removexattr(path.as_ptr(), attr.as_ptr()) };
-        check(ret as isize).map(drop)
-    });
+    return at_entry(dir, name, |path| Ok(rustix::fs::removexattr(path, attr)?));
     #[cfg(target_os = "macos")]
-    return at_entry_fd(dir, name, |fd| {
-        // SAFETY: a NUL-terminated CString and an open descriptor.
-        let ret = unsafe { libc::fremovexattr(fd, attr.as_ptr(), 0) };
-        check(ret as isize).map(drop)
-    });
+    return at_entry_fd(dir, name, |fd| Ok(rustix::fs::fremovexattr(fd, attr)?));
 }
 
 /// `chmod` of entry `name` of `dir` without following a symlink: on Linux through the entry's
@@ -234,9 +204,6 @@ fn fchmodat2_nofollow(
     mode: nix::sys::stat::Mode,
 ) -> Option<io::Result<()>> {
     use std::sync::atomic::{AtomicBool, Ordering};
-    /// The same number on every architecture (system calls added since Linux 5.1 share one
-    /// table); libc names it on a few only.
-    const SYS_FCHMODAT2: libc::c_long = 452;
     static MISSING: AtomicBool = AtomicBool::new(false);
     if MISSING.load(Ordering::Relaxed) {
         return None;
@@ -245,19 +212,9 @@ fn fchmodat2_nofollow(
         Ok(name) => name,
         Err(e) => return Some(Err(e)),
     };
-    // SAFETY: a valid directory descriptor and a NUL-terminated name, both outliving the call;
-    // the other two arguments are plain integers.
-    let ret = unsafe {
-        libc::syscall(
-            SYS_FCHMODAT2,
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            mode.bits() as libc::c_uint,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    match check(ret as isize) {
-        Ok(_) => Some(Ok(())),
+    let done = super::ffi::fchmodat2(dir, &name, mode.bits(), libc::AT_SYMLINK_NOFOLLOW);
+    match done {
+        Ok(()) => Some(Ok(())),
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
             MISSING.store(true, Ordering::Relaxed);
             None
@@ -266,7 +223,7 @@ fn fchmodat2_nofollow(
     }
 }
 
-/// `mknodat(2)`: nix wraps it on Linux only; macOS has it in libc.
+/// `mknodat(2)`: nix wraps it on Linux only; macOS has it in libc (`fs::ffi::mknodat`).
 pub fn mknod_at(
     dir: BorrowedFd<'_>,
     name: &OsStr,
@@ -279,19 +236,7 @@ pub fn mknod_at(
     return nix::sys::stat::mknodat(dir, name, kind, perm, rdev as libc::dev_t)
         .map_err(io::Error::from);
     #[cfg(target_os = "macos")]
-    {
-        let name = cstring(name.as_bytes())?;
-        // SAFETY: a NUL-terminated name and a valid directory descriptor, for the call only.
-        let ret = unsafe {
-            libc::mknodat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                kind.bits() | perm.bits(),
-                rdev as libc::dev_t,
-            )
-        };
-        check(ret as isize).map(drop)
-    }
+    return super::ffi::mknodat(dir, name, kind.bits() | perm.bits(), rdev as libc::dev_t);
 }
 
 /// What an fallocate `mode` asks for: `Some(keep_size)` for plain allocation, with or without

@@ -1,0 +1,100 @@
+//! Mount setup: the options a vault is served with, and the fuser session made from them.
+
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use fuser::{MountOption, SessionACL};
+
+use crate::vault::Vault;
+
+use super::VeilFs;
+
+/// How a vault is served.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    pub read_only: bool,
+    /// Let other users in; turns on the kernel's permission checks (`default_permissions`).
+    pub allow_other: bool,
+    /// Further `-o` options handed to the kernel verbatim.
+    pub extra: Vec<String>,
+    /// Worker threads serving requests.
+    pub threads: usize,
+    /// How long the kernel may trust entries, attributes and cached contents ([`super::TTL`] unless
+    /// the user asks): changes made beside the mount show after at most this long.
+    pub cache_ttl: Duration,
+    /// Source shown in /proc/mounts (the backing directory).
+    pub fsname: String,
+}
+
+/// Mounts `vault` at `mountpoint`; the caller runs (or spawns) the returned session.
+pub fn mount(
+    vault: Vault,
+    mountpoint: &Path,
+    options: &MountOptions,
+) -> io::Result<fuser::Session<VeilFs>> {
+    mount_filesystem(
+        VeilFs::new(vault)?.tidy_backing(!options.read_only),
+        mountpoint,
+        options,
+    )
+}
+
+/// [`mount`] for a [`VeilFs`] the caller made (the CLI keeps its request counter for `--idle`).
+pub fn mount_filesystem(
+    fs: VeilFs,
+    mountpoint: &Path,
+    options: &MountOptions,
+) -> io::Result<fuser::Session<VeilFs>> {
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(options.fsname.clone()),
+        MountOption::Subtype("veilfs".into()),
+        if options.read_only {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        },
+    ];
+    // fuser hands the subtype to fusermount3 only; as root it calls mount(2) itself, and the
+    // kernel takes the subtype as an option: /proc/mounts then shows `fuse.veilfs` too.
+    if nix::unistd::geteuid().is_root() {
+        config
+            .mount_options
+            .push(MountOption::CUSTOM("subtype=veilfs".into()));
+    }
+    if options.allow_other {
+        config.mount_options.push(MountOption::DefaultPermissions);
+        config.acl = SessionACL::All;
+    }
+    config
+        .mount_options
+        .extend(options.extra.iter().map(|o| kernel_option(o)));
+    config.n_threads = Some(options.threads.max(1));
+    config.clone_fd = true;
+    let fs = VeilFs {
+        ttl: options.cache_ttl,
+        ..fs
+    };
+    fuser::Session::new(fs, mountpoint, &config)
+}
+
+/// A `-o` option as fuser's own variant where it has one: as root, fuser turns those into mount
+/// flags, while the kernel refuses unknown words in the FUSE option string.
+fn kernel_option(option: &str) -> MountOption {
+    match option {
+        "dev" => MountOption::Dev,
+        "nodev" => MountOption::NoDev,
+        "suid" => MountOption::Suid,
+        "nosuid" => MountOption::NoSuid,
+        "exec" => MountOption::Exec,
+        "noexec" => MountOption::NoExec,
+        "atime" => MountOption::Atime,
+        "noatime" => MountOption::NoAtime,
+        "sync" => MountOption::Sync,
+        "async" => MountOption::Async,
+        "dirsync" => MountOption::DirSync,
+        "default_permissions" => MountOption::DefaultPermissions,
+        other => MountOption::CUSTOM(other.to_owned()),
+    }
+}
