@@ -3,6 +3,11 @@
 //! Called as `mount.veilfs` or `mount.fuse.veilfs` (a link installed for mount(8)), or as
 //! `veilfs CIPHERDIR MOUNTPOINT -o OPTIONS` (by mount.fuse3), it is mount(8)'s helper
 //! ([`cli::helper`]); otherwise it parses its command line with clap.
+//!
+//! No `unsafe` but the `fork` in `cli::mount::daemon` (allowed there alone, with its `SAFETY`
+//! note).
+
+#![deny(unsafe_code)]
 
 mod cli;
 

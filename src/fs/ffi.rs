@@ -1,6 +1,6 @@
 //! The library's only `unsafe`: the two system calls that neither nix nor rustix wraps, each
 //! a thin safe function over one call (the lint setup in lib.rs allows `unsafe` here alone).
-//! The binary's one `unsafe` is the `fork` in src/cli/mount.rs, with its own `SAFETY` note.
+//! The binary's one `unsafe` is the `fork` in src/cli/mount/daemon.rs, with its own `SAFETY` note.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -54,7 +54,9 @@ pub(super) fn daemonize(
     // and the extpass command start none, and fuser starts its threads only in `Session::run`,
     // which the child calls after the fork), so the child may run any code, not only
     // async-signal-safe functions.
-    match unsafe { nix::unistd::fork() } {
+    #[allow(unsafe_code)]
+    let forked = unsafe { nix::unistd::fork() };
+    match forked {
         Err(e) => Err(CliError::io("cannot fork", e.into())),
         Ok(ForkResult::Parent { child }) => {
             drop(write_end);
