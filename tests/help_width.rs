@@ -117,7 +117,10 @@ fn a_bare_veilfs_prints_a_short_usage() {
 
 #[test]
 fn the_man_pages_fit_in_80_columns() {
-    for (page, file) in [("veilfs", "veilfs.1"), ("mount.fuse.veilfs", "mount.fuse.veilfs.8")] {
+    for (page, file) in [
+        ("veilfs", "veilfs.1"),
+        ("mount.fuse.veilfs", "mount.fuse.veilfs.8"),
+    ] {
         let output = run(veilfs().args(["man", page]));
         assert_success(&output, &format!("veilfs man {page}"));
         let dir = tempfile::tempdir().unwrap();

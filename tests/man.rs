@@ -20,9 +20,15 @@ use common::*;
 const GENERATED: &[(&str, &[&str])] = &[
     ("man/veilfs.1", &["man"]),
     ("man/mount.fuse.veilfs.8", &["man", "mount.fuse.veilfs"]),
-    ("packaging/completions/veilfs.bash", &["completions", "bash"]),
+    (
+        "packaging/completions/veilfs.bash",
+        &["completions", "bash"],
+    ),
     ("packaging/completions/_veilfs", &["completions", "zsh"]),
-    ("packaging/completions/veilfs.fish", &["completions", "fish"]),
+    (
+        "packaging/completions/veilfs.fish",
+        &["completions", "fish"],
+    ),
 ];
 
 /// The man pages: `veilfs man` arguments, and the file the page is in.
@@ -110,7 +116,10 @@ fn the_man_pages_have_a_full_header_with_a_fixed_date() {
                 4 | 7 => c == '-',
                 _ => c.is_ascii_digit(),
             });
-        assert!(is_date, "{path}: the date {date:?} is not YYYY-MM-DD: {line}");
+        assert!(
+            is_date,
+            "{path}: the date {date:?} is not YYYY-MM-DD: {line}"
+        );
         assert_eq!(fields[3], version, "{line}");
         assert_eq!(fields[4], "veilfs manual", "{line}");
         // The same date every time: regenerating changes nothing.
@@ -202,7 +211,10 @@ fn the_helper_man_page_documents_what_it_must() {
         "(umount) the mount point is busy",
         "veilfs(1)",
     ] {
-        assert!(page.contains(needle), "mount.fuse.veilfs.8 lacks {needle:?}");
+        assert!(
+            page.contains(needle),
+            "mount.fuse.veilfs.8 lacks {needle:?}"
+        );
     }
     // veilfs(1) points at it.
     assert!(veilfs_stdout(&["man"]).contains("mount.fuse.veilfs(8)"));

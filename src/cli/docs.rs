@@ -69,10 +69,7 @@ pub fn run_completions(args: CompletionsArgs) -> Result<(), CliError> {
 fn title(name: &str, section: &str) -> Roff {
     let source = format!("veilfs {}", env!("CARGO_PKG_VERSION"));
     let mut roff = Roff::new();
-    roff.control(
-        "TH",
-        [name, section, MANUAL_DATE, &source, "veilfs manual"],
-    );
+    roff.control("TH", [name, section, MANUAL_DATE, &source, "veilfs manual"]);
     roff.control("nh", []);
     roff.control("ad", ["l"]);
     roff
@@ -173,7 +170,12 @@ pub fn helper_page() -> io::Result<Vec<u8>> {
     roff.control("SH", ["SYNOPSIS"]);
     let usage = [
         vec![bold("mount.fuse.veilfs"), roman(" ")],
-        vec![bold("mount -t fuse.veilfs"), roman(" [-o "), italic("OPTIONS"), roman("] ")],
+        vec![
+            bold("mount -t fuse.veilfs"),
+            roman(" [-o "),
+            italic("OPTIONS"),
+            roman("] "),
+        ],
     ];
     for (i, start) in usage.into_iter().enumerate() {
         if i > 0 {
@@ -230,9 +232,7 @@ pub fn helper_page() -> io::Result<Vec<u8>> {
     paragraph(
         &mut roff,
         [
-            roman(
-                "Without the helper, mount(8) runs mount.fuse3, which runs ",
-            ),
+            roman("Without the helper, mount(8) runs mount.fuse3, which runs "),
             bold("veilfs CIPHERDIR MOUNTPOINT -o OPTIONS"),
             roman(
                 "; veilfs accepts that form as well, but mount(8) clears PATH, so veilfs must \
