@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs veilfs: the binary, the mount(8) helper link, the man page and the shell completions.
+# Installs veilfs: the binary, the mount(8) helper link, the man pages and the shell completions.
+# (On Debian, `cargo deb` builds a package of the same files instead: see README.md.)
 #
 #   scripts/install.sh [--prefix DIR] [--destdir DIR] [--sbindir DIR] [--bin FILE] [--uninstall]
 #
 #   --prefix DIR    where to install (default /usr/local): DIR/bin/veilfs,
-#                   DIR/share/man/man1/veilfs.1, DIR/share/bash-completion/completions/veilfs,
+#                   DIR/share/man/man1/veilfs.1, DIR/share/man/man8/mount.fuse.veilfs.8,
+#                   DIR/share/bash-completion/completions/veilfs,
 #                   DIR/share/zsh/site-functions/_veilfs, DIR/share/fish/vendor_completions.d/veilfs.fish
 #   --sbindir DIR   where the helper link mount.fuse.veilfs goes (default /sbin: util-linux mount(8)
 #                   looks for helpers there only)
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
         --bin) bin=${2:?--bin needs a file}; shift 2 ;;
         --bin=*) bin=${1#*=}; shift ;;
         --uninstall) uninstall=true; shift ;;
-        -h|--help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -41,6 +43,7 @@ case $sbindir in /*) ;; *) echo "install.sh: --sbindir must be absolute" >&2; ex
 bin_path=$prefix/bin/veilfs
 helper=$destdir$sbindir/mount.fuse.veilfs
 man_page=$destdir$prefix/share/man/man1/veilfs.1
+helper_man_page=$destdir$prefix/share/man/man8/mount.fuse.veilfs.8
 bash_completion=$destdir$prefix/share/bash-completion/completions/veilfs
 zsh_completion=$destdir$prefix/share/zsh/site-functions/_veilfs
 fish_completion=$destdir$prefix/share/fish/vendor_completions.d/veilfs.fish
@@ -51,7 +54,8 @@ if $uninstall; then
     elif [ -e "$helper" ] || [ -L "$helper" ]; then
         echo "install.sh: leaving $helper: it does not point at $bin_path" >&2
     fi
-    rm -f "$destdir$bin_path" "$man_page" "$bash_completion" "$zsh_completion" "$fish_completion"
+    rm -f "$destdir$bin_path" "$man_page" "$helper_man_page" "$bash_completion" "$zsh_completion" \
+        "$fish_completion"
     echo "veilfs uninstalled from ${destdir}${prefix}"
     exit 0
 fi
@@ -71,19 +75,20 @@ if [ -e "$helper" ] && ! [ -L "$helper" ]; then
 fi
 install -d "$(dirname "$helper")"
 ln -sfn "$bin_path" "$helper"
-# The man page and completions come from the binary itself (generated from its clap definitions).
-install -d "$(dirname "$man_page")" "$(dirname "$bash_completion")" \
+# The man pages and completions come from the binary itself (generated from its clap definitions).
+install -d "$(dirname "$man_page")" "$(dirname "$helper_man_page")" "$(dirname "$bash_completion")" \
     "$(dirname "$zsh_completion")" "$(dirname "$fish_completion")"
 "$bin" man > "$man_page"
+"$bin" man mount.fuse.veilfs > "$helper_man_page"
 "$bin" completions bash > "$bash_completion"
 "$bin" completions zsh > "$zsh_completion"
 "$bin" completions fish > "$fish_completion"
-chmod 0644 "$man_page" "$bash_completion" "$zsh_completion" "$fish_completion"
+chmod 0644 "$man_page" "$helper_man_page" "$bash_completion" "$zsh_completion" "$fish_completion"
 
 cat <<TXT
 veilfs installed:
   $destdir$bin_path
   $helper -> $bin_path   (mount -t fuse.veilfs, /etc/fstab)
-  $man_page
+  $man_page, $helper_man_page
   completions: $bash_completion, $zsh_completion, $fish_completion
 TXT

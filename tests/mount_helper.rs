@@ -5,130 +5,28 @@
 //! credential as the password file), the unit files (`systemd-analyze verify`), syslog logging
 //! without secrets, and scripts/install.sh.
 //!
-//! util-linux mount(8) looks for helpers in /sbin only (it ignores PATH), so the tests that need
-//! `-t fuse.veilfs` install the link `/sbin/mount.fuse.veilfs` -> the built binary, but ONLY when
-//! nothing is there (or a link left by an earlier run of these tests), and remove it when done;
-//! they hold a lock meanwhile, so they run one at a time. When another veilfs's helper is
-//! installed (scripts/install.sh makes one) it is moved aside meanwhile and put back after, so
-//! that these tests never skip. No systemd runs in the
-//! test container: the service's command is run with the environment systemd would give it.
+//! The tests that need `-t fuse.veilfs` install the helper link for their duration, one at a
+//! time, moving another veilfs's helper aside meanwhile (tests/common/mount8.rs), so that they
+//! never skip. No systemd runs in the test container: the service's command is run with the
+//! environment systemd would give it.
 
 mod common;
 
-use std::ffi::OsStr;
 use std::fs;
-use std::io::ErrorKind;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use common::mount8::*;
 use common::*;
-use veilfs::mountinfo::MountEntry;
 
 const BIN: &str = env!("CARGO_BIN_EXE_veilfs");
-const SBIN_HELPER: &str = "/sbin/mount.fuse.veilfs";
 const DOCS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/systemd");
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// The /sbin helper link, installed for the duration of one test.
-struct SbinHelper {
-    _lock: MutexGuard<'static, ()>,
-}
-
-static SBIN_LOCK: Mutex<()> = Mutex::new(());
-
-/// Where another veilfs's helper (the link `scripts/install.sh` makes) waits while a test runs.
-const SBIN_SAVED: &str = "/sbin/mount.fuse.veilfs.saved-by-veilfs-tests";
-
-impl SbinHelper {
-    /// Installs `/sbin/mount.fuse.veilfs` -> the built binary. A helper that is not ours (an
-    /// installed veilfs's) is moved aside and put back when the test is done, so that these tests
-    /// run on a machine where veilfs is installed too, instead of skipping there.
-    fn install() -> SbinHelper {
-        let lock = SBIN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        // An earlier run that was killed may have left the installed helper aside.
-        Self::restore_saved();
-        match fs::symlink_metadata(SBIN_HELPER) {
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => panic!("cannot inspect {SBIN_HELPER}: {e}"),
-            Ok(meta) => {
-                let target = fs::read_link(SBIN_HELPER).ok();
-                // Ours, left by an earlier run that was killed, or a dangling link: replace it.
-                let ours = meta.file_type().is_symlink()
-                    && target
-                        .as_deref()
-                        .is_some_and(|t| t == Path::new(BIN) || !t.exists());
-                if ours {
-                    fs::remove_file(SBIN_HELPER).expect("removing the stale helper link");
-                } else {
-                    fs::rename(SBIN_HELPER, SBIN_SAVED).unwrap_or_else(|e| {
-                        panic!("cannot move the installed {SBIN_HELPER} aside: {e}")
-                    });
-                }
-            }
-        }
-        std::os::unix::fs::symlink(BIN, SBIN_HELPER)
-            .unwrap_or_else(|e| panic!("cannot install {SBIN_HELPER}: {e}"));
-        SbinHelper { _lock: lock }
-    }
-
-    /// Puts a helper moved aside back in place of our link (or of nothing).
-    fn restore_saved() {
-        if fs::symlink_metadata(SBIN_SAVED).is_err() {
-            return;
-        }
-        if fs::read_link(SBIN_HELPER).is_ok_and(|t| t == Path::new(BIN) || !t.exists()) {
-            let _ = fs::remove_file(SBIN_HELPER);
-        }
-        if fs::symlink_metadata(SBIN_HELPER).is_err() {
-            fs::rename(SBIN_SAVED, SBIN_HELPER)
-                .unwrap_or_else(|e| panic!("cannot put {SBIN_SAVED} back: {e}"));
-        }
-    }
-}
-
-impl Drop for SbinHelper {
-    fn drop(&mut self) {
-        if fs::read_link(SBIN_HELPER).is_ok_and(|t| t == Path::new(BIN)) {
-            let _ = fs::remove_file(SBIN_HELPER);
-        }
-        Self::restore_saved();
-    }
-}
-
-/// The topmost mount at `path`.
-fn mount_entry(path: &Path) -> Option<MountEntry> {
-    veilfs::mountinfo::topmost_at(path).unwrap()
-}
-
-/// The pids of live processes of the veilfs binary (under any name) with `arg` as an argument.
-fn serving_pids(arg: &Path) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let veilfs = args.first().is_some_and(|a| {
-            Path::new(OsStr::from_bytes(a))
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().contains("veilfs"))
-        });
-        if veilfs && args.contains(&arg.as_os_str().as_bytes()) && is_alive(pid) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
 
 /// Whether mount(8) can mount type `fuse` (through /sbin/mount.fuse, from the fuse3 package);
 /// prints a note when not.
@@ -138,38 +36,6 @@ fn have_mount_fuse(what: &str) -> bool {
         skip(what, "/sbin/mount.fuse is missing (install fuse3)");
     }
     have
-}
-
-fn mount_cmd() -> Command {
-    let mut cmd = Command::new("mount");
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-/// Writes, reads back, unmounts with umount(8), and checks the serving process exits.
-fn use_and_unmount(vault: &TestVault) {
-    let file = vault.mount_path().join("via mount(8).txt");
-    fs::write(&file, b"hello through mount(8)").expect("writing through the mount");
-    assert_eq!(fs::read(&file).unwrap(), b"hello through mount(8)");
-    let pids = serving_pids(vault.mount_path());
-    assert_eq!(
-        pids.len(),
-        1,
-        "expected one serving process, found {pids:?}"
-    );
-    let output = run(Command::new("umount").arg(vault.mount_path()));
-    assert_success(&output, "umount");
-    assert!(!vault.is_mounted());
-    assert!(
-        wait_for(Duration::from_secs(10), || !is_alive(pids[0])),
-        "the veilfs process is still running after umount"
-    );
-}
-
-fn assert_type_and_source(vault: &TestVault) {
-    let entry = mount_entry(vault.mount_path()).expect("mounted");
-    assert_eq!(entry.fstype, "fuse.veilfs");
-    assert_eq!(Path::new(&entry.source), vault.backing_path());
 }
 
 /// A vault created with a key file `vault.key` in its scratch directory.
@@ -695,6 +561,7 @@ fn install_script_stages_and_removes_everything() {
     let installed: Vec<PathBuf> = [
         "usr/local/bin/veilfs",
         "usr/local/share/man/man1/veilfs.1",
+        "usr/local/share/man/man8/mount.fuse.veilfs.8",
         "usr/local/share/bash-completion/completions/veilfs",
         "usr/local/share/zsh/site-functions/_veilfs",
         "usr/local/share/fish/vendor_completions.d/veilfs.fish",
@@ -711,6 +578,8 @@ fn install_script_stages_and_removes_everything() {
     );
     let man = run(veilfs().arg("man"));
     assert_eq!(fs::read(&installed[1]).unwrap(), man.stdout);
+    let man = run(veilfs().args(["man", "mount.fuse.veilfs"]));
+    assert_eq!(fs::read(&installed[2]).unwrap(), man.stdout);
 
     let output =
         run(Command::new(script).args(["--destdir", dest.path().to_str().unwrap(), "--uninstall"]));

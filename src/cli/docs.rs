@@ -1,7 +1,8 @@
-//! The hidden `veilfs man` and `veilfs completions SHELL`: the man page and the shell completions,
-//! generated from the clap definitions. `man/veilfs.1` in the repository is `veilfs man`'s output;
-//! `tests/man.rs` fails when it is out of date (regenerate with
-//! `VEILFS_UPDATE_MAN=1 cargo test --test man`, or `veilfs man > man/veilfs.1`).
+//! The hidden `veilfs man [PAGE]` and `veilfs completions SHELL`: the man pages (veilfs(1) and
+//! mount.fuse.veilfs(8), the mount(8) helper's) and the shell completions, generated from the
+//! clap definitions. `man/` and `packaging/completions/` in the repository are their output;
+//! `tests/man.rs` fails when they are out of date (regenerate with
+//! `VEILFS_UPDATE_MAN=1 cargo test --test man`).
 
 use std::io::{self, Write};
 
@@ -9,14 +10,33 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
 use clap_mangen::Man;
+use veilfs::mount_options;
 
 use super::text::{self, Block};
-use super::{print_stdout, Cli, CliError, EXIT_STATUS_HELP};
+use super::{helper, print_stdout, Cli, CliError, EXIT_STATUS_HELP};
 
-/// `veilfs man`.
+/// The date in the pages' header: the day the version in Cargo.toml was set, changed with it. A
+/// date from the clock would make every regeneration differ.
+const MANUAL_DATE: &str = "2026-12-02";
+
+/// `veilfs man [PAGE]`.
 #[derive(Debug, clap::Args)]
-#[command(about = "Print the man page (roff) on standard output")]
-pub struct ManArgs {}
+#[command(about = "Print a man page (roff) on standard output")]
+pub struct ManArgs {
+    /// The page
+    #[arg(value_enum, default_value_t = Page::Veilfs)]
+    pub page: Page,
+}
+
+/// The man pages veilfs has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Page {
+    /// veilfs(1)
+    Veilfs,
+    /// mount.fuse.veilfs(8), the mount(8) helper
+    #[value(name = "mount.fuse.veilfs")]
+    Helper,
+}
 
 /// `veilfs completions SHELL`.
 #[derive(Debug, clap::Args)]
@@ -27,8 +47,12 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-pub fn run_man(_args: ManArgs) -> Result<(), CliError> {
-    let page = man_page().map_err(|e| CliError::io("cannot render the man page", e))?;
+pub fn run_man(args: ManArgs) -> Result<(), CliError> {
+    let page = match args.page {
+        Page::Veilfs => man_page(),
+        Page::Helper => helper_page(),
+    }
+    .map_err(|e| CliError::io("cannot render the man page", e))?;
     print_stdout(&String::from_utf8_lossy(&page))
 }
 
@@ -38,20 +62,26 @@ pub fn run_completions(args: CompletionsArgs) -> Result<(), CliError> {
     print_stdout(&String::from_utf8_lossy(&out))
 }
 
+/// The `.TH` line of page `name(section)`, and the settings both pages share. No hyphenation: a
+/// word split across lines is hard to search for, and options would be split at their own
+/// dashes. Ragged right: justifying lines of long option names and paths stretches the spaces
+/// between them.
+fn title(name: &str, section: &str) -> Roff {
+    let source = format!("veilfs {}", env!("CARGO_PKG_VERSION"));
+    let mut roff = Roff::new();
+    roff.control("TH", [name, section, MANUAL_DATE, &source, "veilfs manual"]);
+    roff.control("nh", []);
+    roff.control("ad", ["l"]);
+    roff
+}
+
 /// The man page, veilfs(1).
 pub fn man_page() -> io::Result<Vec<u8>> {
     let mut cmd = Cli::command();
     cmd.build();
     let mut out = Vec::new();
-    let man = Man::new(cmd.clone()).manual("veilfs manual");
-    man.render_title(&mut out)?;
-    // No hyphenation: a word split across lines is hard to search for, and options would be
-    // split at their own dashes. Ragged right: justifying lines of long option names and paths
-    // stretches the spaces between them.
-    let mut roff = Roff::new();
-    roff.control("nh", []);
-    roff.control("ad", ["l"]);
-    roff.to_writer(&mut out)?;
+    title("veilfs", "1").to_writer(&mut out)?;
+    let man = Man::new(cmd.clone());
     man.render_name_section(&mut out)?;
     synopsis(&cmd, "veilfs").to_writer(&mut out)?;
     man.render_description_section(&mut out)?;
@@ -107,6 +137,261 @@ pub fn man_page() -> io::Result<Vec<u8>> {
     extra_sections(&mut roff);
     roff.to_writer(&mut out)?;
     out.flush()?;
+    Ok(out)
+}
+
+/// The options of `veilfs mount` that are also `-o` options, named with `_` for `-`
+/// (mount_options::parse_options takes them).
+const FLAGS_AS_OPTIONS: &[&str] = &[
+    "passfile",
+    "extpass",
+    "keyfile",
+    "idle",
+    "cache-ttl",
+    "threads",
+];
+
+/// The man page of the mount(8) helper, mount.fuse.veilfs(8). Its options and mount options
+/// come from the helper's usage and `veilfs mount`'s definitions, so that they cannot drift
+/// apart.
+pub fn helper_page() -> io::Result<Vec<u8>> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mount = cmd
+        .find_subcommand("mount")
+        .expect("veilfs has a mount command");
+    let mut roff = title("mount.fuse.veilfs", "8");
+
+    roff.control("SH", ["NAME"]);
+    roff.text([roman(
+        "mount.fuse.veilfs, mount.veilfs - mount(8) helper for veilfs vaults (type fuse.veilfs)",
+    )]);
+
+    roff.control("SH", ["SYNOPSIS"]);
+    let usage = [
+        vec![bold("mount.fuse.veilfs"), roman(" ")],
+        vec![
+            bold("mount -t fuse.veilfs"),
+            roman(" [-o "),
+            italic("OPTIONS"),
+            roman("] "),
+        ],
+    ];
+    for (i, start) in usage.into_iter().enumerate() {
+        if i > 0 {
+            roff.control("br", []);
+        }
+        let mut line = start;
+        line.extend([italic("CIPHERDIR"), roman(" "), italic("MOUNTPOINT")]);
+        if i == 0 {
+            line.extend([
+                roman(" [-sfnv] [-o "),
+                italic("OPTIONS"),
+                roman("] [-t "),
+                italic("TYPE"),
+                roman("]"),
+            ]);
+        }
+        roff.text(line);
+    }
+    roff.control("br", []);
+    roff.text([
+        bold("mount"),
+        roman(" "),
+        italic("MOUNTPOINT"),
+        roman("   (with a line in /etc/fstab)"),
+    ]);
+
+    roff.control("SH", ["DESCRIPTION"]);
+    paragraph(
+        &mut roff,
+        [
+            roman(
+                "mount.fuse.veilfs is the veilfs binary under another name: a link to it, \
+                 installed as /sbin/mount.fuse.veilfs by the Debian package and by \
+                 scripts/install.sh (the name mount.veilfs is recognized too). mount(8) runs it \
+                 for file systems of type ",
+            ),
+            bold("fuse.veilfs"),
+            roman(
+                ", given with -t or in /etc/fstab (when mount MOUNTPOINT is run, or at boot: \
+                 systemd turns each line into a mount unit). It unlocks the vault in CIPHERDIR \
+                 and mounts its plaintext view at MOUNTPOINT in the background, as ",
+            ),
+            bold("veilfs mount"),
+            roman(
+                " does, and returns once the mount is ready. The password comes from the \
+                 passfile= or extpass= option, or else from the terminal mount(8) was run from. \
+                 The mount shows as type fuse.veilfs in /proc/mounts, with CIPHERDIR as its \
+                 source; umount(8) or ",
+            ),
+            bold("veilfs umount"),
+            roman(" unmounts it."),
+        ],
+    );
+    paragraph(
+        &mut roff,
+        [
+            roman("Without the helper, mount(8) runs mount.fuse3, which runs "),
+            bold("veilfs CIPHERDIR MOUNTPOINT -o OPTIONS"),
+            roman(
+                "; veilfs accepts that form as well, but mount(8) clears PATH, so veilfs must \
+                 then be in /usr/local/bin or /usr/bin, or be named before # in the source of a \
+                 mount of type fuse (/usr/bin/veilfs#/srv/vault).",
+            ),
+        ],
+    );
+
+    roff.control("SH", ["OPTIONS"]);
+    for (block, _) in text::blocks(helper::USAGE) {
+        if let Block::Definitions(rows) = block {
+            for (term, description) in rows {
+                item(&mut roff, vec![bold(term)], description);
+            }
+        }
+    }
+
+    roff.control("SH", ["MOUNT OPTIONS"]);
+    paragraph(
+        &mut roff,
+        [
+            roman(
+                "OPTIONS is a comma-separated list; -o may be given more than once, and a later \
+                 option overrides an earlier one (ro,rw is read-write). They are those of ",
+            ),
+            bold("veilfs mount -o"),
+            roman(":"),
+        ],
+    );
+    let notes_of_mount = mount
+        .get_after_help()
+        .map(|notes| notes.to_string())
+        .unwrap_or_default();
+    if let Some(rows) = text::blocks(&notes_of_mount)
+        .into_iter()
+        .find_map(|(block, _)| match block {
+            Block::Definitions(rows) => Some(rows),
+            _ => None,
+        })
+    {
+        for (term, description) in rows {
+            item(&mut roff, vec![roman(term)], description);
+        }
+    }
+    roff.control("SS", ["The options of veilfs mount, as mount options"]);
+    for long in FLAGS_AS_OPTIONS {
+        let Some(arg) = mount.get_arguments().find(|a| a.get_long() == Some(long)) else {
+            continue;
+        };
+        let help = arg
+            .get_long_help()
+            .or_else(|| arg.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        item(
+            &mut roff,
+            vec![
+                bold(format!("{}=", long.replace('-', "_"))),
+                italic(value_name(arg)),
+            ],
+            &help,
+        );
+    }
+    let ignored: Vec<String> = mount_options::TABLE_ONLY_OPTIONS
+        .iter()
+        .map(|name| name.to_string())
+        .chain(
+            mount_options::TABLE_ONLY_VALUE_OPTIONS
+                .iter()
+                .map(|name| format!("{name}=")),
+        )
+        .collect();
+    paragraph(
+        &mut roff,
+        [roman(format!(
+            "In /etc/fstab a space is written \\040. CMD ends at the next comma, so it cannot \
+             contain one (put a longer command in a script). A password file given in \
+             /etc/fstab should be readable by root only. Accepted and ignored, as options for \
+             mount(8), systemd and desktops: {}, and every option that starts with x- \
+             (x-systemd.automount, x-gvfs-show, ...). Refused: fsname= and subtype= (veilfs \
+             sets them), allow_root (use allow_other), auto_unmount, and any other option, \
+             unless -s is given (exit status 2).",
+            ignored.join(", ")
+        ))],
+    );
+
+    roff.control("SH", ["EXIT STATUS"]);
+    paragraph(
+        &mut roff,
+        [roman(
+            "The helper's exit status is veilfs's, which mount(8) passes on:",
+        )],
+    );
+    notes(&mut roff, EXIT_STATUS_HELP);
+
+    roff.control("SH", ["EXAMPLES"]);
+    example(
+        &mut roff,
+        "mount -t fuse.veilfs -o passfile=/etc/veilfs/pass /srv/vault /mnt/vault\n\
+         umount /mnt/vault\n\
+         \n\
+         # Check the vault, the password and the options, without mounting:\n\
+         mount.fuse.veilfs /srv/vault /mnt/vault -f -o passfile=/etc/veilfs/pass",
+    );
+    paragraph(
+        &mut roff,
+        [roman(
+            "Lines of /etc/fstab, each mounted by mount /mnt/vault (alternatives: use one):",
+        )],
+    );
+    example(
+        &mut roff,
+        "# At boot; nofail: the boot goes on if the vault cannot be mounted\n\
+         /srv/vault /mnt/vault fuse.veilfs passfile=/etc/veilfs/pass,nofail 0 0\n\
+         \n\
+         # On first access, unmounted after ten minutes unused; with a key file\n\
+         /srv/vault /mnt/vault fuse.veilfs noauto,x-systemd.automount,\\\n\
+         \x20   x-systemd.idle-timeout=10min,passfile=/etc/veilfs/pass,\\\n\
+         \x20   keyfile=/etc/veilfs/key 0 0\n\
+         \n\
+         # The password typed at mount time, through systemd's password agents\n\
+         /srv/vault /mnt/vault fuse.veilfs noauto,\\\n\
+         \x20   extpass=systemd-ask-password\\040--id=veilfs:vault\\040vault 0 0",
+    );
+    paragraph(
+        &mut roff,
+        [roman(
+            "(An /etc/fstab line is one line: the backslashes above only fold it.)",
+        )],
+    );
+
+    roff.control("SH", ["FILES"]);
+    item(
+        &mut roff,
+        vec![bold("/sbin/mount.fuse.veilfs")],
+        "The helper: a link to /usr/bin/veilfs (the Debian package) or /usr/local/bin/veilfs \
+         (scripts/install.sh).",
+    );
+    item(
+        &mut roff,
+        vec![bold("/etc/fstab")],
+        "Lines of type fuse.veilfs.",
+    );
+    item(
+        &mut roff,
+        vec![bold("/usr/share/doc/veilfs/examples/systemd/")],
+        "fstab.example, and systemd mount, automount and service units (the Debian package; \
+         docs/systemd/ in the sources).",
+    );
+
+    roff.control("SH", ["SEE ALSO"]);
+    roff.text([roman(
+        "veilfs(1), mount(8), umount(8), fstab(5), mount.fuse3(8), systemd.mount(5), \
+         systemd.automount(5), systemd-ask-password(1)",
+    )]);
+
+    let mut out = Vec::new();
+    roff.to_writer(&mut out)?;
     Ok(out)
 }
 
@@ -273,50 +558,23 @@ fn extra_sections(roff: &mut Roff) {
         roff,
         [
             roman(
-                "Installed as (or linked to) /sbin/mount.fuse.veilfs or /sbin/mount.veilfs, the \
-             binary is the helper mount(8) runs for file system type ",
+                "Installed as (or linked to) /sbin/mount.fuse.veilfs, as the Debian package and \
+                 scripts/install.sh do, the binary is the helper mount(8) runs for file system \
+                 type ",
             ),
             bold("fuse.veilfs"),
-            roman(" and follows its convention:"),
-        ],
-    );
-    example(
-        roff,
-        "mount.veilfs CIPHERDIR MOUNTPOINT [-sfnv] [-o OPTIONS] [-t TYPE]",
-    );
-    paragraph(
-        roff,
-        [
             roman(
-                "-s ignores unknown options (with a warning), -f checks everything but mounts \
-             nothing, -n is accepted (there is no mtab to write), -v logs more. Without the \
-             helper, mount(8) runs mount.fuse3, which runs ",
-            ),
-            bold("veilfs CIPHERDIR MOUNTPOINT -o OPTIONS"),
-            roman(
-                "; veilfs accepts that form as well (veilfs must then be in /usr/local/bin or \
-             /usr/bin: mount(8) clears PATH). The OPTIONS are those of ",
+                ", so that mount -t fuse.veilfs and /etc/fstab lines mount vaults, with the \
+                 options of ",
             ),
             bold("veilfs mount -o"),
             roman(
-                " (see above), including the generic ones mount(8) and systemd hand on (rw, ro, \
-             dev, nodev, suid, nosuid, exec, noexec, noauto, nofail, _netdev, user, users, \
-             x-systemd.*, x-gvfs-*), and the veilfs ones: passfile=FILE, extpass=CMD, \
-             keyfile=FILE, idle=DURATION, cache_ttl=DURATION, threads=N. CMD ends at the next \
-             comma, so it cannot contain one (put a longer command in a script); in /etc/fstab \
-             a space is written \
-             \\040. The helper returns once the mount is ready, and its exit status is \
-             veilfs's (see EXIT STATUS), which mount(8) passes on.",
+                " (see above): passfile=FILE, extpass=CMD, keyfile=FILE, idle=DURATION, \
+                 cache_ttl=DURATION, threads=N, and those mount(8) and systemd hand on. ",
             ),
+            bold("mount.fuse.veilfs"),
+            roman("(8) describes the helper, its options and its exit status, with examples."),
         ],
-    );
-    example(
-        roff,
-        "mount -t fuse.veilfs -o passfile=/etc/veilfs/pass /srv/vault /mnt/vault\n\
-         \n\
-         # /etc/fstab: at boot (if the vault is there), or when asked for\n\
-         /srv/vault /mnt/vault fuse.veilfs passfile=/etc/veilfs/pass,nofail 0 0\n\
-         /srv/vault /mnt/vault fuse.veilfs noauto,extpass=systemd-ask-password 0 0",
     );
     paragraph(
         roff,
@@ -364,7 +622,10 @@ fn extra_sections(roff: &mut Roff) {
         bold("--passfile %d/veilfs-password"),
         roman(" (%d is $CREDENTIALS_DIRECTORY). "),
         bold("--extpass systemd-ask-password"),
-        roman(" asks through systemd's password agents. Examples: docs/systemd/ in the sources."),
+        roman(
+            " asks through systemd's password agents. Examples: docs/systemd/ in the sources, \
+             /usr/share/doc/veilfs/examples/systemd/ from the Debian package.",
+        ),
     ]);
     example(
         roff,
@@ -422,7 +683,10 @@ fn extra_sections(roff: &mut Roff) {
         "Left only by a crash while veilfs.conf was being replaced; removed by the next change.",
     );
     roff.control("PP", []);
-    roff.text([roman("Installed by scripts/install.sh:")]);
+    roff.text([roman(
+        "Installed by the Debian package (with veilfs in /usr/bin) or by scripts/install.sh \
+         (in /usr/local/bin):",
+    )]);
     item(
         roff,
         vec![bold("/sbin/mount.fuse.veilfs")],
@@ -462,7 +726,8 @@ fn extra_sections(roff: &mut Roff) {
 
     roff.control("SH", ["SEE ALSO"]);
     roff.text([roman(
-        "mount(8), fstab(5), mount.fuse3(8), fusermount3(1), systemd.mount(5), \
-         systemd.automount(5), systemd.exec(5), systemd-ask-password(1), gocryptfs(1)",
+        "mount.fuse.veilfs(8), mount(8), fstab(5), mount.fuse3(8), fusermount3(1), \
+         systemd.mount(5), systemd.automount(5), systemd.exec(5), systemd-ask-password(1), \
+         gocryptfs(1)",
     )]);
 }

@@ -22,7 +22,7 @@ use super::platform::HELPER_NAMES;
 use super::{print_stdout, Cli, CliError, GlobalArgs, EXIT_USAGE};
 
 /// The helper's `--help`, in [`super::text`]'s markup.
-const USAGE: &str = "\
+pub(super) const USAGE: &str = "\
 Usage: mount.veilfs CIPHERDIR MOUNTPOINT [-sfnv] [-o OPTIONS] [-t TYPE]
        veilfs CIPHERDIR MOUNTPOINT [-o OPTIONS]
 

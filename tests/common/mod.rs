@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod ext4;
+pub mod mount8;
 pub mod rekey;
 pub mod tree;
 pub mod xattr;
@@ -151,7 +152,8 @@ pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool 
     }
 }
 
-/// The pids of running `veilfs` processes whose command line has `arg` as one argument.
+/// The pids of running veilfs processes, under any name (mount(8) runs it as mount.fuse.veilfs),
+/// whose command line has `arg` as one argument.
 pub fn veilfs_processes_with_arg(arg: &Path) -> Vec<u32> {
     let mut pids = Vec::new();
     let Ok(procs) = fs::read_dir("/proc") else {
@@ -169,9 +171,11 @@ pub fn veilfs_processes_with_arg(arg: &Path) -> Vec<u32> {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_veilfs = args
-            .first()
-            .is_some_and(|a| Path::new(OsStr::from_bytes(a)).ends_with("veilfs"));
+        let is_veilfs = args.first().is_some_and(|a| {
+            Path::new(OsStr::from_bytes(a))
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("veilfs"))
+        });
         if is_veilfs && args.iter().any(|a| *a == arg.as_os_str().as_bytes()) && is_alive(pid) {
             pids.push(pid);
         }
