@@ -14,6 +14,7 @@ pub mod fsck;
 pub mod layout;
 pub mod mount_options;
 pub mod rekey;
+pub mod reverse;
 pub mod vault;
 
 pub use error::{Error, Result};
