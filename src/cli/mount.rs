@@ -29,7 +29,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
+
+use fuser::Filesystem;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::Mode;
@@ -39,7 +43,6 @@ use veilfs::backing::Dir;
 use veilfs::config::{Config, CONFIG_NAME};
 use veilfs::fs::{MountOptions, VeilFs};
 use veilfs::mount_options::{self, ParsedOptions};
-use veilfs::vault::Vault;
 
 use super::lock::{Purpose, VaultLock};
 use super::password::PasswordArgs;
@@ -122,7 +125,10 @@ pub struct MountArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
 
-    /// The backing directory (the vault)
+    #[command(flatten)]
+    pub reverse: super::reverse::ReverseMountArgs,
+
+    /// The backing directory (the vault); with --reverse, the plaintext directory (PLAINDIR)
     pub cipherdir: PathBuf,
 
     /// Where the plaintext view appears: an empty directory
@@ -183,13 +189,13 @@ fn either<T: PartialEq>(
 }
 
 /// What to serve and how, once the flags and `-o` options are merged.
-struct Settings {
-    password: PasswordArgs,
-    keyfile: Option<PathBuf>,
-    idle: Option<Duration>,
-    cache_ttl: Duration,
-    threads: usize,
-    options: ParsedOptions,
+pub(super) struct Settings {
+    pub password: PasswordArgs,
+    pub keyfile: Option<PathBuf>,
+    pub idle: Option<Duration>,
+    pub cache_ttl: Duration,
+    pub threads: usize,
+    pub options: ParsedOptions,
 }
 
 fn settings(args: &MountArgs) -> Result<Settings, CliError> {
@@ -227,6 +233,9 @@ fn settings(args: &MountArgs) -> Result<Settings, CliError> {
 pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     // 1. Everything that needs no password.
     let settings = settings(&args)?;
+    if super::reverse::wanted(&args.reverse, &settings.options)? {
+        return super::reverse::mount(args, settings, global);
+    }
     check_cipherdir(&args.cipherdir)?;
     let cipherdir = fs::canonicalize(&args.cipherdir)
         .map_err(|e| CliError::io(format!("cannot resolve {}", args.cipherdir.display()), e))?;
@@ -272,6 +281,27 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     };
 
     // 3. Mount and serve.
+    let start = move |mountpoint: &Path, options: &MountOptions| -> Started<VeilFs> {
+        let fs = VeilFs::new(vault)?.tidy_backing(!options.read_only);
+        let requests = fs.request_counter();
+        Ok((veilfs::fs::mount_filesystem(fs, mountpoint, options)?, requests))
+    };
+    launch(start, &args, &mountpoint, &mount_options, settings.idle, global)
+}
+
+/// A mount's session, and the count of requests it serves (for `--idle`).
+pub(super) type Started<F> = io::Result<(fuser::Session<F>, Arc<AtomicU64>)>;
+
+/// Mounts what `start` serves at `mountpoint` and serves it, in the foreground or from a daemon
+/// as `args` say.
+pub(super) fn launch<F: Filesystem>(
+    start: impl FnOnce(&Path, &MountOptions) -> Started<F>,
+    args: &MountArgs,
+    mountpoint: &Path,
+    mount_options: &MountOptions,
+    idle: Option<Duration>,
+    global: &GlobalArgs,
+) -> Result<(), CliError> {
     raise_open_file_limit();
     let said = (!global.quiet).then(|| Said {
         cipherdir: args.cipherdir.display().to_string(),
@@ -280,16 +310,9 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     });
     if args.foreground {
         ensure_std_fds();
-        serve(
-            vault,
-            &mountpoint,
-            &mount_options,
-            settings.idle,
-            None,
-            said,
-        )
+        serve(start, mountpoint, mount_options, idle, None, said)
     } else {
-        daemonize(vault, &mountpoint, &mount_options, settings.idle, said)
+        daemonize(start, mountpoint, mount_options, idle, said)
     }
 }
 
@@ -595,8 +618,8 @@ fn mount_error(mountpoint: &Path, err: io::Error) -> CliError {
 
 /// Mounts and serves until unmounted. `ready` (the daemon's pipe to its parent) gets the outcome
 /// of the mount: "ok", or the error.
-fn serve(
-    vault: Vault,
+fn serve<F: Filesystem>(
+    start: impl FnOnce(&Path, &MountOptions) -> Started<F>,
     mountpoint: &Path,
     options: &MountOptions,
     idle: Option<Duration>,
@@ -623,14 +646,8 @@ fn serve(
         return Err(err);
     }
 
-    let mut requests = None;
-    let mounted = VeilFs::new(vault).and_then(|fs| {
-        let fs = fs.tidy_backing(!options.read_only);
-        requests = Some(fs.request_counter());
-        veilfs::fs::mount_filesystem(fs, mountpoint, options)
-    });
-    let mut session = match mounted {
-        Ok(session) => session,
+    let (mut session, requests) = match start(mountpoint, options) {
+        Ok(started) => started,
         Err(e) => {
             let err = mount_error(mountpoint, e);
             if let Some(ready) = ready.take() {
@@ -654,7 +671,7 @@ fn serve(
                 std::thread::Builder::new()
                     .name("veilfs-idle".into())
                     .spawn(move || {
-                        idle::watch(requests.unwrap_or_default(), idle, mountpoint, source)
+                        idle::watch(requests, idle, mountpoint, source)
                     })
                     .map(drop)
             }
@@ -761,8 +778,8 @@ impl ReadyPipe {
 }
 
 /// Forks; the child mounts and serves, the parent waits for the child's word and returns it.
-fn daemonize(
-    vault: Vault,
+fn daemonize<F: Filesystem>(
+    start: impl FnOnce(&Path, &MountOptions) -> Started<F>,
     mountpoint: &Path,
     options: &MountOptions,
     idle: Option<Duration>,
@@ -787,7 +804,8 @@ fn daemonize(
         Err(e) => Err(CliError::io("cannot fork", e.into())),
         Ok(ForkResult::Parent { child }) => {
             drop(write_end);
-            drop(vault);
+            // The keys it holds are wiped.
+            drop(start);
             wait_until_ready(read_end, child, said)
         }
         Ok(ForkResult::Child) => {
@@ -797,7 +815,7 @@ fn daemonize(
                 ready.fail(&err);
                 return Err(err);
             }
-            serve(vault, mountpoint, options, idle, Some(ready), None)
+            serve(start, mountpoint, options, idle, Some(ready), None)
         }
     }
 }

@@ -12,7 +12,7 @@ use veilfs::config::{Config, CONFIG_NAME};
 use veilfs::vault::Vault;
 
 use super::password::PasswordArgs;
-use super::unlock;
+use super::{reverse, unlock};
 use super::{check_cipherdir, CliError, GlobalArgs, EXIT_FAILURE, EXIT_USAGE};
 
 const INPUT_HELP: &str = "\
@@ -40,7 +40,11 @@ pub struct EncryptArgs {
     #[arg(long, value_name = "FILE")]
     pub keyfile: Option<PathBuf>,
 
-    /// The vault's backing directory
+    #[command(flatten)]
+    pub reverse: reverse::ReverseConfigArgs,
+
+    /// The vault's backing directory; with --reverse, the plaintext directory (the paths
+    /// printed are then relative to its reverse view)
     #[arg(value_name = "CIPHERDIR")]
     pub cipherdir: PathBuf,
 
@@ -68,7 +72,11 @@ pub struct DecryptArgs {
     #[arg(long, value_name = "FILE")]
     pub keyfile: Option<PathBuf>,
 
-    /// The vault's backing directory
+    #[command(flatten)]
+    pub reverse: reverse::ReverseConfigArgs,
+
+    /// The vault's backing directory; with --reverse, the plaintext directory (the paths are
+    /// then relative to its reverse view, or to a backup of it)
     #[arg(value_name = "CIPHERDIR")]
     pub cipherdir: PathBuf,
 
@@ -181,6 +189,16 @@ fn translate(
 }
 
 pub fn run_encrypt(args: EncryptArgs, _global: &GlobalArgs) -> Result<(), CliError> {
+    reverse::check_flags(&args.reverse)?;
+    if args.reverse.reverse {
+        let view = reverse::open_view(
+            &args.cipherdir,
+            &args.reverse,
+            &args.password,
+            args.keyfile.as_deref(),
+        )?;
+        return translate(args.paths, "encrypt", |plain| view.encrypt_path(plain));
+    }
     let vault = open_vault(&args.cipherdir, &args.password, args.keyfile.as_deref())?;
     translate(args.paths, "encrypt", |plain| {
         let backing = vault.encrypt_path(plain)?;
@@ -192,6 +210,16 @@ pub fn run_encrypt(args: EncryptArgs, _global: &GlobalArgs) -> Result<(), CliErr
 }
 
 pub fn run_decrypt(args: DecryptArgs, _global: &GlobalArgs) -> Result<(), CliError> {
+    reverse::check_flags(&args.reverse)?;
+    if args.reverse.reverse {
+        let view = reverse::open_view(
+            &args.cipherdir,
+            &args.reverse,
+            &args.password,
+            args.keyfile.as_deref(),
+        )?;
+        return translate(args.paths, "decrypt", |backing| view.decrypt_path(backing));
+    }
     let vault = open_vault(&args.cipherdir, &args.password, args.keyfile.as_deref())?;
     translate(args.paths, "decrypt", |backing| vault.decrypt_path(backing))
 }

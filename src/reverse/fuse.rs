@@ -410,10 +410,10 @@ fn plain_attr(ino: u64, stat: &Stat) -> FileAttr {
     }
 }
 
-/// Mounts `view` read-only at `mountpoint`; the caller runs (or spawns) the returned session.
-/// `options.read_only` is ignored: a reverse view is always read-only.
+/// Mounts `fs` read-only at `mountpoint`; the caller runs (or spawns) the returned session.
+/// `options.read_only` is not looked at: a reverse view is always read-only.
 pub fn mount(
-    view: View,
+    fs: ReverseFs,
     mountpoint: &Path,
     options: &MountOptions,
 ) -> io::Result<fuser::Session<ReverseFs>> {
@@ -440,7 +440,7 @@ pub fn mount(
     config.clone_fd = true;
     let fs = ReverseFs {
         ttl: options.cache_ttl,
-        ..ReverseFs::new(view)
+        ..fs
     };
     fuser::Session::new(fs, mountpoint, &config)
 }
