@@ -7,8 +7,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use veilfs::backing::{Dir, RenameMode, Size};
-use veilfs::config::{Config, MAX_CONFIG_BYTES};
+use veilfs::backing::{Dir, RenameMode};
+use veilfs::config::Config;
 use veilfs::fs::MountOptions;
 use veilfs::mount_options::ParsedOptions;
 use veilfs::reverse::exclude::Exclusions;
@@ -133,7 +133,7 @@ impl ConfigPlace {
     /// Reads the config, which must be format 2 and not in the middle of a key rotation.
     fn load(&self) -> Result<(Config, ConfigFile), CliError> {
         let shown = self.path.display();
-        let bytes = match self.dir.read_small(&self.name, Size::AtMost(MAX_CONFIG_BYTES)) {
+        let file = match ConfigFile::read(&self.dir, &self.name) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(CliError::new(
                     EXIT_CIPHERDIR,
@@ -145,11 +145,8 @@ impl ConfigPlace {
             }
             result => result.map_err(|e| CliError::io(format!("cannot read {shown}"), e))?,
         };
-        let stat = self
-            .dir
-            .stat(&self.name)
-            .map_err(|e| CliError::io(format!("cannot read {shown}"), e))?;
-        let config = Config::from_json(&bytes).map_err(|e| CliError::from(e).context(&shown))?;
+        let config =
+            Config::from_json(&file.bytes).map_err(|e| CliError::from(e).context(&shown))?;
         if config.format() != 2 {
             return Err(CliError::new(
                 EXIT_USAGE,
@@ -159,7 +156,7 @@ impl ConfigPlace {
         if config.rotating_from().is_some() {
             return Err(veilfs::Error::RotationUnfinished.into());
         }
-        Ok((config, ConfigFile { bytes, stat }))
+        Ok((config, file))
     }
 }
 

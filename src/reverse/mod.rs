@@ -19,14 +19,14 @@ pub mod tree;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 
 use nix::fcntl::OFlag;
 
 use crate::backing::{Dir, Stat};
-use crate::config::Features;
+use crate::config::{Features, MAX_CONFIG_BYTES};
 use crate::crypto::keys::{ContentKey, DirIvKey, ReverseKey, VaultKeys};
 use crate::crypto::names::{DirIv, NameCipher};
 use derive::Mtime;
@@ -43,6 +43,23 @@ pub const REVERSE_CONFIG_NAME: &str = ".veilfs.reverse.conf";
 pub struct ConfigFile {
     pub bytes: Vec<u8>,
     pub stat: Stat,
+}
+
+impl ConfigFile {
+    /// Reads the reverse config `name` in `dir` (which may be PLAINDIR: without touching its
+    /// access time): a regular file of at most [`MAX_CONFIG_BYTES`], never a symlink.
+    pub fn read(dir: &Dir, name: &OsStr) -> io::Result<ConfigFile> {
+        let (file, stat) = open_plain_file(dir, name)?;
+        if stat.st_size as u64 > MAX_CONFIG_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("larger than {MAX_CONFIG_BYTES} bytes: not a veilfs config"),
+            ));
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_CONFIG_BYTES).read_to_end(&mut bytes)?;
+        Ok(ConfigFile { bytes, stat })
+    }
 }
 
 /// One version of a plaintext file: what a file ID and a "changed while read" check compare.
