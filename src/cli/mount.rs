@@ -65,6 +65,8 @@ dirsync, max_read=N\tpassed to the kernel
 same as --passfile, --extpass, --keyfile, --idle, --cache-ttl and --threads (for /etc/fstab and \
 systemd mount units: see 'man veilfs'); CMD cannot contain a comma, and in /etc/fstab a space in \
 it is written \\040
+  reverse, config=FILE, exclude_from=FILE\tthe same as --reverse, --config and \
+--exclude-from
   defaults, auto, noauto, user, users, nouser, owner, group, nofail, _netdev, relatime, x-*, \
 comment=, user=NAME\taccepted and ignored (for mount(8), /etc/fstab, systemd and desktops)
 
@@ -80,6 +82,7 @@ Examples:
   veilfs mount --extpass 'pass show veilfs' -o ro ~/Sync/vault ~/Private
   veilfs mount --foreground ~/Sync/vault ~/Private   # Ctrl-C unmounts
   veilfs mount --idle 10m --keyfile ~/vault.key ~/Sync/vault ~/Private
+  veilfs mount --reverse --exclude .cache/ ~ /mnt/encrypted-home
   mount -t fuse.veilfs -o passfile=/etc/veilfs/pass /srv/vault /mnt/v
   veilfs umount ~/Private";
 
