@@ -44,7 +44,14 @@ impl Reverse {
             root,
         };
         let output = run(veilfs()
-            .args(["init", "--reverse", "--kdf-memory", "1", "--kdf-iterations", "1"])
+            .args([
+                "init",
+                "--reverse",
+                "--kdf-memory",
+                "1",
+                "--kdf-iterations",
+                "1",
+            ])
             .args(reverse.config_args())
             .arg("--passfile")
             .arg(reverse.path("passfile"))
@@ -153,7 +160,11 @@ fn fill_tree(plain: &Path) {
     fs::write(plain.join("Ünïcødé ✓ 名前.txt"), "unicode").unwrap();
     fs::write(plain.join("empty"), b"").unwrap();
     for size in 1..=15 {
-        fs::write(plain.join(format!("short{size}")), vec![b'a' + size as u8; size]).unwrap();
+        fs::write(
+            plain.join(format!("short{size}")),
+            vec![b'a' + size as u8; size],
+        )
+        .unwrap();
     }
     for size in [16, 4095, 4096, 4097, 8192 + 5, 100_000] {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 % 253) as u8).collect();
@@ -165,18 +176,32 @@ fn fill_tree(plain: &Path) {
     fs::write(plain.join("dir").join("linked"), vec![7; 5000]).unwrap();
     fs::hard_link(plain.join("dir").join("linked"), sub.join("linked too")).unwrap();
     fs::write(plain.join("dir").join("linked short"), b"tiny").unwrap();
-    fs::hard_link(plain.join("dir").join("linked short"), plain.join("linked short too")).unwrap();
+    fs::hard_link(
+        plain.join("dir").join("linked short"),
+        plain.join("linked short too"),
+    )
+    .unwrap();
     symlink("../empty", plain.join("dir").join("to empty")).unwrap();
     symlink("/nowhere/at all", plain.join("dangling")).unwrap();
     symlink(long_name(), plain.join("to long")).unwrap();
-    nix::unistd::mkfifo(&plain.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644))
-        .unwrap();
+    nix::unistd::mkfifo(
+        &plain.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
 }
 
 /// `diff -r --no-dereference` of the two trees, leaving out what the view does not show.
 fn assert_same_tree(plain: &Path, restored: &Path) {
     let output = run(Command::new("diff")
-        .args(["-r", "--no-dereference", "-x", ".veilfs.reverse.conf", "-x", "fifo"])
+        .args([
+            "-r",
+            "--no-dereference",
+            "-x",
+            ".veilfs.reverse.conf",
+            "-x",
+            "fifo",
+        ])
         .arg(plain)
         .arg(restored));
     assert_success(&output, "diff -r of PLAINDIR and the restored backup");
@@ -198,9 +223,16 @@ fn a_backup_of_the_view_mounts_forward_and_gives_the_tree_back() {
     rsync(&r.view(), &r.path("backup"), &[]);
 
     // A second backup, with nothing changed, sends nothing, by checksum or by size and mtime.
-    for how in [&["--checksum", "--itemize-changes"][..], &["--itemize-changes"][..]] {
+    for how in [
+        &["--checksum", "--itemize-changes"][..],
+        &["--itemize-changes"][..],
+    ] {
         let again = rsync(&r.view(), &r.path("backup"), how);
-        assert_eq!(sent(&again), Vec::<String>::new(), "rsync {how:?} sent files");
+        assert_eq!(
+            sent(&again),
+            Vec::<String>::new(),
+            "rsync {how:?} sent files"
+        );
     }
 
     r.mount_backup();
@@ -216,7 +248,10 @@ fn a_backup_of_the_view_mounts_forward_and_gives_the_tree_back() {
         ino(restored.join("dir/linked short")),
         ino(restored.join("linked short too"))
     );
-    assert!(!restored.join("fifo").exists(), "special files are not in the view");
+    assert!(
+        !restored.join("fifo").exists(),
+        "special files are not in the view"
+    );
     r.unmount("restored");
     let fsck = run(veilfs()
         .arg("fsck")
@@ -273,7 +308,13 @@ fn times(paths: &[PathBuf]) -> Vec<(PathBuf, i64, i64, i64, i64)> {
                 true => (0, 0),
                 false => (meta.atime(), meta.atime_nsec()),
             };
-            (path.clone(), meta.mtime(), meta.mtime_nsec(), atime, atime_ns)
+            (
+                path.clone(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                atime,
+                atime_ns,
+            )
         })
         .collect()
 }
@@ -299,9 +340,18 @@ fn the_view_is_read_only_and_leaves_plaindir_as_it_was() {
     // Listed first: listing a directory sets its access time.
     let paths = entries(&r.plain());
     // Old access times, which a read would update (relatime updates those a day old).
-    let touched = run(Command::new("find")
-        .arg(r.plain())
-        .args(["-not", "-type", "l", "-exec", "touch", "-a", "-d", "2020-01-01", "{}", "+"]));
+    let touched = run(Command::new("find").arg(r.plain()).args([
+        "-not",
+        "-type",
+        "l",
+        "-exec",
+        "touch",
+        "-a",
+        "-d",
+        "2020-01-01",
+        "{}",
+        "+",
+    ]));
     assert_success(&touched, "touch -a");
     let before = times(&paths);
     r.mount_view(&[]);
@@ -337,10 +387,7 @@ fn the_view_is_read_only_and_leaves_plaindir_as_it_was() {
         "chmod",
         fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)),
     );
-    erofs(
-        "setxattr",
-        common::lsetxattr(&file, "user.test", b"value"),
-    );
+    erofs("setxattr", common::lsetxattr(&file, "user.test", b"value"));
     erofs("symlink", symlink("target", view.join("link")));
     erofs("link", fs::hard_link(&file, view.join("hardlink")));
     let subdir = fs::read_dir(&view)
@@ -393,7 +440,10 @@ fn exclusions_a_config_outside_plaindir_and_mount_options() {
     r.mount_backup();
     let restored = r.path("restored");
     assert_eq!(names(&restored), ["keep.tmp", "notes.txt", "sub"]);
-    assert_eq!(fs::read(restored.join("sub/cache")).unwrap(), b"a file, not the cache directory");
+    assert_eq!(
+        fs::read(restored.join("sub/cache")).unwrap(),
+        b"a file, not the cache directory"
+    );
     r.unmount("restored");
 
     // The same through -o, as /etc/fstab gives it.
@@ -418,8 +468,15 @@ fn exclusions_a_config_outside_plaindir_and_mount_options() {
 
     // Paths translate both ways, and name what the view shows.
     let encrypted = r.translate("encrypt-path", Path::new("sub/cache"));
-    assert!(r.view().join(&encrypted).is_file(), "{}", encrypted.display());
-    assert_eq!(r.translate("decrypt-path", &encrypted), Path::new("sub/cache"));
+    assert!(
+        r.view().join(&encrypted).is_file(),
+        "{}",
+        encrypted.display()
+    );
+    assert_eq!(
+        r.translate("decrypt-path", &encrypted),
+        Path::new("sub/cache")
+    );
 }
 
 #[test]
@@ -445,9 +502,12 @@ fn a_file_that_changes_while_it_is_read_fails_instead_of_mixing_versions() {
     // Opened again, the new version reads whole.
     drop(file);
     let mut again = Vec::new();
-    fs::File::open(r.view().join(r.translate("encrypt-path", Path::new("growing"))))
-        .unwrap()
-        .read_to_end(&mut again)
-        .unwrap();
+    fs::File::open(
+        r.view()
+            .join(r.translate("encrypt-path", Path::new("growing"))),
+    )
+    .unwrap()
+    .read_to_end(&mut again)
+    .unwrap();
     assert_eq!(again.len(), 18 + (8 << 20));
 }

@@ -287,9 +287,19 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     let start = move |mountpoint: &Path, options: &MountOptions| -> Started<VeilFs> {
         let fs = VeilFs::new(vault)?.tidy_backing(!options.read_only);
         let requests = fs.request_counter();
-        Ok((veilfs::fs::mount_filesystem(fs, mountpoint, options)?, requests))
+        Ok((
+            veilfs::fs::mount_filesystem(fs, mountpoint, options)?,
+            requests,
+        ))
     };
-    launch(start, &args, &mountpoint, &mount_options, settings.idle, global)
+    launch(
+        start,
+        &args,
+        &mountpoint,
+        &mount_options,
+        settings.idle,
+        global,
+    )
 }
 
 /// A mount's session, and the count of requests it serves (for `--idle`).
@@ -673,9 +683,7 @@ fn serve<F: Filesystem>(
                 let (mountpoint, source) = (mountpoint.to_path_buf(), options.fsname.clone());
                 std::thread::Builder::new()
                     .name("veilfs-idle".into())
-                    .spawn(move || {
-                        idle::watch(requests, idle, mountpoint, source)
-                    })
+                    .spawn(move || idle::watch(requests, idle, mountpoint, source))
                     .map(drop)
             }
         });

@@ -12,8 +12,8 @@ use veilfs::config::{Config, CONFIG_NAME};
 use veilfs::vault::Vault;
 
 use super::password::PasswordArgs;
-use super::{reverse, unlock};
 use super::{check_cipherdir, CliError, GlobalArgs, EXIT_FAILURE, EXIT_USAGE};
+use super::{reverse, unlock};
 
 const INPUT_HELP: &str = "\
 With no PATH, paths are read from standard input, one per line (after the password's line when

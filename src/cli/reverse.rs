@@ -70,7 +70,10 @@ impl ConfigPlace {
     fn of(plaindir: &Path, config: Option<&Path>) -> Result<ConfigPlace, CliError> {
         let path = config.map_or_else(|| plaindir.join(REVERSE_CONFIG_NAME), Path::to_path_buf);
         let name = path.file_name().ok_or_else(|| {
-            CliError::new(EXIT_USAGE, format!("--config {}: not a file name", path.display()))
+            CliError::new(
+                EXIT_USAGE,
+                format!("--config {}: not a file name", path.display()),
+            )
         })?;
         let parent = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -86,7 +89,10 @@ impl ConfigPlace {
     }
 
     /// Where `init --reverse` writes: refused if a file is there already.
-    pub fn new_for_init(plaindir: &Path, args: &ReverseConfigArgs) -> Result<ConfigPlace, CliError> {
+    pub fn new_for_init(
+        plaindir: &Path,
+        args: &ReverseConfigArgs,
+    ) -> Result<ConfigPlace, CliError> {
         check_cipherdir(plaindir)?;
         let place = ConfigPlace::of(plaindir, args.config.as_deref())?;
         if place.dir.exists(&place.name) {
@@ -150,7 +156,10 @@ impl ConfigPlace {
         if config.format() != 2 {
             return Err(CliError::new(
                 EXIT_USAGE,
-                format!("{shown} is a format {} config; reverse mode needs format 2", config.format()),
+                format!(
+                    "{shown} is a format {} config; reverse mode needs format 2",
+                    config.format()
+                ),
             ));
         }
         if config.rotating_from().is_some() {
@@ -236,9 +245,19 @@ pub(super) fn mount(
     let start = move |mountpoint: &Path, options: &MountOptions| -> Started<ReverseFs> {
         let fs = ReverseFs::new(view);
         let requests = fs.request_counter();
-        Ok((veilfs::reverse::fuse::mount(fs, mountpoint, options)?, requests))
+        Ok((
+            veilfs::reverse::fuse::mount(fs, mountpoint, options)?,
+            requests,
+        ))
     };
-    mount::launch(start, &args, &mountpoint, &mount_options, settings.idle, global)
+    mount::launch(
+        start,
+        &args,
+        &mountpoint,
+        &mount_options,
+        settings.idle,
+        global,
+    )
 }
 
 /// The view of PLAINDIR `plaindir` for `encrypt-path` and `decrypt-path --reverse`.
@@ -251,7 +270,14 @@ pub fn open_view(
     let plaindir = canonical_dir(plaindir)?;
     let place = ConfigPlace::of(&plaindir, args.config.as_deref())?;
     let loaded = place.load()?;
-    unlock_view(&plaindir, &place, loaded, password, keyfile, Exclusions::none())
+    unlock_view(
+        &plaindir,
+        &place,
+        loaded,
+        password,
+        keyfile,
+        Exclusions::none(),
+    )
 }
 
 /// `--config` without `--reverse`: a usage error.
@@ -283,7 +309,10 @@ fn unlock_view(
     let plan = unlock::Plan::prepare(&config, &place.path, &given)?;
     let unlocked = plan.unlock(&config, &password.source(), "Password: ")?;
     let Config::V2(v2) = &config else {
-        return Err(CliError::new(EXIT_USAGE, "reverse mode needs a format 2 config"));
+        return Err(CliError::new(
+            EXIT_USAGE,
+            "reverse mode needs a format 2 config",
+        ));
     };
     let root = Dir::open_root(plaindir)
         .map_err(|e| CliError::io(format!("cannot open {}", plaindir.display()), e))?;

@@ -230,11 +230,19 @@ mod tests {
             let whole = view_bytes(&view, &name, 1 << 20);
             assert_eq!(whole.len() as u64, backing_size(size as u64));
             for step in [1, 7, 4096, 5000] {
-                assert_eq!(view_bytes(&view, &name, step), whole, "size {size}, step {step}");
+                assert_eq!(
+                    view_bytes(&view, &name, step),
+                    whole,
+                    "size {size}, step {step}"
+                );
             }
             let backing = MemBacking(RefCell::new(whole.clone()));
             let forward = FileContent::load(&backing, &content_key).unwrap();
-            assert_eq!(forward.read(&backing, 0, size + 1).unwrap(), plain, "size {size}");
+            assert_eq!(
+                forward.read(&backing, 0, size + 1).unwrap(),
+                plain,
+                "size {size}"
+            );
             // The same file gives the same bytes again: the ID is deterministic.
             assert_eq!(view_bytes(&view, &name, 1 << 20), whole);
         }
@@ -253,7 +261,10 @@ mod tests {
 
         symlink("../somewhere else", dir.path().join("l")).unwrap();
         let target = view.symlink_target(view.root(), &["l".into()]).unwrap();
-        assert_eq!(target, view.symlink_target(view.root(), &["l".into()]).unwrap());
+        assert_eq!(
+            target,
+            view.symlink_target(view.root(), &["l".into()]).unwrap()
+        );
         let names = crate::crypto::names::NameCipher::new(
             MasterKey::from_bytes([9; 64]).derive_v2(&[3; 16]).name,
             crate::crypto::names::NameEncoding::Base64Url,

@@ -66,8 +66,8 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_an_error_naming_it() {
-        let err = Exclusions::new(Path::new("/"), &[], &[PathBuf::from("/nonexistent/x")])
-            .unwrap_err();
+        let err =
+            Exclusions::new(Path::new("/"), &[], &[PathBuf::from("/nonexistent/x")]).unwrap_err();
         assert!(err.contains("/nonexistent/x"), "{err}");
     }
 }

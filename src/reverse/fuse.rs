@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, SessionACL, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, SessionACL, TimeOrNow, WriteFlags,
 };
 
 use super::content::ViewFile;
@@ -67,9 +67,9 @@ struct Held {
     lookups: u64,
 }
 
-/// An open view file.
+/// An open view file (a plaintext one boxed: its cipher's key schedules are large).
 enum Open {
-    Plain(ViewFile),
+    Plain(Box<ViewFile>),
     MadeUp(Arc<[u8]>),
 }
 
@@ -170,6 +170,8 @@ impl ReverseFs {
     }
 
     /// Attributes of a made-up entry: the owner of PLAINDIR, the reverse config's mtime.
+    // The stat fields' integer types differ between Linux and macOS.
+    #[allow(clippy::unnecessary_cast)]
     fn made_up_attr(&self, ino: u64, size: u64, mode: u32) -> FileAttr {
         let config = &self.view.config().stat;
         let time = system_time(config.st_mtime as i64, config.st_mtime_nsec as i64);
@@ -195,7 +197,14 @@ impl ReverseFs {
 
     /// The node a view item in directory `parent` (at `path`, IV `iv`) is, under view name
     /// `name`: its ID and what it is.
-    fn item_node(&self, parent: u64, path: &[OsString], iv: &DirIv, name: &OsStr, item: Item) -> (u64, Node, Option<Stat>) {
+    fn item_node(
+        &self,
+        parent: u64,
+        path: &[OsString],
+        iv: &DirIv,
+        name: &OsStr,
+        item: Item,
+    ) -> (u64, Node, Option<Stat>) {
         let made_up = |bytes: &[u8], mode: u32| {
             let node = Node::MadeUp {
                 bytes: Arc::from(bytes),
@@ -283,7 +292,7 @@ impl ReverseFs {
                 if self.plain_id(&stat) != ino {
                     return Err(errno(libc::ESTALE));
                 }
-                Open::Plain(file)
+                Open::Plain(Box::new(file))
             }
         };
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
@@ -613,7 +622,14 @@ impl Filesystem for ReverseFs {
         }
     }
 
-    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
         // Extended attributes are not part of the view (format.md, "Reverse mode").
         reply.error(Errno::NO_XATTR);
     }

@@ -12,8 +12,8 @@ use std::path::{Component, Path, PathBuf};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use super::{inode_key, path_bytes, shown_path, without_atime, Version, View};
 use super::{derive, REVERSE_CONFIG_NAME};
+use super::{inode_key, path_bytes, shown_path, without_atime, Version, View};
 use crate::backing::{Dir, FileKind, Stat};
 use crate::config::CONFIG_NAME;
 use crate::crypto::names::{DirIv, SYMLINK_TARGET_MAX};
@@ -168,7 +168,11 @@ impl View {
         match kind {
             FileKind::File | FileKind::Dir | FileKind::Symlink => {}
             other => {
-                tracing::debug!("{} is {}: not in the view", full().display(), other.described());
+                tracing::debug!(
+                    "{} is {}: not in the view",
+                    full().display(),
+                    other.described()
+                );
                 return false;
             }
         }
@@ -246,7 +250,9 @@ impl View {
                     format!("{} is not in the view", view_name.to_string_lossy()),
                 ))
             };
-            let item = self.find(&dir, &path, &iv, view_name)?.ok_or_else(not_found)?;
+            let item = self
+                .find(&dir, &path, &iv, view_name)?
+                .ok_or_else(not_found)?;
             let Item::Plain { name, stat } = item else {
                 return Err(Error::Io(io::Error::new(
                     io::ErrorKind::InvalidInput,
