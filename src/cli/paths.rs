@@ -189,14 +189,8 @@ fn translate(
 }
 
 pub fn run_encrypt(args: EncryptArgs, _global: &GlobalArgs) -> Result<(), CliError> {
-    reverse::check_flags(&args.reverse)?;
-    if args.reverse.reverse {
-        let view = reverse::open_view(
-            &args.cipherdir,
-            &args.reverse,
-            &args.password,
-            args.keyfile.as_deref(),
-        )?;
+    let keyfile = args.keyfile.as_deref();
+    if let Some(view) = reverse::view(&args.cipherdir, &args.reverse, &args.password, keyfile)? {
         return translate(args.paths, "encrypt", |plain| view.encrypt_path(plain));
     }
     let vault = open_vault(&args.cipherdir, &args.password, args.keyfile.as_deref())?;
@@ -210,14 +204,8 @@ pub fn run_encrypt(args: EncryptArgs, _global: &GlobalArgs) -> Result<(), CliErr
 }
 
 pub fn run_decrypt(args: DecryptArgs, _global: &GlobalArgs) -> Result<(), CliError> {
-    reverse::check_flags(&args.reverse)?;
-    if args.reverse.reverse {
-        let view = reverse::open_view(
-            &args.cipherdir,
-            &args.reverse,
-            &args.password,
-            args.keyfile.as_deref(),
-        )?;
+    let keyfile = args.keyfile.as_deref();
+    if let Some(view) = reverse::view(&args.cipherdir, &args.reverse, &args.password, keyfile)? {
         return translate(args.paths, "decrypt", |backing| view.decrypt_path(backing));
     }
     let vault = open_vault(&args.cipherdir, &args.password, args.keyfile.as_deref())?;

@@ -260,13 +260,18 @@ pub(super) fn mount(
     )
 }
 
-/// The view of PLAINDIR `plaindir` for `encrypt-path` and `decrypt-path --reverse`.
-pub fn open_view(
+/// For `encrypt-path` and `decrypt-path`: with `--reverse`, the view of PLAINDIR `plaindir`
+/// (asking for the password); without, `None` (and `--config` is a usage error).
+pub fn view(
     plaindir: &Path,
     args: &ReverseConfigArgs,
     password: &PasswordArgs,
     keyfile: Option<&Path>,
-) -> Result<View, CliError> {
+) -> Result<Option<View>, CliError> {
+    check_flags(args)?;
+    if !args.reverse {
+        return Ok(None);
+    }
     let plaindir = canonical_dir(plaindir)?;
     let place = ConfigPlace::of(&plaindir, args.config.as_deref())?;
     let loaded = place.load()?;
@@ -278,6 +283,7 @@ pub fn open_view(
         keyfile,
         Exclusions::none(),
     )
+    .map(Some)
 }
 
 /// `--config` without `--reverse`: a usage error.
