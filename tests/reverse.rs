@@ -319,7 +319,8 @@ fn times(paths: &[PathBuf]) -> Vec<(PathBuf, i64, i64, i64, i64)> {
         .collect()
 }
 
-/// Reads every file and link of the tree at `dir`, through the view.
+/// Reads every file and link of the tree at `dir`, through the view: each as long as `lstat`
+/// says.
 fn read_everything(dir: &Path) {
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -327,9 +328,20 @@ fn read_everything(dir: &Path) {
         if meta.is_dir() {
             read_everything(&path);
         } else if meta.file_type().is_symlink() {
-            fs::read_link(&path).unwrap();
+            let target = fs::read_link(&path).unwrap();
+            assert_eq!(
+                meta.len(),
+                target.as_os_str().len() as u64,
+                "{}",
+                path.display()
+            );
         } else {
-            fs::read(&path).unwrap();
+            assert_eq!(
+                fs::read(&path).unwrap().len() as u64,
+                meta.len(),
+                "{}",
+                path.display()
+            );
         }
     }
 }

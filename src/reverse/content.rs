@@ -126,12 +126,12 @@ impl ViewFile {
     /// Up to `len` bytes of the view file at `offset`; fewer only at its end.
     pub fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         let end = self.size().min(offset.saturating_add(len as u64));
-        let Some(cipher) = &self.cipher else {
+        let Some(cipher) = self.cipher.as_ref().filter(|_| offset < end) else {
+            // Nothing to read: an empty file, or past the end (which a file that grew since
+            // the open must not seem to be).
+            self.check_unchanged()?;
             return Ok(Vec::new());
         };
-        if offset >= end {
-            return Ok(Vec::new());
-        }
         let mut out = Vec::with_capacity((end - offset) as usize);
         if offset < HEADER_LEN {
             let header = cipher.header().to_bytes();
@@ -182,27 +182,12 @@ mod tests {
     use std::os::unix::fs::{symlink, MetadataExt};
 
     use super::*;
-    use crate::config::Features;
-    use crate::crypto::keys::{MasterKey, ReverseKey};
+    use crate::crypto::keys::MasterKey;
     use crate::layout::file::{FileContent, MemBacking};
     use crate::reverse::exclude::Exclusions;
-    use crate::reverse::ConfigFile;
 
     fn view(dir: &std::path::Path) -> View {
-        let keys = MasterKey::from_bytes([9; 64]).derive_v2(&[3; 16]);
-        let config = std::fs::File::open(dir).unwrap();
-        View::new(
-            Dir::open_root(dir).unwrap(),
-            &keys,
-            ReverseKey::from_bytes([5; 32]),
-            &Features::default(),
-            ConfigFile {
-                bytes: b"{}".to_vec(),
-                stat: nix::sys::stat::fstat(&config).unwrap(),
-            },
-            Exclusions::none(),
-        )
-        .unwrap()
+        crate::reverse::tests::view(dir, Exclusions::none())
     }
 
     /// The whole view file of `name`, read in pieces of `step` bytes.

@@ -204,3 +204,28 @@ fn without_atime<T>(flags: OFlag, open: impl Fn(OFlag) -> io::Result<T>) -> io::
 fn open_plain_file(dir: &Dir, name: &OsStr) -> io::Result<(File, Stat)> {
     without_atime(OFlag::O_RDONLY, |flags| dir.open_file_stat(name, flags, 0))
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::crypto::keys::MasterKey;
+
+    /// The view of `dir` under fixed keys (master key 9..., vault ID 3...), its config `dir`
+    /// itself (so no entry is hidden as the config).
+    pub(crate) fn view(dir: &std::path::Path, exclusions: Exclusions) -> View {
+        let keys = MasterKey::from_bytes([9; 64]).derive_v2(&[3; 16]);
+        let config = std::fs::File::open(dir).unwrap();
+        View::new(
+            Dir::open_root(dir).unwrap(),
+            &keys,
+            ReverseKey::from_bytes([5; 32]),
+            &Features::default(),
+            ConfigFile {
+                bytes: b"{}".to_vec(),
+                stat: nix::sys::stat::fstat(&config).unwrap(),
+            },
+            exclusions,
+        )
+        .unwrap()
+    }
+}

@@ -284,3 +284,71 @@ fn normal_components(path: &Path) -> Result<impl Iterator<Item = &OsStr>> {
     }
     Ok(names.into_iter())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::reverse::exclude::Exclusions;
+    use crate::reverse::tests::view;
+
+    #[test]
+    fn every_listed_name_is_found_and_translates_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "n".repeat(200);
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join(&long), b"x").unwrap();
+        std::fs::write(dir.path().join("sub/short"), b"y").unwrap();
+        nix::unistd::mkfifo(&dir.path().join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        std::fs::write(dir.path().join(REVERSE_CONFIG_NAME), b"{}").unwrap();
+        let view = view(dir.path(), Exclusions::none());
+        let root = view.root().try_clone().unwrap();
+        let listed = view.list(&root, &[], &view.root_iv()).unwrap();
+        let names: Vec<&str> = listed.iter().map(|l| l.name.as_str()).collect();
+        // veilfs.diriv, veilfs.conf, sub, the long name and its sidecar; no FIFO, no config.
+        assert_eq!(names.len(), 5, "{names:?}");
+        assert_eq!(
+            names.iter().filter(|n| n.ends_with(SIDECAR_SUFFIX)).count(),
+            1
+        );
+        for entry in &listed {
+            let found = view
+                .find(&root, &[], &view.root_iv(), OsStr::new(&entry.name))
+                .unwrap()
+                .unwrap_or_else(|| panic!("{} not found", entry.name));
+            assert_eq!(format!("{found:?}"), format!("{:?}", entry.item));
+        }
+        for plain in [Path::new(&long), Path::new("sub/short"), Path::new("sub")] {
+            let encrypted = view.encrypt_path(plain).unwrap();
+            assert_eq!(view.decrypt_path(&encrypted).unwrap(), plain);
+        }
+        assert!(view
+            .find(
+                &root,
+                &[],
+                &view.root_iv(),
+                OsStr::new("veilfs.longname.nothing")
+            )
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn excluded_entries_are_neither_listed_nor_found() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.tmp"), b"x").unwrap();
+        std::fs::write(dir.path().join("b.txt"), b"y").unwrap();
+        let patterns = ["*.tmp".to_owned()];
+        let exclusions = Exclusions::new(dir.path(), &patterns, &[]).unwrap();
+        let view = view(dir.path(), exclusions);
+        let root = view.root().try_clone().unwrap();
+        let listed = view.list(&root, &[], &view.root_iv()).unwrap();
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        let hidden = view.encrypt_path(Path::new("a.tmp")).unwrap();
+        assert!(view
+            .find(&root, &[], &view.root_iv(), hidden.as_os_str())
+            .unwrap()
+            .is_none());
+    }
+}
