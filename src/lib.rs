@@ -19,6 +19,7 @@ pub mod layout;
 pub mod mount_options;
 pub mod mountinfo;
 pub mod rekey;
+pub mod reverse;
 pub mod vault;
 
 pub use error::{Error, Result};

@@ -25,6 +25,10 @@ pub struct ParsedOptions {
     pub idle: Option<Duration>,
     pub cache_ttl: Option<Duration>,
     pub threads: Option<u16>,
+    /// `reverse`, `config=`, `exclude_from=`: `--reverse`, `--config`, `--exclude-from`.
+    pub reverse: bool,
+    pub config: Option<PathBuf>,
+    pub exclude_from: Option<PathBuf>,
 }
 
 /// Options the kernel understands, handed on as they are.
@@ -71,6 +75,12 @@ pub fn parse_options<S: AsRef<str>>(lists: &[S], sloppy: bool) -> Result<ParsedO
             ("passfile", Some(file)) => parsed.passfile = Some(PathBuf::from(file)),
             ("extpass", Some("")) => return Err(empty("a command")),
             ("extpass", Some(cmd)) => parsed.extpass = Some(cmd.to_owned()),
+            ("reverse", None) => parsed.reverse = true,
+            ("config" | "exclude_from" | "exclude-from", Some("")) => return Err(empty("a file")),
+            ("config", Some(file)) => parsed.config = Some(PathBuf::from(file)),
+            ("exclude_from" | "exclude-from", Some(file)) => {
+                parsed.exclude_from = Some(PathBuf::from(file))
+            }
             ("keyfile", Some("")) => return Err(empty("a file")),
             ("keyfile", Some(file)) => parsed.keyfile = Some(PathBuf::from(file)),
             ("idle", Some(text)) => {

@@ -186,7 +186,7 @@ _veilfs() {
             return 0
             ;;
         veilfs__subcmd__decrypt__subcmd__path)
-            opts="-v -q -h -V --passfile --extpass --keyfile --verbose --quiet --help --version"
+            opts="-v -q -h -V --passfile --extpass --keyfile --reverse --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -201,6 +201,10 @@ _veilfs() {
                     return 0
                     ;;
                 --keyfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -212,7 +216,7 @@ _veilfs() {
             return 0
             ;;
         veilfs__subcmd__encrypt__subcmd__path)
-            opts="-v -q -h -V --passfile --extpass --keyfile --verbose --quiet --help --version"
+            opts="-v -q -h -V --passfile --extpass --keyfile --reverse --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -227,6 +231,10 @@ _veilfs() {
                     return 0
                     ;;
                 --keyfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -558,7 +566,7 @@ _veilfs() {
             return 0
             ;;
         veilfs__subcmd__init)
-            opts="-v -q -h -V --passfile --extpass --keyfile --name-encoding --longname-max --kdf-memory --kdf-iterations --label --recovery-key-file --verbose --quiet --help --version"
+            opts="-v -q -h -V --passfile --extpass --keyfile --name-encoding --longname-max --kdf-memory --kdf-iterations --label --recovery-key-file --reverse --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -600,6 +608,10 @@ _veilfs() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -622,7 +634,7 @@ _veilfs() {
             return 0
             ;;
         veilfs__subcmd__mount)
-            opts="-f -o -v -q -h -V --passfile --extpass --keyfile --foreground --idle --cache-ttl --threads --verbose --quiet --help --version"
+            opts="-f -o -v -q -h -V --passfile --extpass --keyfile --foreground --idle --cache-ttl --threads --reverse --config --exclude --exclude-from --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -653,6 +665,18 @@ _veilfs() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exclude)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exclude-from)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

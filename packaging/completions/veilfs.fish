@@ -52,6 +52,8 @@ complete -c veilfs -n "__fish_veilfs_using_subcommand init" -l kdf-memory -d 'Me
 complete -c veilfs -n "__fish_veilfs_using_subcommand init" -l kdf-iterations -d 'Passes of the key derivation over its memory: more makes unlocking slower' -r
 complete -c veilfs -n "__fish_veilfs_using_subcommand init" -l label -d 'The name of the password slot (\'veilfs slot list\' shows it; not secret: the config that holds it is in the sync folder)' -r
 complete -c veilfs -n "__fish_veilfs_using_subcommand init" -l recovery-key-file -d 'Write the recovery key to FILE (a new file, readable only by you) instead of showing it: then move it somewhere safe, such as a password manager, away from this disk and the sync folder' -r -F
+complete -c veilfs -n "__fish_veilfs_using_subcommand init" -l config -d 'With --reverse: the reverse config, when it is not PLAINDIR/.veilfs.reverse.conf' -r -F
+complete -c veilfs -n "__fish_veilfs_using_subcommand init" -l reverse -d 'Reverse mode: the directory given is a plaintext directory (PLAINDIR), whose encrypted view \'veilfs mount --reverse\' shows for backups'
 complete -c veilfs -n "__fish_veilfs_using_subcommand init" -s v -l verbose -d 'More log output on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c veilfs -n "__fish_veilfs_using_subcommand init" -s q -l quiet -d 'Print only errors and the essential output (init still prints the recovery key)'
 complete -c veilfs -n "__fish_veilfs_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -143,7 +145,11 @@ complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l idle -d 'Unmount
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l cache-ttl -d 'How long the kernel may trust names, attributes and cached contents before asking again [default: 1s]. A vault that only this mount changes can take minutes (stat by path, as git status and make do, then rarely asks); for one a sync tool writes to, keep 1s, or 0 to ask every time' -r
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -s o -d 'Mount options, comma-separated (see below)' -r
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l threads -d 'Threads serving requests [default: twice the number of CPUs, 4 to 16]' -r
+complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l config -d 'With --reverse: the reverse config, when it is not PLAINDIR/.veilfs.reverse.conf' -r -F
+complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l exclude -d 'With --reverse: leave out what PATTERN matches (gitignore syntax, matched against the path from PLAINDIR); may be repeated' -r
+complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l exclude-from -d 'With --reverse: leave out what the patterns in FILE match (one a line, gitignore syntax); may be repeated' -r -F
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -s f -l foreground -d 'Stay in the foreground and log to stderr; Ctrl-C, SIGTERM or SIGHUP unmounts. Under systemd ($NOTIFY_SOCKET set) readiness is reported, for Type=notify units'
+complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l reverse -d 'Show a read-only, encrypted view of the plaintext directory PLAINDIR, for backups that hold only ciphertext: the view is what a vault holding PLAINDIR\'s files would contain, and a copy of it mounts as a vault (see \'veilfs init --reverse\')'
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -s v -l verbose -d 'More log output on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -s q -l quiet -d 'Print only errors and the essential output (init still prints the recovery key)'
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -188,6 +194,8 @@ complete -c veilfs -n "__fish_veilfs_using_subcommand upgrade" -s V -l version -
 complete -c veilfs -n "__fish_veilfs_using_subcommand encrypt-path" -l passfile -d 'Read the password from the first line of FILE instead of asking' -r -F
 complete -c veilfs -n "__fish_veilfs_using_subcommand encrypt-path" -l extpass -d 'Run CMD with \'sh -c\' and use the first line of its output as the password (a password manager, for example: --extpass \'pass show veilfs\')' -r
 complete -c veilfs -n "__fish_veilfs_using_subcommand encrypt-path" -l keyfile -d 'The vault\'s key file, for a vault created with \'init --keyfile\'' -r -F
+complete -c veilfs -n "__fish_veilfs_using_subcommand encrypt-path" -l config -d 'With --reverse: the reverse config, when it is not PLAINDIR/.veilfs.reverse.conf' -r -F
+complete -c veilfs -n "__fish_veilfs_using_subcommand encrypt-path" -l reverse -d 'Reverse mode: the directory given is a plaintext directory (PLAINDIR), whose encrypted view \'veilfs mount --reverse\' shows for backups'
 complete -c veilfs -n "__fish_veilfs_using_subcommand encrypt-path" -s v -l verbose -d 'More log output on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c veilfs -n "__fish_veilfs_using_subcommand encrypt-path" -s q -l quiet -d 'Print only errors and the essential output (init still prints the recovery key)'
 complete -c veilfs -n "__fish_veilfs_using_subcommand encrypt-path" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -195,6 +203,8 @@ complete -c veilfs -n "__fish_veilfs_using_subcommand encrypt-path" -s V -l vers
 complete -c veilfs -n "__fish_veilfs_using_subcommand decrypt-path" -l passfile -d 'Read the password from the first line of FILE instead of asking' -r -F
 complete -c veilfs -n "__fish_veilfs_using_subcommand decrypt-path" -l extpass -d 'Run CMD with \'sh -c\' and use the first line of its output as the password (a password manager, for example: --extpass \'pass show veilfs\')' -r
 complete -c veilfs -n "__fish_veilfs_using_subcommand decrypt-path" -l keyfile -d 'The vault\'s key file, for a vault created with \'init --keyfile\'' -r -F
+complete -c veilfs -n "__fish_veilfs_using_subcommand decrypt-path" -l config -d 'With --reverse: the reverse config, when it is not PLAINDIR/.veilfs.reverse.conf' -r -F
+complete -c veilfs -n "__fish_veilfs_using_subcommand decrypt-path" -l reverse -d 'Reverse mode: the directory given is a plaintext directory (PLAINDIR), whose encrypted view \'veilfs mount --reverse\' shows for backups'
 complete -c veilfs -n "__fish_veilfs_using_subcommand decrypt-path" -s v -l verbose -d 'More log output on stderr (-v: info, -vv: debug, -vvv: trace)'
 complete -c veilfs -n "__fish_veilfs_using_subcommand decrypt-path" -s q -l quiet -d 'Print only errors and the essential output (init still prints the recovery key)'
 complete -c veilfs -n "__fish_veilfs_using_subcommand decrypt-path" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -193,6 +193,7 @@ pub fn run(argv: &[OsString]) -> Result<(), CliError> {
         cache_ttl: None,
         options: args.options,
         threads: None,
+        reverse: Default::default(),
         cipherdir: CipherdirArg {
             path: args.cipherdir,
         },

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use veilfs::config::kdf::{is_test_build, kib_text};
 use veilfs::config::{Config, ConfigV2, Features, KdfParams, Secret, CONFIG_NAME};
-use veilfs::crypto::keys::{MasterKey, RecoverySecret};
+use veilfs::crypto::keys::{MasterKey, RecoverySecret, VaultKeys};
 use veilfs::crypto::names::NameEncoding;
 use veilfs::crypto::recovery::format_recovery_secret;
 use veilfs::layout::DIRIV_NAME;
@@ -15,6 +15,7 @@ use veilfs::vault::Vault;
 use zeroize::Zeroizing;
 
 use super::args::PasswordArgs;
+use super::reverse;
 use super::secret_input;
 use super::{
     check_cipherdir, print_stdout, shell_quote, text, unlock, CliError, GlobalArgs, EXIT_CIPHERDIR,
@@ -98,14 +99,26 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub recovery_key_file: Option<PathBuf>,
 
-    /// The backing directory: an existing, empty directory, for example inside a sync folder
+    #[command(flatten)]
+    pub reverse: reverse::ReverseConfigArgs,
+
+    /// The backing directory: an existing, empty directory, for example inside a sync folder;
+    /// with --reverse, the plaintext directory, whose config goes to
+    /// PLAINDIR/.veilfs.reverse.conf (or --config FILE)
     #[arg(value_name = "CIPHERDIR")]
     pub cipherdir: PathBuf,
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     let dir = &args.cipherdir;
-    check_empty_dir(dir)?;
+    reverse::check_flags(&args.reverse)?;
+    let reverse_place = match args.reverse.reverse {
+        true => Some(reverse::ConfigPlace::new_for_init(dir, &args.reverse)?),
+        false => None,
+    };
+    if reverse_place.is_none() {
+        check_empty_dir(dir)?;
+    }
     if let Some(file) = &args.recovery_key_file {
         check_key_file_place(file, dir)?;
     }
@@ -165,49 +178,75 @@ pub fn run(args: Args, global: &GlobalArgs) -> Result<(), CliError> {
     let keys = master.derive_v2(config.vault_id());
     drop(master);
     let config = Config::V2(config);
-    // Check again: the key derivation took a while, and this must not overwrite anything.
-    check_empty_dir(dir)?;
-    config.save(dir).map_err(|e| {
-        CliError::from(e).context(format!("cannot write {}", dir.join(CONFIG_NAME).display()))
-    })?;
-    if let Err(e) =
-        Vault::open(dir, &keys, config.features()).and_then(|vault| vault.initialize_root())
-    {
-        // Leave the directory as it was, so that init can simply be run again.
-        let _ = fs::remove_file(dir.join(CONFIG_NAME));
-        return Err(CliError::from(e).context(format!("cannot initialize {}", dir.display())));
+    match &reverse_place {
+        Some(place) => place.save(&config)?,
+        None => create_vault(dir, &config, &keys)?,
     }
-    tracing::info!("created vault in {}", dir.display());
 
     // The recovery key is shown (or saved) only now: if it cannot be, nobody has it, so take the
     // new (and still empty) vault back rather than leave one whose key may be lost for good.
     let key = Zeroizing::new(format_recovery_secret(&recovery));
     let take_back = |e: CliError, why: &str| {
-        let _ = fs::remove_file(dir.join(DIRIV_NAME));
-        let _ = fs::remove_file(dir.join(CONFIG_NAME));
+        match &reverse_place {
+            Some(place) => place.remove(),
+            None => {
+                let _ = fs::remove_file(dir.join(DIRIV_NAME));
+                let _ = fs::remove_file(dir.join(CONFIG_NAME));
+            }
+        }
         e.context(format!(
             "the vault was not created, because its recovery key could not be {why}"
         ))
     };
     let width = text::help_width();
+    let (created, steps) = match &reverse_place {
+        Some(place) => (
+            format!(
+                "Created a reverse-mode config for {} in {}.",
+                dir.display(),
+                place.path().display()
+            ),
+            reverse::next_steps(dir, place),
+        ),
+        None => (
+            format!("Created a veilfs vault in {}.", dir.display()),
+            next_steps(dir, args.keyfile.as_deref()),
+        ),
+    };
     let shown = match &args.recovery_key_file {
         Some(file) => {
             save_key(file, dir, &key).map_err(|e| take_back(e, "saved"))?;
             Zeroizing::new(match global.quiet {
                 true => String::new(),
-                false => {
-                    text::flow(&saved_banner(dir, file, args.keyfile.as_deref()), width) + "\n"
-                }
+                false => text::flow(&saved_banner(&created, file, &steps), width) + "\n",
             })
         }
         None if global.quiet => Zeroizing::new(format!("{}\n", key.as_str())),
-        None => banner(dir, &key, args.keyfile.as_deref(), width),
+        None => banner(&created, &key, &steps, width),
     };
     print_stdout(&shown).map_err(|e| match &args.recovery_key_file {
         // The key is safe in its file; only the message is lost.
         Some(_) => e,
         None => take_back(e, "shown"),
     })
+}
+
+/// Writes the config of a new vault into the empty directory `dir` and its root's IV; on
+/// failure leaves the directory as it was, so that init can simply be run again.
+fn create_vault(dir: &Path, config: &Config, keys: &VaultKeys) -> Result<(), CliError> {
+    // Check again: the key derivation took a while, and this must not overwrite anything.
+    check_empty_dir(dir)?;
+    config.save(dir).map_err(|e| {
+        CliError::from(e).context(format!("cannot write {}", dir.join(CONFIG_NAME).display()))
+    })?;
+    if let Err(e) =
+        Vault::open(dir, keys, config.features()).and_then(|vault| vault.initialize_root())
+    {
+        let _ = fs::remove_file(dir.join(CONFIG_NAME));
+        return Err(CliError::from(e).context(format!("cannot initialize {}", dir.display())));
+    }
+    tracing::info!("created vault in {}", dir.display());
+    Ok(())
 }
 
 /// Refuses (before the password is asked for) a recovery key file that exists, is in a
@@ -343,17 +382,14 @@ fn next_steps(dir: &Path, keyfile: Option<&Path>) -> String {
 
 /// What init prints on stdout: prose laid out for the terminal `width` columns wide, around
 /// the key, which goes around that layout so that no copy of it is left in memory unwiped.
-fn banner(dir: &Path, key: &str, keyfile: Option<&Path>, width: usize) -> Zeroizing<String> {
-    let head = format!(
-        "Created a veilfs vault in {}.\n\nRecovery key (shown only this once):",
-        dir.display()
-    );
+/// `created` says what was made, `steps` what to do next ([`next_steps`]).
+fn banner(created: &str, key: &str, steps: &str, width: usize) -> Zeroizing<String> {
+    let head = format!("{created}\n\nRecovery key (shown only this once):");
     let tail = format!(
         "Save these three lines as they are: write them down, print them, or store them in a \
          password manager, apart from the password. They open the vault without the password, \
          so guard them like one. If you lose both, your files are lost for good: nobody can \
-         decrypt them.\n\n{}",
-        next_steps(dir, keyfile)
+         decrypt them.\n\n{steps}"
     );
     key_banner(&head, key, &tail, width)
 }
@@ -371,15 +407,13 @@ pub fn key_banner(head: &str, key: &str, tail: &str, width: usize) -> Zeroizing<
 }
 
 /// What init prints when the recovery key went to a file.
-fn saved_banner(dir: &Path, file: &Path, keyfile: Option<&Path>) -> String {
+fn saved_banner(created: &str, file: &Path, steps: &str) -> String {
     format!(
-        "Created a veilfs vault in {}.\n\nIts recovery key is in {} (readable only by you), and \
-         nowhere else. It opens the vault without the password: move it somewhere safe, apart \
-         from the password (a password manager, or a printout), and delete the file. If you \
-         lose both, your files are lost for good.\n\n{}",
-        dir.display(),
+        "{created}\n\nIts recovery key is in {} (readable only by you), and nowhere else. It \
+         opens the vault without the password: move it somewhere safe, apart from the password \
+         (a password manager, or a printout), and delete the file. If you lose both, your files \
+         are lost for good.\n\n{steps}",
         file.display(),
-        next_steps(dir, keyfile)
     )
 }
 
@@ -400,7 +434,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let shown = banner(Path::new("/v"), &key, None, 80);
+        let shown = banner("Created.", &key, &next_steps(Path::new("/v"), None), 80);
         assert!(shown.contains(&lines), "{}", shown.as_str());
         let found = super::super::secret_input::written_key(&shown);
         assert!(matches!(

@@ -31,6 +31,7 @@ pub mod paths;
 pub mod platform;
 pub mod progress;
 pub mod rekey;
+pub mod reverse;
 pub mod secret_input;
 pub mod slot;
 pub mod text;

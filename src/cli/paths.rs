@@ -11,7 +11,8 @@ use veilfs::backing::Dir;
 use veilfs::config::{Config, CONFIG_NAME};
 use veilfs::vault::Vault;
 
-use super::args::{CipherdirArg, KeyfileArg, PasswordArgs};
+use super::args::{reworded, CipherdirArg, KeyfileArg, PasswordArgs};
+use super::reverse;
 use super::unlock;
 use super::{check_cipherdir, CliError, GlobalArgs, EXIT_FAILURE, EXIT_USAGE};
 
@@ -30,7 +31,12 @@ path that cannot be translated is reported on stderr and the others are still do
                   way must exist; the last component need not.",
     after_help = format!("{INPUT_HELP}\n\nExamples:\n  veilfs encrypt-path ~/Sync/vault Documents/report.txt\n  \
                           cd ~/Private && find . -newer x -printf '%P\\n' | \\\n      \
-                          veilfs encrypt-path --passfile p ~/Sync/vault")
+                          veilfs encrypt-path --passfile p ~/Sync/vault"),
+    mut_args(reworded(
+        "cipherdir",
+        "The vault's backing directory; with --reverse, the plaintext directory (the paths \
+         printed are then relative to its reverse view)"
+    ))
 )]
 pub struct EncryptArgs {
     #[command(flatten)]
@@ -38,6 +44,9 @@ pub struct EncryptArgs {
 
     #[command(flatten)]
     pub keyfile: KeyfileArg,
+
+    #[command(flatten)]
+    pub reverse: reverse::ReverseConfigArgs,
 
     #[command(flatten)]
     pub cipherdir: CipherdirArg,
@@ -56,7 +65,12 @@ pub struct EncryptArgs {
                   conflict copy is given under the name the mount shows it under.",
     after_help = format!("{INPUT_HELP}\n\nExamples:\n  veilfs decrypt-path ~/Sync/vault Q-rTRDffW4ImeGiRVovy-CJbYjqk3U4N_LY\n  \
                           veilfs decrypt-path ~/Sync/vault \\\n      \
-                          ~/Sync/vault/3lLcSzEpjGjgN6NezQPQHHQFexc")
+                          ~/Sync/vault/3lLcSzEpjGjgN6NezQPQHHQFexc"),
+    mut_args(reworded(
+        "cipherdir",
+        "The vault's backing directory; with --reverse, the plaintext directory (the paths \
+         are then relative to its reverse view, or to a backup of it)"
+    ))
 )]
 pub struct DecryptArgs {
     #[command(flatten)]
@@ -64,6 +78,9 @@ pub struct DecryptArgs {
 
     #[command(flatten)]
     pub keyfile: KeyfileArg,
+
+    #[command(flatten)]
+    pub reverse: reverse::ReverseConfigArgs,
 
     #[command(flatten)]
     pub cipherdir: CipherdirArg,
@@ -177,11 +194,12 @@ fn translate(
 }
 
 pub fn run_encrypt(args: EncryptArgs, _global: &GlobalArgs) -> Result<(), CliError> {
-    let vault = open_vault(
-        &args.cipherdir.path,
-        &args.password,
-        args.keyfile.path.as_deref(),
-    )?;
+    let keyfile = args.keyfile.path.as_deref();
+    let cipherdir = &args.cipherdir.path;
+    if let Some(view) = reverse::view(cipherdir, &args.reverse, &args.password, keyfile)? {
+        return translate(args.paths, "encrypt", |plain| view.encrypt_path(plain));
+    }
+    let vault = open_vault(cipherdir, &args.password, keyfile)?;
     translate(args.paths, "encrypt", |plain| {
         let backing = vault.encrypt_path(plain)?;
         Ok(backing
@@ -192,10 +210,11 @@ pub fn run_encrypt(args: EncryptArgs, _global: &GlobalArgs) -> Result<(), CliErr
 }
 
 pub fn run_decrypt(args: DecryptArgs, _global: &GlobalArgs) -> Result<(), CliError> {
-    let vault = open_vault(
-        &args.cipherdir.path,
-        &args.password,
-        args.keyfile.path.as_deref(),
-    )?;
+    let keyfile = args.keyfile.path.as_deref();
+    let cipherdir = &args.cipherdir.path;
+    if let Some(view) = reverse::view(cipherdir, &args.reverse, &args.password, keyfile)? {
+        return translate(args.paths, "decrypt", |backing| view.decrypt_path(backing));
+    }
+    let vault = open_vault(cipherdir, &args.password, keyfile)?;
     translate(args.paths, "decrypt", |backing| vault.decrypt_path(backing))
 }

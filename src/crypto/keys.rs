@@ -102,6 +102,12 @@ secret_bytes!(
     DirIvKey,
     32
 );
+secret_bytes!(
+    /// HMAC key of reverse mode's deterministic choices (file IDs, symlink nonces): format.md,
+    /// "Reverse mode". A forward vault never uses it.
+    ReverseKey,
+    32
+);
 
 impl MasterKey {
     pub fn generate() -> Self {
@@ -161,6 +167,13 @@ impl MasterKey {
         let mut key = Zeroizing::new([0u8; 64]);
         self.derive_v2_into(b"rotation wrap key", vault_id, &mut key[..]);
         key
+    }
+
+    /// The key of reverse mode (format.md, "Reverse mode").
+    pub fn reverse_key(&self, vault_id: &[u8; VAULT_ID_LEN]) -> ReverseKey {
+        let mut key = Zeroizing::new([0u8; 32]);
+        self.derive_v2_into(b"reverse key", vault_id, &mut key[..]);
+        ReverseKey(*key)
     }
 
     /// The HMAC key of a format v2 config's `mac`.

@@ -28,18 +28,24 @@ mod options;
 mod serve;
 
 use std::fs;
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
+
+use fuser::Filesystem;
 
 use veilfs::backing::Dir;
 use veilfs::config::{Config, CONFIG_NAME};
-use veilfs::fs::MountOptions;
+use veilfs::fs::{MountOptions, VeilFs};
 
-use super::args::{CipherdirArg, KeyfileArg, PasswordArgs};
+use super::args::{reworded, CipherdirArg, KeyfileArg, PasswordArgs};
 use super::lock::{Purpose, VaultLock};
 use super::unlock;
 use super::{check_cipherdir, duration, print_stdout, shell_quote, CliError, GlobalArgs};
-use checks::{check_fuse, check_mountpoint};
+pub(super) use checks::{check_fuse, check_mountpoint};
+pub(super) use options::Settings;
 use serve::{ensure_std_fds, raise_open_file_limit, serve};
 
 const MOUNT_HELP: &str = "\
@@ -54,6 +60,8 @@ dirsync, max_read=N\tpassed to the kernel
 same as --passfile, --extpass, --keyfile, --idle, --cache-ttl and --threads (for /etc/fstab and \
 systemd mount units: see 'man veilfs'); CMD cannot contain a comma, and in /etc/fstab a space in \
 it is written \\040
+  reverse, config=FILE, exclude_from=FILE\tthe same as --reverse, --config and \
+--exclude-from
   defaults, auto, noauto, user, users, nouser, owner, group, nofail, _netdev, relatime, x-*, \
 comment=, user=NAME\taccepted and ignored (for mount(8), /etc/fstab, systemd and desktops)
 
@@ -69,6 +77,7 @@ Examples:
   veilfs mount --extpass 'pass show veilfs' -o ro ~/Sync/vault ~/Private
   veilfs mount --foreground ~/Sync/vault ~/Private   # Ctrl-C unmounts
   veilfs mount --idle 10m --keyfile ~/vault.key ~/Sync/vault ~/Private
+  veilfs mount --reverse --exclude .cache/ ~ /mnt/encrypted-home
   mount -t fuse.veilfs -o passfile=/etc/veilfs/pass /srv/vault /mnt/v
   veilfs umount ~/Private";
 
@@ -79,7 +88,11 @@ Examples:
     long_about = "Unlock the vault in CIPHERDIR and mount its plaintext view at MOUNTPOINT (an \
                   empty directory). Returns once the mount is ready; the filesystem is then \
                   served by a background process until 'veilfs umount MOUNTPOINT'.",
-    after_help = MOUNT_HELP
+    after_help = MOUNT_HELP,
+    mut_args(reworded(
+        "cipherdir",
+        "The vault's backing directory; with --reverse, the plaintext directory (PLAINDIR)"
+    ))
 )]
 pub struct MountArgs {
     #[command(flatten)]
@@ -114,6 +127,9 @@ pub struct MountArgs {
     pub threads: Option<u16>,
 
     #[command(flatten)]
+    pub reverse: super::reverse::ReverseMountArgs,
+
+    #[command(flatten)]
     pub cipherdir: CipherdirArg,
 
     /// Where the plaintext view appears: an empty directory
@@ -131,6 +147,9 @@ pub struct MountArgs {
 pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     // 1. Everything that needs no password.
     let settings = options::settings(&args)?;
+    if super::reverse::wanted(&args.reverse, &settings.options)? {
+        return super::reverse::mount(args, settings, global);
+    }
     check_cipherdir(&args.cipherdir.path)?;
     let cipherdir = fs::canonicalize(&args.cipherdir.path).map_err(|e| {
         CliError::io(
@@ -180,6 +199,38 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     };
 
     // 3. Mount and serve.
+    let start = move |mountpoint: &Path, options: &MountOptions| -> Started<VeilFs> {
+        let fs = VeilFs::new(vault)?.tidy_backing(!options.read_only);
+        let requests = fs.request_counter();
+        Ok((
+            veilfs::fs::mount_filesystem(fs, mountpoint, options)?,
+            requests,
+        ))
+    };
+    launch(
+        start,
+        &args,
+        &mountpoint,
+        &mount_options,
+        settings.idle,
+        global,
+    )
+}
+
+/// A mount's session, and the count of requests it serves (for `--idle`).
+pub(super) type Started<F> = io::Result<(fuser::Session<F>, Arc<AtomicU64>)>;
+
+/// Mounts what `start` serves at `mountpoint` and serves it, in the foreground or from a daemon
+/// as `args` say. `start` holds the keys: in daemon mode, the parent drops it (wiping them)
+/// and only the child mounts.
+pub(super) fn launch<F: Filesystem>(
+    start: impl FnOnce(&Path, &MountOptions) -> Started<F>,
+    args: &MountArgs,
+    mountpoint: &Path,
+    mount_options: &MountOptions,
+    idle: Option<Duration>,
+    global: &GlobalArgs,
+) -> Result<(), CliError> {
     raise_open_file_limit();
     let said = (!global.quiet).then(|| Said {
         cipherdir: args.cipherdir.path.display().to_string(),
@@ -188,24 +239,10 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     });
     if args.foreground {
         ensure_std_fds();
-        serve(
-            vault,
-            &mountpoint,
-            &mount_options,
-            settings.idle,
-            None,
-            said,
-        )
+        serve(start, mountpoint, mount_options, idle, None, said)
     } else {
         daemon::daemonize(said, move |ready| {
-            serve(
-                vault,
-                &mountpoint,
-                &mount_options,
-                settings.idle,
-                Some(ready),
-                None,
-            )
+            serve(start, mountpoint, mount_options, idle, Some(ready), None)
         })
     }
 }

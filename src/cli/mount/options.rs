@@ -54,7 +54,7 @@ fn either<T: PartialEq>(
 }
 
 /// What to serve and how, once the flags and `-o` options are merged.
-pub(super) struct Settings {
+pub(in crate::cli) struct Settings {
     pub password: PasswordArgs,
     pub keyfile: Option<PathBuf>,
     pub idle: Option<Duration>,

@@ -12,13 +12,14 @@ use std::time::Duration;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::Mode;
 
-use veilfs::fs::{MountOptions, VeilFs};
+use fuser::Filesystem;
+
+use veilfs::fs::MountOptions;
 use veilfs::mountinfo;
-use veilfs::vault::Vault;
 
 use super::checks::FUSE_ADVICE;
 use super::daemon::ReadyPipe;
-use super::{idle, Said};
+use super::{idle, Said, Started};
 use crate::cli::platform::{self, lazy_unmount};
 use crate::cli::{harden, print_stdout, CliError, EXIT_MOUNT_FAILED, EXIT_NO_FUSE};
 
@@ -75,8 +76,8 @@ fn mount_error(mountpoint: &Path, err: io::Error) -> CliError {
 
 /// Mounts and serves until unmounted. `ready` (the daemon's pipe to its parent) gets the outcome
 /// of the mount: "ok", or the error.
-pub(super) fn serve(
-    vault: Vault,
+pub(super) fn serve<F: Filesystem>(
+    start: impl FnOnce(&Path, &MountOptions) -> Started<F>,
     mountpoint: &Path,
     options: &MountOptions,
     idle: Option<Duration>,
@@ -103,14 +104,8 @@ pub(super) fn serve(
         return Err(err);
     }
 
-    let mut requests = None;
-    let mounted = VeilFs::new(vault).and_then(|fs| {
-        let fs = fs.tidy_backing(!options.read_only);
-        requests = Some(fs.request_counter());
-        veilfs::fs::mount_filesystem(fs, mountpoint, options)
-    });
-    let mut session = match mounted {
-        Ok(session) => session,
+    let (mut session, requests) = match start(mountpoint, options) {
+        Ok(started) => started,
         Err(e) => {
             let err = mount_error(mountpoint, e);
             if let Some(ready) = ready.take() {
@@ -133,9 +128,7 @@ pub(super) fn serve(
                 let (mountpoint, source) = (mountpoint.to_path_buf(), options.fsname.clone());
                 std::thread::Builder::new()
                     .name("veilfs-idle".into())
-                    .spawn(move || {
-                        idle::watch(requests.unwrap_or_default(), idle, mountpoint, source)
-                    })
+                    .spawn(move || idle::watch(requests, idle, mountpoint, source))
                     .map(drop)
             }
         });
