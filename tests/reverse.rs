@@ -83,6 +83,9 @@ impl Reverse {
     fn mount_view(&self, extra: &[&str]) {
         let output = run(veilfs()
             .args(["mount", "--reverse"])
+            // The plaintext changes beside the view: no kernel cache hides an edit from the
+            // next rsync, whatever the time between them.
+            .args(["--cache-ttl", "0"])
             .args(self.config_args())
             .arg("--passfile")
             .arg(self.path("passfile"))
