@@ -193,11 +193,18 @@ pub fn shown_path(path: &[OsString]) -> std::path::PathBuf {
 /// Runs `open` with `O_NOATIME` added to `flags`, and again without it when the kernel refuses
 /// it (EPERM: only the owner of a file, or root, may ask for it), so that reading PLAINDIR
 /// leaves its access times as they were wherever it is allowed to.
+#[cfg(target_os = "linux")]
 fn without_atime<T>(flags: OFlag, open: impl Fn(OFlag) -> io::Result<T>) -> io::Result<T> {
     match open(flags | OFlag::O_NOATIME) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(flags),
         result => result,
     }
+}
+
+/// macOS has no `O_NOATIME`: reading updates access times as the volume's mount options say.
+#[cfg(not(target_os = "linux"))]
+fn without_atime<T>(flags: OFlag, open: impl Fn(OFlag) -> io::Result<T>) -> io::Result<T> {
+    open(flags)
 }
 
 /// Opens regular file `name` in `dir` for reading, without touching its access time.
