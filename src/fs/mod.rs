@@ -43,7 +43,7 @@ use conflicts::DirAliases;
 use handles::OpenFile;
 use inodes::InodeTable;
 use listing::DirListing;
-pub use mount::{mount, mount_filesystem, MountOptions};
+pub use mount::{mount, mount_filesystem, session_config, MountOptions};
 
 /// Kernel entry and attribute cache time, unless the mount asks for another.
 pub const TTL: Duration = Duration::from_secs(1);

@@ -46,6 +46,17 @@ pub fn mount_filesystem(
     mountpoint: &Path,
     options: &MountOptions,
 ) -> io::Result<fuser::Session<VeilFs>> {
+    let config = session_config(options);
+    let fs = VeilFs {
+        ttl: options.cache_ttl,
+        ..fs
+    };
+    fuser::Session::new(fs, mountpoint, &config)
+}
+
+/// The fuser session configuration for `options`, for the forward mount and the reverse view
+/// alike: source and subtype, read-only or not, `allow_other`, the kernel flags, the threads.
+pub fn session_config(options: &MountOptions) -> fuser::Config {
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         MountOption::FSName(options.fsname.clone()),
@@ -72,11 +83,7 @@ pub fn mount_filesystem(
         .extend(options.extra.iter().map(|o| kernel_option(o)));
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
-    let fs = VeilFs {
-        ttl: options.cache_ttl,
-        ..fs
-    };
-    fuser::Session::new(fs, mountpoint, &config)
+    config
 }
 
 /// A `-o` option as fuser's own variant where it has one: as root, fuser turns those into mount

@@ -21,9 +21,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, SessionACL, TimeOrNow, WriteFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
 };
 
 use super::content::ViewFile;
@@ -420,61 +420,21 @@ fn plain_attr(ino: u64, stat: &Stat) -> FileAttr {
 }
 
 /// Mounts `fs` read-only at `mountpoint`; the caller runs (or spawns) the returned session.
-/// `options.read_only` is not looked at: a reverse view is always read-only.
+/// A reverse view is always read-only, whatever `options.read_only` says.
 pub fn mount(
     fs: ReverseFs,
     mountpoint: &Path,
     options: &MountOptions,
 ) -> io::Result<fuser::Session<ReverseFs>> {
-    let mut config = fuser::Config::default();
-    config.mount_options = vec![
-        MountOption::FSName(options.fsname.clone()),
-        MountOption::Subtype("veilfs".into()),
-        MountOption::RO,
-    ];
-    // As root fuser calls mount(2) itself, and the kernel takes the subtype as an option.
-    if nix::unistd::geteuid().is_root() {
-        config
-            .mount_options
-            .push(MountOption::CUSTOM("subtype=veilfs".into()));
-    }
-    if options.allow_other {
-        config.mount_options.push(MountOption::DefaultPermissions);
-        config.acl = SessionACL::All;
-    }
-    for extra in &options.extra {
-        config.mount_options.push(kernel_flag(extra));
-    }
-    config.n_threads = Some(options.threads.max(1));
-    config.clone_fd = true;
+    let config = crate::fs::session_config(&MountOptions {
+        read_only: true,
+        ..options.clone()
+    });
     let fs = ReverseFs {
         ttl: options.cache_ttl,
         ..fs
     };
     fuser::Session::new(fs, mountpoint, &config)
-}
-
-/// A `-o` option handed to the kernel, as fuser's variant where it has one (as root fuser makes
-/// those mount flags; the kernel refuses them as words of the FUSE option string).
-fn kernel_flag(option: &str) -> MountOption {
-    const FLAGS: [(&str, MountOption); 12] = [
-        ("dev", MountOption::Dev),
-        ("nodev", MountOption::NoDev),
-        ("suid", MountOption::Suid),
-        ("nosuid", MountOption::NoSuid),
-        ("exec", MountOption::Exec),
-        ("noexec", MountOption::NoExec),
-        ("atime", MountOption::Atime),
-        ("noatime", MountOption::NoAtime),
-        ("sync", MountOption::Sync),
-        ("async", MountOption::Async),
-        ("dirsync", MountOption::DirSync),
-        ("default_permissions", MountOption::DefaultPermissions),
-    ];
-    FLAGS
-        .into_iter()
-        .find(|(name, _)| *name == option)
-        .map_or_else(|| MountOption::CUSTOM(option.to_owned()), |(_, flag)| flag)
 }
 
 fn reply_entry(reply: ReplyEntry, ttl: Duration, result: Result<FileAttr>) {
