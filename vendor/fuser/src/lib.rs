@@ -24,6 +24,8 @@ use std::time::SystemTime;
 use log::warn;
 #[cfg(target_os = "macos")]
 pub use reply::ReplyXTimes;
+/// veilfs patch: see `Dispatcher`.
+pub use reply::ReplyTransport;
 #[cfg(feature = "serializable")]
 use serde::Deserialize;
 #[cfg(feature = "serializable")]
@@ -75,6 +77,8 @@ pub use crate::reply::ReplyWrite;
 pub use crate::reply::ReplyXattr;
 pub use crate::request_param::Request;
 pub use crate::session::BackgroundSession;
+/// veilfs patch: requests from a second transport.
+pub use crate::session::Dispatcher;
 use crate::session::MAX_WRITE_SIZE;
 pub use crate::session::Session;
 pub use crate::session::SessionACL;

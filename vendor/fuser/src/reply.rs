@@ -34,10 +34,22 @@ use crate::ll::reply::Response;
 use crate::ll::{self};
 use crate::passthrough::BackingId;
 
+/// veilfs patch: where a transport other than /dev/fuse (FUSE over io_uring) sends replies.
+pub trait ReplyTransport: std::fmt::Debug + Send + Sync + 'static {
+    /// Sends one whole reply: the `fuse_out_header` in `data[0]`, its arguments after it.
+    fn send(&self, data: &[IoSlice<'_>]) -> std::io::Result<()>;
+}
+
 /// Generic reply callback to send data
 #[derive(Debug)]
 pub(crate) enum ReplySender {
     Channel(ChannelSender),
+    /// veilfs patch: a reply to a request that arrived on `transport`; `channel` (the session's
+    /// /dev/fuse) still serves the passthrough ioctls.
+    Transport {
+        transport: std::sync::Arc<dyn ReplyTransport>,
+        channel: ChannelSender,
+    },
     #[cfg(test)]
     Assert(AssertSender),
     #[cfg(test)]
@@ -49,6 +61,7 @@ impl ReplySender {
     pub(crate) fn send(&self, data: &[IoSlice<'_>]) -> std::io::Result<()> {
         match self {
             ReplySender::Channel(sender) => sender.send(data),
+            ReplySender::Transport { transport, .. } => transport.send(data),
             #[cfg(test)]
             ReplySender::Assert(sender) => sender.send(data),
             #[cfg(test)]
@@ -63,6 +76,7 @@ impl ReplySender {
     pub(crate) fn open_backing(&self, fd: BorrowedFd<'_>) -> std::io::Result<BackingId> {
         match self {
             ReplySender::Channel(sender) => sender.open_backing(fd),
+            ReplySender::Transport { channel, .. } => channel.open_backing(fd),
             #[cfg(test)]
             ReplySender::Assert(_) => unreachable!(),
             #[cfg(test)]
@@ -74,6 +88,7 @@ impl ReplySender {
     pub(crate) unsafe fn wrap_backing(&self, id: u32) -> BackingId {
         match self {
             ReplySender::Channel(sender) => unsafe { sender.wrap_backing(id) },
+            ReplySender::Transport { channel, .. } => unsafe { channel.wrap_backing(id) },
             #[cfg(test)]
             ReplySender::Assert(_) => unreachable!(),
             #[cfg(test)]

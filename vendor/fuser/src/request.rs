@@ -34,6 +34,8 @@ use crate::session::SessionEventLoop;
 pub(crate) struct RequestWithSender<'a> {
     /// Channel sender for sending the reply
     ch: ChannelSender,
+    /// veilfs patch: the transport the request arrived on, when not /dev/fuse
+    transport: Option<std::sync::Arc<dyn crate::reply::ReplyTransport>>,
     /// Parsed request
     pub(crate) request: ll::AnyRequest<'a>,
 }
@@ -49,7 +51,31 @@ impl<'a> RequestWithSender<'a> {
             }
         };
 
-        Some(Self { ch, request })
+        Some(Self {
+            ch,
+            transport: None,
+            request,
+        })
+    }
+
+    /// veilfs patch: a request that arrived on `transport`, which gets the reply.
+    pub(crate) fn with_transport(
+        mut self,
+        transport: std::sync::Arc<dyn crate::reply::ReplyTransport>,
+    ) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Where the reply goes.
+    fn sender(&self) -> ReplySender {
+        match &self.transport {
+            None => ReplySender::Channel(self.ch.clone()),
+            Some(transport) => ReplySender::Transport {
+                transport: transport.clone(),
+                channel: self.ch.clone(),
+            },
+        }
     }
 
     /// Dispatch request to the given filesystem.
@@ -304,7 +330,7 @@ impl<'a> RequestWithSender<'a> {
                     x.offset(),
                     ReplyDirectory::new(
                         self.request.unique(),
-                        ReplySender::Channel(self.ch.clone()),
+                        self.sender(),
                         x.size() as usize,
                     ),
                 );
@@ -479,7 +505,7 @@ impl<'a> RequestWithSender<'a> {
                     x.offset(),
                     ReplyDirectoryPlus::new(
                         self.request.unique(),
-                        ReplySender::Channel(self.ch.clone()),
+                        self.sender(),
                         x.size() as usize,
                     ),
                 );
@@ -552,7 +578,7 @@ impl<'a> RequestWithSender<'a> {
     /// Create a reply object for this request that can be passed to the filesystem
     /// implementation and makes sure that a request is replied exactly once
     pub(crate) fn reply<T: Reply>(&self) -> T {
-        Reply::new(self.request.unique(), ReplySender::Channel(self.ch.clone()))
+        Reply::new(self.request.unique(), self.sender())
     }
 
     /// Returns a Request reference for this request

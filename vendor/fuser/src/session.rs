@@ -244,6 +244,19 @@ impl<FS: Filesystem> Session<FS> {
     /// # Errors
     /// Returns any final error when the session comes to an end.
     pub fn run(self) -> io::Result<()> {
+        self.run_with(|_| Ok(Vec::new()))
+    }
+
+    /// veilfs patch: [`Session::run`], with more transports beside /dev/fuse. Once the
+    /// /dev/fuse threads run, `start` gets a [`Dispatcher`] (clone it per thread) and returns
+    /// the threads it started; the session ends when all threads, its own and these, have
+    /// returned, and then calls `destroy`.
+    /// # Errors
+    /// Returns any final error when the session comes to an end, or `start`'s error.
+    pub fn run_with<F>(self, start: F) -> io::Result<()>
+    where
+        F: FnOnce(Dispatcher<FS>) -> io::Result<Vec<JoinHandle<io::Result<()>>>>,
+    {
         let Session {
             filesystem,
             ch,
@@ -286,6 +299,13 @@ impl<FS: Filesystem> Session<FS> {
                 channels.push(ch.clone());
             }
         }
+        let dispatcher = Dispatcher(SessionEventLoop {
+            thread_name: "transport".to_string(),
+            filesystem: filesystem.clone(),
+            ch: ch.clone(),
+            allowed,
+            session_owner,
+        });
         channels.push(ch);
 
         let mut threads = Vec::with_capacity(n_threads);
@@ -307,6 +327,10 @@ impl<FS: Filesystem> Session<FS> {
         }
 
         let mut reply: io::Result<()> = Ok(());
+        match start(dispatcher) {
+            Ok(more) => threads.extend(more),
+            Err(e) => reply = Err(e),
+        }
         for thread in threads {
             let res = match thread.join() {
                 Ok(res) => res,
@@ -552,6 +576,57 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
                 Err(err) => return Err(err.into()),
             }
         }
+    }
+}
+
+/// veilfs patch: hands the filesystem requests that arrived on a transport other than
+/// /dev/fuse (FUSE over io_uring), as [`Session::run`]'s own threads do with what they read.
+pub struct Dispatcher<FS: Filesystem>(SessionEventLoop<FS>);
+
+impl<FS: Filesystem> std::fmt::Debug for Dispatcher<FS> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").finish_non_exhaustive()
+    }
+}
+
+impl<FS: Filesystem> Clone for Dispatcher<FS> {
+    fn clone(&self) -> Self {
+        Dispatcher(SessionEventLoop {
+            thread_name: self.0.thread_name.clone(),
+            ch: self.0.ch.clone(),
+            filesystem: self.0.filesystem.clone(),
+            allowed: self.0.allowed,
+            session_owner: self.0.session_owner,
+        })
+    }
+}
+
+impl<FS: Filesystem> Dispatcher<FS> {
+    /// The session's /dev/fuse descriptor, which the other transport is set up on.
+    pub fn device(&self) -> BorrowedFd<'_> {
+        self.0.ch.as_fd()
+    }
+
+    /// Dispatches one request, `message` laid out as a read of /dev/fuse gives it (the
+    /// `fuse_in_header`, then the arguments, aligned as that header); the reply goes to
+    /// `transport`. Returns false for DESTROY (answered here: the session is ending).
+    /// # Errors
+    /// `InvalidData` when `message` is not a request: nothing was sent to `transport`.
+    pub fn dispatch(
+        &self,
+        message: &[u8],
+        transport: Arc<dyn crate::reply::ReplyTransport>,
+    ) -> io::Result<bool> {
+        let Some(req) = RequestWithSender::new(self.0.ch.sender(), message) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "Invalid request"));
+        };
+        let req = req.with_transport(transport);
+        if let Ok(Operation::Destroy(_)) = req.request.operation() {
+            req.reply::<ReplyEmpty>().ok();
+            return Ok(false);
+        }
+        req.dispatch(&self.0);
+        Ok(true)
     }
 }
 
