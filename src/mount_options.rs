@@ -25,6 +25,9 @@ pub struct ParsedOptions {
     pub idle: Option<Duration>,
     pub cache_ttl: Option<Duration>,
     pub threads: Option<u16>,
+    /// `transport=`, `uring_depth=`: `--transport`, `--uring-depth`.
+    pub transport: Option<crate::fs::transport::Transport>,
+    pub uring_depth: Option<u16>,
     /// `reverse`, `config=`, `exclude_from=`: `--reverse`, `--config`, `--exclude-from`.
     pub reverse: bool,
     pub config: Option<PathBuf>,
@@ -95,6 +98,20 @@ pub fn parse_options<S: AsRef<str>>(lists: &[S], sloppy: bool) -> Result<ParsedO
                         .map_err(|e| usage(format!("-o cache_ttl: {e}")))?,
                 )
             }
+            ("transport", Some(name)) => {
+                parsed.transport = Some(name.parse().map_err(|e| usage(format!("-o transport: {e}")))?)
+            }
+            ("uring_depth", Some(n)) => match n.parse::<u16>() {
+                Ok(n) if (1..=crate::fs::transport::MAX_QUEUE_DEPTH).contains(&usize::from(n)) => {
+                    parsed.uring_depth = Some(n)
+                }
+                _ => {
+                    return Err(usage(format!(
+                        "-o uring_depth={n}: expected a number from 1 to {}",
+                        crate::fs::transport::MAX_QUEUE_DEPTH
+                    )))
+                }
+            },
             ("threads", Some(n)) => match n.parse::<u16>() {
                 Ok(n @ 1..=64) => parsed.threads = Some(n),
                 _ => return Err(usage(format!("-o threads={n}: expected a number from 1 to 64"))),

@@ -193,6 +193,8 @@ pub fn run(argv: &[OsString]) -> Result<(), CliError> {
         cache_ttl: None,
         options: args.options,
         threads: None,
+        transport: None,
+        uring_depth: None,
         reverse: Default::default(),
         cipherdir: CipherdirArg {
             path: args.cipherdir,

@@ -241,6 +241,7 @@ pub(super) fn mount(
         threads: settings.threads,
         cache_ttl: settings.cache_ttl,
         fsname: plaindir.to_string_lossy().into_owned(),
+        transport: settings.transport.clone(),
     };
     let start = move |mountpoint: &Path, options: &MountOptions| -> Started<ReverseFs> {
         let fs = ReverseFs::new(view);

@@ -21,7 +21,7 @@ use super::{sys, Caller, VeilFs};
 
 /// Largest read and write requests asked of the kernel: fewer, larger requests amortize the
 /// per-request cost of FUSE.
-const MAX_REQUEST: u32 = 1 << 20;
+pub(super) const MAX_REQUEST: usize = 1 << 20;
 
 impl From<&Request> for Caller {
     fn from(req: &Request) -> Self {
@@ -35,8 +35,8 @@ impl From<&Request> for Caller {
 impl Filesystem for VeilFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         // The kernel lowers these to what it supports; an error just means "kept its value".
-        let _ = config.set_max_write(MAX_REQUEST);
-        let _ = config.set_max_readahead(MAX_REQUEST);
+        let _ = config.set_max_write(MAX_REQUEST as u32);
+        let _ = config.set_max_readahead(MAX_REQUEST as u32);
         // Listings with attributes: `ls -l` and friends then need no lookup per entry. AUTO
         // lets the kernel use plain readdir where attributes would go unused.
         // We clear setuid/setgid ourselves when the kernel flags a write (and the backing
@@ -60,6 +60,7 @@ impl Filesystem for VeilFs {
         // Lookups and listings in one directory need not queue behind each other: the adapter
         // locks what it shares.
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        self.transport.offer(config);
         Ok(())
     }
 

@@ -25,6 +25,9 @@ mod rename;
 pub mod sys;
 #[cfg(test)]
 mod tests;
+pub mod transport;
+#[cfg(target_os = "linux")]
+mod uring;
 mod xattr;
 
 use std::collections::{HashMap, HashSet};
@@ -43,7 +46,7 @@ use conflicts::DirAliases;
 use handles::OpenFile;
 use inodes::InodeTable;
 use listing::DirListing;
-pub use mount::{mount, mount_filesystem, session_config, MountOptions};
+pub use mount::{mount, mount_filesystem, session_config, MountOptions, Mounted};
 
 /// Kernel entry and attribute cache time, unless the mount asks for another.
 pub const TTL: Duration = Duration::from_secs(1);
@@ -80,6 +83,8 @@ pub struct VeilFs {
     finishing: Mutex<()>,
     /// Pins ran short once (see [`VeilFs::pin_entry`]): said once in the log.
     unpinned_warned: AtomicBool,
+    /// Whether INIT asks for FUSE over io_uring, and what the kernel said.
+    transport: transport::Negotiated,
 }
 
 pub(crate) fn errno(code: i32) -> Error {
@@ -106,6 +111,7 @@ impl VeilFs {
             tree: RwLock::default(),
             finishing: Mutex::default(),
             unpinned_warned: AtomicBool::new(false),
+            transport: transport::Negotiated::default(),
         })
     }
 

@@ -1,4 +1,5 @@
-//! Mount setup: the options a vault is served with, and the fuser session made from them.
+//! Mount setup: the options a vault is served with, the fuser session made from them, and
+//! serving it through the transport INIT agreed to ([`Mounted`]).
 
 use std::io;
 use std::path::Path;
@@ -8,6 +9,8 @@ use fuser::{MountOption, SessionACL};
 
 use crate::vault::Vault;
 
+use super::fuse::MAX_REQUEST;
+use super::transport::{Negotiated, Plan, Transport};
 use super::VeilFs;
 
 /// How a vault is served.
@@ -25,14 +28,16 @@ pub struct MountOptions {
     pub cache_ttl: Duration,
     /// Source shown in /proc/mounts (the backing directory).
     pub fsname: String,
+    /// /dev/fuse or FUSE over io_uring ([`super::transport`]).
+    pub transport: Plan,
 }
 
-/// Mounts `vault` at `mountpoint`; the caller runs (or spawns) the returned session.
+/// Mounts `vault` at `mountpoint`; the caller runs the returned session.
 pub fn mount(
     vault: Vault,
     mountpoint: &Path,
     options: &MountOptions,
-) -> io::Result<fuser::Session<VeilFs>> {
+) -> io::Result<Mounted<VeilFs>> {
     mount_filesystem(
         VeilFs::new(vault)?.tidy_backing(!options.read_only),
         mountpoint,
@@ -45,13 +50,84 @@ pub fn mount_filesystem(
     fs: VeilFs,
     mountpoint: &Path,
     options: &MountOptions,
-) -> io::Result<fuser::Session<VeilFs>> {
-    let config = session_config(options);
-    let fs = VeilFs {
-        ttl: options.cache_ttl,
-        ..fs
-    };
-    fuser::Session::new(fs, mountpoint, &config)
+) -> io::Result<Mounted<VeilFs>> {
+    Mounted::new(
+        |transport| VeilFs {
+            ttl: options.cache_ttl,
+            transport,
+            ..fs
+        },
+        mountpoint,
+        options,
+        &session_config(options),
+    )
+}
+
+/// A mounted session (INIT answered, requests queue in the kernel) and the transport it will
+/// be served through.
+pub struct Mounted<F: fuser::Filesystem> {
+    session: fuser::Session<F>,
+    negotiated: Negotiated,
+    plan: Plan,
+}
+
+impl<F: fuser::Filesystem> Mounted<F> {
+    /// Mounts the filesystem `make` builds around what INIT will negotiate (its `init` calls
+    /// [`Negotiated::offer`]). Fails before mounting when `--transport io-uring` cannot be had.
+    pub fn new(
+        make: impl FnOnce(Negotiated) -> F,
+        mountpoint: &Path,
+        options: &MountOptions,
+        config: &fuser::Config,
+    ) -> io::Result<Self> {
+        let negotiated = Negotiated::new(options.transport.wants_uring()?);
+        let session = fuser::Session::new(make(negotiated.clone()), mountpoint, config)?;
+        Ok(Mounted {
+            session,
+            negotiated,
+            plan: options.transport.clone(),
+        })
+    }
+
+    /// Unmounts (which ends [`Mounted::run`]).
+    pub fn unmount(&mut self) -> io::Result<()> {
+        self.session.unmount()
+    }
+
+    /// Something another thread can unmount with.
+    pub fn unmount_callable(&mut self) -> fuser::SessionUnmounter {
+        self.session.unmount_callable()
+    }
+
+    /// Serves requests until the filesystem is unmounted.
+    pub fn run(mut self) -> io::Result<()> {
+        if self.negotiated.granted() {
+            return self.run_uring();
+        }
+        if self.negotiated.wanted() {
+            let why = "the kernel did not offer FUSE over io_uring at INIT";
+            if self.plan.transport == Transport::IoUring {
+                let _ = self.session.unmount();
+                return Err(io::Error::new(io::ErrorKind::Unsupported, why));
+            }
+            tracing::info!("{why}; serving through /dev/fuse");
+        } else {
+            tracing::info!("serving through /dev/fuse");
+        }
+        self.session.run()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn run_uring(self) -> io::Result<()> {
+        let depth = self.plan.queue_depth;
+        self.session
+            .run_with(move |dispatcher| super::uring::start(dispatcher, depth, MAX_REQUEST))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn run_uring(self) -> io::Result<()> {
+        self.session.run()
+    }
 }
 
 /// The fuser session configuration for `options`, for the forward mount and the reverse view

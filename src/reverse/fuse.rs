@@ -33,7 +33,7 @@ use crate::backing::{mode_of, FileKind, Stat};
 use crate::crypto::content::backing_size;
 use crate::crypto::names::DirIv;
 use crate::error::{Error, Result};
-use crate::fs::MountOptions;
+use crate::fs::{MountOptions, Mounted};
 use crate::layout::longname::SIDECAR_MODE;
 
 /// The root's node ID, as FUSE fixes it.
@@ -86,6 +86,8 @@ pub struct ReverseFs {
     next_handle: AtomicU64,
     /// Requests served: `--idle` watches it.
     requests: Arc<AtomicU64>,
+    /// Whether INIT asks for FUSE over io_uring, and what the kernel said.
+    transport: crate::fs::transport::Negotiated,
 }
 
 impl ReverseFs {
@@ -106,6 +108,7 @@ impl ReverseFs {
             dirs: Mutex::default(),
             next_handle: AtomicU64::new(1),
             requests: Arc::default(),
+            transport: Default::default(),
         }
     }
 
@@ -419,22 +422,27 @@ fn plain_attr(ino: u64, stat: &Stat) -> FileAttr {
     }
 }
 
-/// Mounts `fs` read-only at `mountpoint`; the caller runs (or spawns) the returned session.
-/// A reverse view is always read-only, whatever `options.read_only` says.
+/// Mounts `fs` read-only at `mountpoint`; the caller runs the returned session. A reverse view
+/// is always read-only, whatever `options.read_only` says.
 pub fn mount(
     fs: ReverseFs,
     mountpoint: &Path,
     options: &MountOptions,
-) -> io::Result<fuser::Session<ReverseFs>> {
+) -> io::Result<Mounted<ReverseFs>> {
     let config = crate::fs::session_config(&MountOptions {
         read_only: true,
         ..options.clone()
     });
-    let fs = ReverseFs {
-        ttl: options.cache_ttl,
-        ..fs
-    };
-    fuser::Session::new(fs, mountpoint, &config)
+    Mounted::new(
+        |transport| ReverseFs {
+            ttl: options.cache_ttl,
+            transport,
+            ..fs
+        },
+        mountpoint,
+        options,
+        &config,
+    )
 }
 
 fn reply_entry(reply: ReplyEntry, ttl: Duration, result: Result<FileAttr>) {
@@ -449,6 +457,7 @@ impl Filesystem for ReverseFs {
         // The kernel lowers these to what it supports; an error just means "kept its value".
         let _ = config.set_max_readahead(MAX_READAHEAD);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        self.transport.offer(config);
         Ok(())
     }
 

@@ -38,7 +38,8 @@ use fuser::Filesystem;
 
 use veilfs::backing::Dir;
 use veilfs::config::{Config, CONFIG_NAME};
-use veilfs::fs::{MountOptions, VeilFs};
+use veilfs::fs::transport::Transport;
+use veilfs::fs::{MountOptions, Mounted, VeilFs};
 
 use super::args::{reworded, CipherdirArg, KeyfileArg, PasswordArgs};
 use super::lock::{Purpose, VaultLock};
@@ -56,10 +57,10 @@ root this needs 'user_allow_other' in /etc/fuse.conf
   nonempty\tmount over a directory that is not empty (hides its contents)
   default_permissions, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, sync, async, \
 dirsync, max_read=N\tpassed to the kernel
-  passfile=FILE, extpass=CMD, keyfile=FILE, idle=DURATION, cache_ttl=DURATION, threads=N\tthe \
-same as --passfile, --extpass, --keyfile, --idle, --cache-ttl and --threads (for /etc/fstab and \
-systemd mount units: see 'man veilfs'); CMD cannot contain a comma, and in /etc/fstab a space in \
-it is written \\040
+  passfile=FILE, extpass=CMD, keyfile=FILE, idle=DURATION, cache_ttl=DURATION, threads=N, \
+transport=HOW, uring_depth=N\tthe same as --passfile, --extpass, --keyfile, --idle, --cache-ttl, \
+--threads, --transport and --uring-depth (for /etc/fstab and systemd mount units: see 'man \
+veilfs'); CMD cannot contain a comma, and in /etc/fstab a space in it is written \\040
   reverse, config=FILE, exclude_from=FILE\tthe same as --reverse, --config and \
 --exclude-from
   defaults, auto, noauto, user, users, nouser, owner, group, nofail, _netdev, relatime, x-*, \
@@ -125,6 +126,15 @@ pub struct MountArgs {
     /// Threads serving requests [default: twice the number of CPUs, 4 to 16]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
+
+    /// How requests reach veilfs: io-uring (FUSE over io_uring, Linux 6.14+, once root has
+    /// switched it on), dev-fuse, or auto: io-uring where the kernel offers it [default: auto]
+    #[arg(long, value_name = "HOW", value_parser = parse_transport)]
+    pub transport: Option<Transport>,
+
+    /// Requests each CPU's io_uring queue holds at once [default: 8]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=128))]
+    pub uring_depth: Option<u16>,
 
     #[command(flatten)]
     pub reverse: super::reverse::ReverseMountArgs,
@@ -196,6 +206,7 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
         threads: settings.threads,
         cache_ttl: settings.cache_ttl,
         fsname: cipherdir.to_string_lossy().into_owned(),
+        transport: settings.transport.clone(),
     };
 
     // 3. Mount and serve.
@@ -218,7 +229,11 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
 }
 
 /// A mount's session, and the count of requests it serves (for `--idle`).
-pub(super) type Started<F> = io::Result<(fuser::Session<F>, Arc<AtomicU64>)>;
+pub(super) type Started<F> = io::Result<(Mounted<F>, Arc<AtomicU64>)>;
+
+fn parse_transport(text: &str) -> Result<Transport, String> {
+    text.parse()
+}
 
 /// Mounts what `start` serves at `mountpoint` and serves it, in the foreground or from a daemon
 /// as `args` say. `start` holds the keys: in daemon mode, the parent drops it (wiping them)

@@ -60,6 +60,8 @@ pub(in crate::cli) struct Settings {
     pub idle: Option<Duration>,
     pub cache_ttl: Duration,
     pub threads: usize,
+    /// `--transport` and `--uring-depth`.
+    pub transport: veilfs::fs::transport::Plan,
     /// What is left of the `-o` options once the flags' twins are taken out.
     pub options: ParsedOptions,
 }
@@ -93,6 +95,12 @@ pub(super) fn settings(args: &MountArgs) -> Result<Settings, CliError> {
             .unwrap_or(veilfs::fs::TTL),
         threads: either(args.threads, options.threads.take(), "threads")?
             .map_or_else(default_threads, usize::from),
+        transport: veilfs::fs::transport::Plan {
+            transport: either(args.transport, options.transport.take(), "transport")?
+                .unwrap_or_default(),
+            queue_depth: either(args.uring_depth, options.uring_depth.take(), "uring_depth")?
+                .map_or(veilfs::fs::transport::DEFAULT_QUEUE_DEPTH, usize::from),
+        },
         options,
     })
 }

@@ -1,6 +1,10 @@
 //! The library's only `unsafe`: the two system calls that neither nix nor rustix wraps, each
-//! a thin safe function over one call (the lint setup in lib.rs allows `unsafe` here alone).
-//! The binary's one `unsafe` is the `fork` in src/cli/mount/daemon.rs, with its own `SAFETY` note.
+//! a thin safe function over one call, and ([`uring`]) the memory FUSE over io_uring shares with
+//! the kernel (the lint setup in lib.rs allows `unsafe` here alone). The binary's one `unsafe` is
+//! the `fork` in src/cli/mount/daemon.rs, with its own `SAFETY` note.
+
+#[cfg(target_os = "linux")]
+pub mod uring;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
