@@ -222,7 +222,7 @@ pub(super) fn mount(
     let exclusions = Exclusions::new(&plaindir, &args.reverse.exclude, &exclude_from)
         .map_err(|message| CliError::new(EXIT_USAGE, message))?;
     let mountpoint = mount::check_mountpoint(&args.mountpoint, &plaindir, options.nonempty)?;
-    mount::check_fuse()?;
+    mount::check_fuse(settings.transport.transport)?;
     if args.fake {
         return Ok(());
     }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use veilfs::mountinfo;
 
+use veilfs::fs::transport::Transport;
+
 use crate::cli::platform::fusermount_bin;
 use crate::cli::{shell_quote, CliError, EXIT_MOUNTPOINT, EXIT_NO_FUSE};
 
@@ -107,9 +109,23 @@ fn resolve_missing(path: &Path) -> PathBuf {
 
 pub(super) const FUSE_ADVICE: &str = "install fuse3 (apt-get install fuse3)";
 
-/// Checks that this process can mount a FUSE file system: /dev/fuse exists, and a user other than
-/// root has fusermount3. Exit status 8 if not.
-pub fn check_fuse() -> Result<(), CliError> {
+/// Checks that this process can mount a FUSE file system: /dev/fuse exists, a user other than
+/// root has fusermount3, and the kernel offers FUSE over io_uring when `transport` demands it.
+/// Exit status 8 if not.
+pub fn check_fuse(transport: Transport) -> Result<(), CliError> {
+    check_dev_fuse()?;
+    if transport == Transport::IoUring {
+        if let Some(why) = veilfs::fs::transport::uring_unavailable() {
+            return Err(CliError::new(
+                EXIT_NO_FUSE,
+                format!("--transport io-uring: {why}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_dev_fuse() -> Result<(), CliError> {
     // macFUSE has device nodes of its own and loads its kernel extension when mounting: nothing
     // to check beforehand (the other platform differences are in platform.rs).
     if !cfg!(target_os = "linux") {

@@ -69,7 +69,8 @@ comment=, user=NAME\taccepted and ignored (for mount(8), /etc/fstab, systemd and
 Exit status (besides 0-6, see 'veilfs --help'):
   7\tthe mount point is missing, not a directory, not empty, already a mount point, or inside \
 CIPHERDIR
-  8\tFUSE is not available: no /dev/fuse, or (when not root) no fusermount3; install fuse3
+  8\tFUSE is not available: no /dev/fuse, or (when not root) no fusermount3 (install fuse3), or no \
+FUSE over io_uring for --transport io-uring
   9\tthe kernel or fusermount3 refused the mount, or the mount process died before it was ready
   10\tCIPHERDIR is already mounted (or being repaired) by another veilfs process on this machine
 
@@ -128,7 +129,8 @@ pub struct MountArgs {
     pub threads: Option<u16>,
 
     /// How requests reach veilfs: io-uring (FUSE over io_uring, Linux 6.14+, once root has
-    /// switched it on), dev-fuse, or auto: io-uring where the kernel offers it [default: auto]
+    /// switched it on), dev-fuse, or auto: io-uring where the kernel offers it [default:
+    /// $VEILFS_TRANSPORT, else auto]
     #[arg(long, value_name = "HOW", value_parser = parse_transport)]
     pub transport: Option<Transport>,
 
@@ -180,7 +182,7 @@ pub fn run(args: MountArgs, global: &GlobalArgs) -> Result<(), CliError> {
     let plan = unlock::Plan::prepare(&config, &cipherdir, &given)?;
     let options = settings.options;
     let mountpoint = check_mountpoint(&args.mountpoint, &cipherdir, options.nonempty)?;
-    check_fuse()?;
+    check_fuse(settings.transport.transport)?;
     // One daemon per vault on this machine: refused before the password is asked for. Held for
     // the rest of this function, which in daemon mode the forked child runs to its end (it
     // shares the lock; the parent's exit does not release it).

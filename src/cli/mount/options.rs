@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use veilfs::fs::transport::Transport;
 use veilfs::mount_options::{self, ParsedOptions};
 
 use super::MountArgs;
@@ -53,6 +54,17 @@ fn either<T: PartialEq>(
     }
 }
 
+/// `$VEILFS_TRANSPORT`, the transport when neither `--transport` nor `-o transport=` gives one
+/// (for a whole test suite, or every mount of a machine); `auto` when unset.
+fn transport_from_env() -> Result<Transport, CliError> {
+    match std::env::var("VEILFS_TRANSPORT") {
+        Err(_) => Ok(Transport::Auto),
+        Ok(name) => name
+            .parse()
+            .map_err(|e| CliError::new(EXIT_USAGE, format!("$VEILFS_TRANSPORT: {e}"))),
+    }
+}
+
 /// What to serve and how, once the flags and `-o` options are merged.
 pub(in crate::cli) struct Settings {
     pub password: PasswordArgs,
@@ -96,8 +108,10 @@ pub(super) fn settings(args: &MountArgs) -> Result<Settings, CliError> {
         threads: either(args.threads, options.threads.take(), "threads")?
             .map_or_else(default_threads, usize::from),
         transport: veilfs::fs::transport::Plan {
-            transport: either(args.transport, options.transport.take(), "transport")?
-                .unwrap_or_default(),
+            transport: match either(args.transport, options.transport.take(), "transport")? {
+                Some(transport) => transport,
+                None => transport_from_env()?,
+            },
             queue_depth: either(args.uring_depth, options.uring_depth.take(), "uring_depth")?
                 .map_or(veilfs::fs::transport::DEFAULT_QUEUE_DEPTH, usize::from),
         },
