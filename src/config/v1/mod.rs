@@ -170,15 +170,7 @@ impl ConfigV1 {
         features: Features,
         salt: [u8; SALT_LEN],
     ) -> ConfigV1 {
-        ConfigV1::wrap(
-            CREATOR.to_owned(),
-            master,
-            password,
-            None,
-            kdf,
-            features,
-            salt,
-        )
+        ConfigV1::create_with_salt_and_keyfile(master, password, None, kdf, features, salt)
     }
 
     /// [`ConfigV1::create`] for a vault that needs a key file as well as the password, ever after:
