@@ -431,13 +431,9 @@ fn a_planted_iv_copy_cannot_move_a_name_into_another_directory() {
 // ---------------------------------------------------------------------------------------------
 // What a bad IV file hid
 
-/// A peer replaces a directory's `veilfs.diriv` with garbage; the mount (a v1 vault) shows it
-/// empty and the user writes a new file there. `fsck --repair` brings back every original entry
-/// and keeps the new one; nothing is deleted.
-#[test]
-fn a_garbage_iv_file_then_a_new_file_repair_restores_every_entry() {
-    let vault = TestVault::unmounted_v1();
-    vault.mount_with(&[]);
+/// Makes `docs` in mounted `vault` with files `one`, `two` and `three`, unmounts, and puts 16
+/// bytes of garbage in place of its `veilfs.diriv`.
+fn docs_with_a_garbage_iv_file(vault: &TestVault) {
     let m = vault.mount_path();
     fs::create_dir(m.join("docs")).unwrap();
     for name in ["one", "two", "three"] {
@@ -447,6 +443,17 @@ fn a_garbage_iv_file_then_a_new_file_repair_restores_every_entry() {
     vault.unmount();
     fs::remove_file(docs.join(DIRIV_NAME)).unwrap();
     fs::write(docs.join(DIRIV_NAME), [0x5a; 16]).unwrap();
+}
+
+/// A peer replaces a directory's `veilfs.diriv` with garbage; the mount (a v1 vault) shows it
+/// empty and the user writes a new file there. `fsck --repair` brings back every original entry
+/// and keeps the new one; nothing is deleted.
+#[test]
+fn a_garbage_iv_file_then_a_new_file_repair_restores_every_entry() {
+    let vault = TestVault::unmounted_v1();
+    vault.mount_with(&[]);
+    let m = vault.mount_path();
+    docs_with_a_garbage_iv_file(&vault);
 
     vault.mount_with(&[]);
     assert!(listed(&m.join("docs")).is_empty());
@@ -472,14 +479,7 @@ fn a_garbage_iv_file_then_a_new_file_repair_restores_every_entry() {
 fn a_garbage_iv_file_hides_nothing_in_a_format_2_vault() {
     let vault = TestVault::new();
     let m = vault.mount_path();
-    fs::create_dir(m.join("docs")).unwrap();
-    for name in ["one", "two", "three"] {
-        fs::write(m.join("docs").join(name), name).unwrap();
-    }
-    let docs = vault.backing_of("docs");
-    vault.unmount();
-    fs::remove_file(docs.join(DIRIV_NAME)).unwrap();
-    fs::write(docs.join(DIRIV_NAME), [0x5a; 16]).unwrap();
+    docs_with_a_garbage_iv_file(&vault);
 
     vault.mount_with(&[]);
     assert_eq!(listed(&m.join("docs")), ["one", "three", "two"]);

@@ -7,7 +7,6 @@ mod common;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use common::*;
 
@@ -20,20 +19,6 @@ fn keyfile_vault() -> (TestVault, PathBuf) {
     });
     let keyfile = vault.scratch().join("vault.key");
     (vault, keyfile)
-}
-
-fn assert_fails(output: &Output, code: i32, needle: &str) {
-    let stderr = stderr_of(output);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "expected exit status {code}, got {}; stderr: {stderr}",
-        output.status
-    );
-    assert!(
-        stderr.contains(needle),
-        "stderr {stderr:?} lacks {needle:?}"
-    );
 }
 
 fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {

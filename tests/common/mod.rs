@@ -112,6 +112,22 @@ pub fn assert_success(output: &Output, what: &str) {
     );
 }
 
+/// Panics unless the command exited with `code` and its stderr contains `needle` (and no panic).
+pub fn assert_fails(output: &Output, code: i32, needle: &str) {
+    let stderr = stderr_of(output);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "expected exit status {code}, got {}; stderr: {stderr}",
+        output.status
+    );
+    assert!(
+        stderr.contains(needle),
+        "stderr {stderr:?} lacks {needle:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// Stderr of a command, as text.
 pub fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
