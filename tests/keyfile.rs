@@ -7,6 +7,7 @@ mod common;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use common::*;
 
@@ -109,6 +110,17 @@ fn a_keyfile_for_a_vault_without_one_is_refused() {
     assert!(!vault.is_mounted());
 }
 
+/// `veilfs init` (cheap) of `cipher` with password file `pass` and key file `key`.
+fn init_with_keyfile(pass: &Path, key: &Path, cipher: &Path) -> Output {
+    run(veilfs()
+        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .arg("--passfile")
+        .arg(pass)
+        .arg("--keyfile")
+        .arg(key)
+        .arg(cipher))
+}
+
 #[test]
 fn init_refuses_a_missing_or_empty_keyfile() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,13 +132,7 @@ fn init_refuses_a_missing_or_empty_keyfile() {
         if let Some(contents) = contents {
             fs::write(&key, contents).unwrap();
         }
-        let output = run(veilfs()
-            .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
-            .arg("--passfile")
-            .arg(&pass)
-            .arg("--keyfile")
-            .arg(&key)
-            .arg(&cipher));
+        let output = init_with_keyfile(&pass, &key, &cipher);
         assert_fails(&output, 1, "cannot read key file");
         assert_eq!(
             fs::read_dir(&cipher).unwrap().count(),
@@ -136,13 +142,7 @@ fn init_refuses_a_missing_or_empty_keyfile() {
     }
     // With a key file that exists, init says what the vault now needs.
     let key = write_file(dir.path(), "key", "a key file");
-    let output = run(veilfs()
-        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
-        .arg("--passfile")
-        .arg(&pass)
-        .arg("--keyfile")
-        .arg(&key)
-        .arg(&cipher));
+    let output = init_with_keyfile(&pass, &key, &cipher);
     assert_success(&output, "veilfs init --keyfile");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("also needs its key file"), "{stdout}");
