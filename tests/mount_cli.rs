@@ -17,13 +17,7 @@ use nix::unistd::Pid;
 /// Asserts a failed command's exit status and that it printed exactly one line, `veilfs: ...`,
 /// containing every one of `needles`.
 fn assert_error(output: &Output, code: i32, needles: &[&str]) {
-    let stderr = stderr_of(output);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "expected exit status {code}, got {}; stderr: {stderr}",
-        output.status
-    );
+    let stderr = assert_status(output, code);
     assert_eq!(
         stderr.lines().count(),
         1,

@@ -112,8 +112,8 @@ pub fn assert_success(output: &Output, what: &str) {
     );
 }
 
-/// Panics unless the command exited with `code` and its stderr contains `needle` (and no panic).
-pub fn assert_fails(output: &Output, code: i32, needle: &str) {
+/// Panics unless the command exited with `code`; its stderr.
+pub fn assert_status(output: &Output, code: i32) -> String {
     let stderr = stderr_of(output);
     assert_eq!(
         output.status.code(),
@@ -121,6 +121,12 @@ pub fn assert_fails(output: &Output, code: i32, needle: &str) {
         "expected exit status {code}, got {}; stderr: {stderr}",
         output.status
     );
+    stderr
+}
+
+/// Panics unless the command exited with `code` and its stderr contains `needle` (and no panic).
+pub fn assert_fails(output: &Output, code: i32, needle: &str) {
+    let stderr = assert_status(output, code);
     assert!(
         stderr.contains(needle),
         "stderr {stderr:?} lacks {needle:?}"
