@@ -10,13 +10,10 @@
 //! to PLAINDIR, and every step below it is one name opened relative to a directory handle,
 //! never following a symlink ([`crate::backing`]).
 
-mod attr;
 pub mod content;
 pub mod derive;
 pub mod exclude;
 pub mod fuse;
-mod handles;
-mod nodes;
 pub mod tree;
 
 use std::collections::HashMap;

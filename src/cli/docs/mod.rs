@@ -5,8 +5,8 @@
 //! `VEILFS_UPDATE_MAN=1 cargo test --test man`).
 //!
 //! This file has the commands and veilfs(1) as clap_mangen renders it from the definitions;
-//! [`sections`] the hand-written sections that follow, [`mod@helper_page`] mount.fuse.veilfs(8), and
-//! [`markup`] the roff building blocks they share.
+//! [`sections`] has the hand-written sections that follow, [`mod@helper_page`]
+//! mount.fuse.veilfs(8), and [`markup`] the roff building blocks they share.
 
 mod helper_page;
 mod markup;

@@ -1,8 +1,13 @@
 //! The reverse view served to the kernel: [`ReverseFs`], a read-only `fuser::Filesystem` over a
 //! [`View`], and the fuser glue: each kernel request is counted, run as the operation of the
-//! same name (node IDs and lookups in [`super::nodes`], attributes in [`super::attr`], open
-//! files and directories in [`super::handles`]), and its result replied. Every call that would
-//! write answers EROFS (the kernel answers most of them itself: the mount is `ro`).
+//! same name (node IDs, lookups and a node's attributes in `nodes`, open files and
+//! directories in `handles`, attributes from a `stat` in `attr`), and its result replied.
+//! Every call that would write answers EROFS (the kernel answers most of them itself: the mount
+//! is `ro`).
+
+mod attr;
+mod handles;
+mod nodes;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -19,24 +24,24 @@ use fuser::{
     Request, TimeOrNow, WriteFlags,
 };
 
-use super::handles::{Listing, Open};
-use super::nodes::{Held, ROOT};
 use super::View;
 use crate::error::{Error, Result};
 use crate::fs::MountOptions;
+use handles::{Listing, Open};
+use nodes::{Held, ROOT};
 
 /// Largest read asked of the kernel.
 const MAX_READAHEAD: u32 = 1 << 20;
 
 /// The file system. See the module documentation.
 pub struct ReverseFs {
-    pub(super) view: View,
+    view: View,
     ttl: Duration,
-    /// The nodes the kernel holds, by node ID ([`super::nodes`]).
-    pub(super) nodes: Mutex<HashMap<u64, Held>>,
-    pub(super) files: Mutex<HashMap<u64, Arc<Open>>>,
-    pub(super) dirs: Mutex<HashMap<u64, Listing>>,
-    pub(super) next_handle: AtomicU64,
+    /// The nodes the kernel holds, by node ID (`nodes.rs`).
+    nodes: Mutex<HashMap<u64, Held>>,
+    files: Mutex<HashMap<u64, Arc<Open>>>,
+    dirs: Mutex<HashMap<u64, Listing>>,
+    next_handle: AtomicU64,
     /// Requests served: `--idle` watches it.
     requests: Arc<AtomicU64>,
 }

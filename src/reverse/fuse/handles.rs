@@ -1,21 +1,21 @@
 //! What reads the reverse view's contents: open files (a plaintext file encrypted as it is
-//! read, or a made-up file's bytes) and open directories (their listing, taken at opendir),
-//! and symlink targets.
+//! read, or a made-up file's bytes; getattr through a handle gives the size it serves) and open
+//! directories (their listing, taken at opendir), and symlink targets.
 
 use std::ffi::OsString;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use fuser::FileType;
+use fuser::{FileAttr, FileHandle, FileType};
 
 use super::attr::file_type;
-use super::content::ViewFile;
-use super::fuse::ReverseFs;
 use super::nodes::{made_up_id, Node, ROOT};
-use super::tree::Item;
+use super::ReverseFs;
 use crate::backing::FileKind;
 use crate::error::Result;
 use crate::fs::errno;
+use crate::reverse::content::ViewFile;
+use crate::reverse::tree::Item;
 
 /// An open view file (a plaintext one boxed: its cipher's key schedules are large).
 pub(super) enum Open {
@@ -29,6 +29,18 @@ pub(super) type Listing = Arc<Vec<(u64, FileType, OsString)>>;
 impl ReverseFs {
     fn new_handle(&self) -> u64 {
         self.next_handle.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(super) fn do_getattr(&self, ino: u64, fh: Option<FileHandle>) -> Result<FileAttr> {
+        if let Some(fh) = fh {
+            if let Some(Open::Plain(file)) = self.files.lock().unwrap().get(&fh.0).map(|f| &**f) {
+                // The size the handle serves, whatever the file became since.
+                let mut attr = self.attr(ino)?;
+                attr.size = file.size();
+                return Ok(attr);
+            }
+        }
+        self.attr(ino)
     }
 
     pub(super) fn do_open(&self, ino: u64, flags: i32) -> Result<u64> {

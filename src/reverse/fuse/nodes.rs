@@ -15,15 +15,15 @@ use std::sync::Arc;
 
 use fuser::FileAttr;
 
-use super::attr::plain_attr;
-use super::fuse::ReverseFs;
-use super::inode_key;
-use super::tree::Item;
+use super::attr::{made_up_attr, plain_attr};
+use super::ReverseFs;
 use crate::backing::{FileKind, Stat};
 use crate::crypto::names::DirIv;
 use crate::error::Result;
 use crate::fs::errno;
 use crate::layout::longname::SIDECAR_MODE;
+use crate::reverse::inode_key;
+use crate::reverse::tree::Item;
 
 /// The root's node ID, as FUSE fixes it.
 pub(super) const ROOT: u64 = 1;
@@ -94,7 +94,7 @@ impl ReverseFs {
     }
 
     /// The `lstat` of the plaintext entry at `path`, checked to be node `ino`.
-    pub(super) fn plain_stat(&self, ino: u64, path: &[OsString]) -> Result<Stat> {
+    fn plain_stat(&self, ino: u64, path: &[OsString]) -> Result<Stat> {
         let stat = match path.split_last() {
             None => self.view.root().stat_self()?,
             Some((name, parent)) => self.view.open_dir(parent)?.stat(name)?,
@@ -137,6 +137,22 @@ impl ReverseFs {
         }
     }
 
+    /// The attributes of node `ino`, as it is now.
+    pub(super) fn attr(&self, ino: u64) -> Result<FileAttr> {
+        let made_up = match self.nodes.lock().unwrap().get(&ino).map(|held| &held.node) {
+            Some(Node::MadeUp { bytes, mode }) => Some((bytes.len(), *mode)),
+            Some(Node::Plain { .. }) => None,
+            None => return Err(errno(libc::ESTALE)),
+        };
+        match made_up {
+            Some((len, mode)) => Ok(made_up_attr(&self.view, ino, len as u64, mode)),
+            None => {
+                let (path, _) = self.node(ino)?;
+                Ok(plain_attr(ino, &self.plain_stat(ino, &path)?))
+            }
+        }
+    }
+
     pub(super) fn do_lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr> {
         let (path, iv) = self.node(parent)?;
         let iv = iv.ok_or_else(|| errno(libc::ENOTDIR))?;
@@ -149,7 +165,7 @@ impl ReverseFs {
         let attr = match (&node, &stat) {
             (_, Some(stat)) => plain_attr(ino, stat),
             (Node::MadeUp { bytes, mode }, None) => {
-                self.made_up_attr(ino, bytes.len() as u64, *mode)
+                made_up_attr(&self.view, ino, bytes.len() as u64, *mode)
             }
             (Node::Plain { .. }, None) => unreachable!("plain nodes come with their stat"),
         };
