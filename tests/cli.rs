@@ -161,6 +161,14 @@ fn unlock(dir: &Path, password: &[u8]) -> veilfs::Result<Unlocked> {
     Config::load(dir)?.unlock(&Secret::Password(password), None)
 }
 
+/// Unlocks the config in `dir` with recovery secret `secret`, through the library.
+fn unlock_recovery(dir: &Path, secret: &RecoverySecret) -> Unlocked {
+    Config::load(dir)
+        .unwrap()
+        .unlock(&Secret::Recovery(secret), None)
+        .unwrap()
+}
+
 /// The secret a format 2 recovery key holds.
 fn recovery_secret(text: &str) -> RecoverySecret {
     match parse_any_recovery_key(text).unwrap() {
@@ -196,10 +204,7 @@ fn init_creates_a_vault_and_prints_a_working_recovery_key() {
     let key = vault.recovery_key();
     assert_eq!(key.lines().count(), 3, "{out}");
     let secret = recovery_secret(&key);
-    let from_key = Config::load(&vault.dir)
-        .unwrap()
-        .unlock(&Secret::Recovery(&secret), None)
-        .unwrap();
+    let from_key = unlock_recovery(&vault.dir, &secret);
     let from_password = unlock(&vault.dir, b"correct horse").unwrap();
     assert_eq!(
         from_key.master().as_bytes(),
@@ -222,12 +227,7 @@ fn init_quiet_still_prints_the_key() {
     assert_eq!(lines.len(), 1, "{:?}", vault.init_output);
     let secret = recovery_secret(lines[0]);
     assert_eq!(
-        Config::load(&vault.dir)
-            .unwrap()
-            .unlock(&Secret::Recovery(&secret), None)
-            .unwrap()
-            .master()
-            .as_bytes(),
+        unlock_recovery(&vault.dir, &secret).master().as_bytes(),
         unlock(&vault.dir, b"pw").unwrap().master().as_bytes()
     );
 }
@@ -430,12 +430,7 @@ fn passwd_changes_the_password_and_nothing_else() {
     // The recovery key still opens the same master key.
     let secret = recovery_secret(&vault.recovery_key());
     assert_eq!(
-        Config::load(&vault.dir)
-            .unwrap()
-            .unlock(&Secret::Recovery(&secret), None)
-            .unwrap()
-            .master()
-            .as_bytes(),
+        unlock_recovery(&vault.dir, &secret).master().as_bytes(),
         unlock(&vault.dir, b"new").unwrap().master().as_bytes()
     );
 }

@@ -14,7 +14,7 @@ use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{assert_success, cp_a, run, umount_lazy, veilfs, wait_for, TestVault};
+use common::{assert_success, cp_a, run, sorted_names, umount_lazy, veilfs, wait_for, TestVault};
 use corevault::CoreVault;
 use veilfs::crypto::names::{DirIv, NameEncoding};
 use veilfs::fsck::{self, Options, Outcome, Problem, Report};
@@ -53,15 +53,6 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     found
-}
-
-fn listed(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 fn fsck_cli(vault: &TestVault, args: &[&str]) -> Output {
@@ -289,7 +280,7 @@ fn assert_all_files(vault: &TestVault, names: [&str; 2]) {
     let present: Vec<&str> = names.into_iter().filter(|n| m.join(n).exists()).collect();
     assert_eq!(present.len(), 1, "the directory is at {present:?}");
     let dir = m.join(present[0]);
-    assert_eq!(listed(&dir).len(), CRASH_FILES + 1);
+    assert_eq!(sorted_names(&dir).len(), CRASH_FILES + 1);
     for i in (0..CRASH_FILES).step_by(97) {
         assert_eq!(
             fs::read(dir.join(format!("f{i}"))).unwrap(),
@@ -424,20 +415,16 @@ fn a_planted_iv_copy_cannot_move_a_name_into_another_directory() {
             "ssh/authorized_keys appeared (own file: {own_file}): {}",
             text(&repair)
         );
-        assert_eq!(listed(&m.join("ssh")).len(), usize::from(own_file));
+        assert_eq!(sorted_names(&m.join("ssh")).len(), usize::from(own_file));
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // What a bad IV file hid
 
-/// A peer replaces a directory's `veilfs.diriv` with garbage; the mount (a v1 vault) shows it
-/// empty and the user writes a new file there. `fsck --repair` brings back every original entry
-/// and keeps the new one; nothing is deleted.
-#[test]
-fn a_garbage_iv_file_then_a_new_file_repair_restores_every_entry() {
-    let vault = TestVault::unmounted_v1();
-    vault.mount_with(&[]);
+/// Makes `docs` in mounted `vault` with files `one`, `two` and `three`, unmounts, and puts 16
+/// bytes of garbage in place of its `veilfs.diriv`.
+fn docs_with_a_garbage_iv_file(vault: &TestVault) {
     let m = vault.mount_path();
     fs::create_dir(m.join("docs")).unwrap();
     for name in ["one", "two", "three"] {
@@ -447,9 +434,20 @@ fn a_garbage_iv_file_then_a_new_file_repair_restores_every_entry() {
     vault.unmount();
     fs::remove_file(docs.join(DIRIV_NAME)).unwrap();
     fs::write(docs.join(DIRIV_NAME), [0x5a; 16]).unwrap();
+}
+
+/// A peer replaces a directory's `veilfs.diriv` with garbage; the mount (a v1 vault) shows it
+/// empty and the user writes a new file there. `fsck --repair` brings back every original entry
+/// and keeps the new one; nothing is deleted.
+#[test]
+fn a_garbage_iv_file_then_a_new_file_repair_restores_every_entry() {
+    let vault = TestVault::unmounted_v1();
+    vault.mount_with(&[]);
+    let m = vault.mount_path();
+    docs_with_a_garbage_iv_file(&vault);
 
     vault.mount_with(&[]);
-    assert!(listed(&m.join("docs")).is_empty());
+    assert!(sorted_names(&m.join("docs")).is_empty());
     fs::write(m.join("docs/new"), b"new").unwrap();
     vault.unmount();
 
@@ -457,7 +455,10 @@ fn a_garbage_iv_file_then_a_new_file_repair_restores_every_entry() {
     assert_success(&repair, "fsck --repair");
     assert_success(&fsck_cli(&vault, &[]), "fsck after the repair");
     vault.mount_with(&[]);
-    assert_eq!(listed(&m.join("docs")), ["new", "one", "three", "two"]);
+    assert_eq!(
+        sorted_names(&m.join("docs")),
+        ["new", "one", "three", "two"]
+    );
     for name in ["new", "one", "three", "two"] {
         assert_eq!(
             fs::read(m.join("docs").join(name)).unwrap(),
@@ -472,24 +473,20 @@ fn a_garbage_iv_file_then_a_new_file_repair_restores_every_entry() {
 fn a_garbage_iv_file_hides_nothing_in_a_format_2_vault() {
     let vault = TestVault::new();
     let m = vault.mount_path();
-    fs::create_dir(m.join("docs")).unwrap();
-    for name in ["one", "two", "three"] {
-        fs::write(m.join("docs").join(name), name).unwrap();
-    }
-    let docs = vault.backing_of("docs");
-    vault.unmount();
-    fs::remove_file(docs.join(DIRIV_NAME)).unwrap();
-    fs::write(docs.join(DIRIV_NAME), [0x5a; 16]).unwrap();
+    docs_with_a_garbage_iv_file(&vault);
 
     vault.mount_with(&[]);
-    assert_eq!(listed(&m.join("docs")), ["one", "three", "two"]);
+    assert_eq!(sorted_names(&m.join("docs")), ["one", "three", "two"]);
     fs::write(m.join("docs/new"), b"new").unwrap();
     vault.unmount();
     assert_eq!(fsck_cli(&vault, &[]).status.code(), Some(11));
     assert_success(&fsck_cli(&vault, &["--repair"]), "fsck --repair");
     assert_success(&fsck_cli(&vault, &[]), "fsck after the repair");
     vault.mount_with(&[]);
-    assert_eq!(listed(&m.join("docs")), ["new", "one", "three", "two"]);
+    assert_eq!(
+        sorted_names(&m.join("docs")),
+        ["new", "one", "three", "two"]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,20 +22,6 @@ fn keyfile_vault() -> (TestVault, PathBuf) {
     (vault, keyfile)
 }
 
-fn assert_fails(output: &Output, code: i32, needle: &str) {
-    let stderr = stderr_of(output);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "expected exit status {code}, got {}; stderr: {stderr}",
-        output.status
-    );
-    assert!(
-        stderr.contains(needle),
-        "stderr {stderr:?} lacks {needle:?}"
-    );
-}
-
 fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let path = dir.join(name);
     fs::write(&path, contents).unwrap();
@@ -124,6 +110,17 @@ fn a_keyfile_for_a_vault_without_one_is_refused() {
     assert!(!vault.is_mounted());
 }
 
+/// `veilfs init` (cheap) of `cipher` with password file `pass` and key file `key`.
+fn init_with_keyfile(pass: &Path, key: &Path, cipher: &Path) -> Output {
+    run(veilfs()
+        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .arg("--passfile")
+        .arg(pass)
+        .arg("--keyfile")
+        .arg(key)
+        .arg(cipher))
+}
+
 #[test]
 fn init_refuses_a_missing_or_empty_keyfile() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,13 +132,7 @@ fn init_refuses_a_missing_or_empty_keyfile() {
         if let Some(contents) = contents {
             fs::write(&key, contents).unwrap();
         }
-        let output = run(veilfs()
-            .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
-            .arg("--passfile")
-            .arg(&pass)
-            .arg("--keyfile")
-            .arg(&key)
-            .arg(&cipher));
+        let output = init_with_keyfile(&pass, &key, &cipher);
         assert_fails(&output, 1, "cannot read key file");
         assert_eq!(
             fs::read_dir(&cipher).unwrap().count(),
@@ -151,13 +142,7 @@ fn init_refuses_a_missing_or_empty_keyfile() {
     }
     // With a key file that exists, init says what the vault now needs.
     let key = write_file(dir.path(), "key", "a key file");
-    let output = run(veilfs()
-        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
-        .arg("--passfile")
-        .arg(&pass)
-        .arg("--keyfile")
-        .arg(&key)
-        .arg(&cipher));
+    let output = init_with_keyfile(&pass, &key, &cipher);
     assert_success(&output, "veilfs init --keyfile");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("also needs its key file"), "{stdout}");

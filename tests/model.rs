@@ -1139,6 +1139,18 @@ fn read_everything_until(root: &Path, stop: &AtomicBool) -> Result<u64, String> 
 const HELD: usize = 20;
 const CREATED: usize = 300;
 
+/// [`HELD`] directories made in `mount` and removed, each held open: by inode number.
+fn removed_dirs_held_open(mount: &Path) -> BTreeMap<u64, File> {
+    let mut held = BTreeMap::new();
+    for i in 0..HELD {
+        let dir = mount.join(format!("removed{i}"));
+        fs::create_dir(&dir).unwrap();
+        held.insert(fs::metadata(&dir).unwrap().ino(), File::open(&dir).unwrap());
+        fs::remove_dir(&dir).unwrap();
+    }
+    held
+}
+
 /// Found by the threaded run: the backing file system gave a freed inode number to a new entry
 /// while the kernel still held the removed one (here: kept by an open handle; in the threaded
 /// run: not yet forgotten). veilfs's node IDs are the backing inode numbers, so the kernel took
@@ -1152,13 +1164,7 @@ fn a_new_directory_never_gets_a_number_the_kernel_holds() {
     let vault = Ext4Vault::unmounted();
     vault.mount_with(&[]);
     let mount = vault.mount_path();
-    let mut held = BTreeMap::new();
-    for i in 0..HELD {
-        let dir = mount.join(format!("removed{i}"));
-        fs::create_dir(&dir).unwrap();
-        held.insert(fs::metadata(&dir).unwrap().ino(), File::open(&dir).unwrap());
-        fs::remove_dir(&dir).unwrap();
-    }
+    let held = removed_dirs_held_open(mount);
     for i in 0..CREATED {
         let dir = mount.join(format!("new{i}"));
         fs::create_dir(&dir).unwrap();
@@ -1211,13 +1217,7 @@ fn past_the_pin_budget_a_reused_number_gets_a_new_generation() {
     for path in &kept {
         fs::write(path, b"k").unwrap();
     }
-    let mut held = BTreeMap::new();
-    for i in 0..HELD {
-        let dir = mount.join(format!("removed{i}"));
-        fs::create_dir(&dir).unwrap();
-        held.insert(fs::metadata(&dir).unwrap().ino(), File::open(&dir).unwrap());
-        fs::remove_dir(&dir).unwrap();
-    }
+    let held = removed_dirs_held_open(mount);
     let reused: Vec<PathBuf> = (0..CREATED)
         .map(|i| mount.join(format!("new{i}")))
         .filter(|dir| {

@@ -6,7 +6,8 @@ mod common;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -16,13 +17,7 @@ use nix::unistd::Pid;
 /// Asserts a failed command's exit status and that it printed exactly one line, `veilfs: ...`,
 /// containing every one of `needles`.
 fn assert_error(output: &Output, code: i32, needles: &[&str]) {
-    let stderr = stderr_of(output);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "expected exit status {code}, got {}; stderr: {stderr}",
-        output.status
-    );
+    let stderr = assert_status(output, code);
     assert_eq!(
         stderr.lines().count(),
         1,
@@ -492,15 +487,20 @@ fn umount_refuses_mounts_that_are_not_fuse() {
     assert_error(&output, 7, &["not a veilfs mount"]);
 }
 
+/// A process (`sleep`) whose working directory is `mount`, keeping it busy until killed.
+fn hold_busy(mount: &Path) -> Child {
+    Command::new("sleep")
+        .arg("60")
+        .current_dir(mount)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("a process whose working directory is the mount")
+}
+
 #[test]
 fn umount_of_a_busy_mount_says_who_and_lazy_detaches() {
     let vault = TestVault::new();
-    let mut holder = Command::new("sleep")
-        .arg("60")
-        .current_dir(vault.mount_path())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("a process whose working directory is the mount");
+    let mut holder = hold_busy(vault.mount_path());
     let output = vault.try_unmount();
     let lazy = run(veilfs().args(["umount", "--lazy"]).arg(vault.mount_path()));
     let _ = holder.kill();
@@ -518,7 +518,7 @@ fn umount_of_a_busy_mount_says_who_and_lazy_detaches() {
 // Signals
 
 /// Spawns `veilfs mount --foreground` and waits until the mount is there.
-fn spawn_foreground(vault: &TestVault) -> std::process::Child {
+fn spawn_foreground(vault: &TestVault) -> Child {
     let mut child = veilfs()
         .arg("mount")
         .arg("--foreground")
@@ -543,6 +543,16 @@ fn spawn_foreground(vault: &TestVault) -> std::process::Child {
     child
 }
 
+/// Sends `signal` to `veilfs mount --foreground` (`child`, serving `vault`): it unmounts and
+/// exits 0.
+fn stops_cleanly_on(vault: &TestVault, mut child: Child, signal: Signal) {
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    let status = wait_until(&mut child, Instant::now() + Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("exits after {signal}"));
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(!vault.is_mounted(), "still mounted after {signal}");
+}
+
 #[test]
 fn foreground_unmounts_cleanly_on_sigterm() {
     let vault = TestVault::unmounted();
@@ -553,34 +563,21 @@ fn foreground_unmounts_cleanly_on_sigterm() {
         child.try_wait().unwrap().is_none(),
         "--foreground exited on its own"
     );
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let status = wait_until(&mut child, Instant::now() + Duration::from_secs(20))
-        .expect("exits after SIGTERM");
-    assert_eq!(status.code(), Some(0), "{status}");
-    assert!(!vault.is_mounted(), "still mounted after SIGTERM");
+    stops_cleanly_on(&vault, child, Signal::SIGTERM);
 }
 
 #[test]
 fn foreground_unmounts_cleanly_on_sigint() {
     let vault = TestVault::unmounted();
-    let mut child = spawn_foreground(&vault);
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
-    let status = wait_until(&mut child, Instant::now() + Duration::from_secs(20))
-        .expect("exits after SIGINT");
-    assert_eq!(status.code(), Some(0), "{status}");
-    assert!(!vault.is_mounted(), "still mounted after SIGINT");
+    let child = spawn_foreground(&vault);
+    stops_cleanly_on(&vault, child, Signal::SIGINT);
 }
 
 #[test]
 fn sigterm_detaches_a_busy_mount_and_exits_when_released() {
     let vault = TestVault::unmounted();
     let mut child = spawn_foreground(&vault);
-    let mut holder = Command::new("sleep")
-        .arg("60")
-        .current_dir(vault.mount_path())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("a process whose working directory is the mount");
+    let mut holder = hold_busy(vault.mount_path());
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let detached = wait_for(Duration::from_secs(20), || !vault.is_mounted());
     // Still serving the process that holds it.

@@ -62,6 +62,15 @@ fn vault() -> (CoreVault, Vec<(String, PathBuf)>) {
     (v, pairs)
 }
 
+/// Panics with the command's stderr unless it exited 0.
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn both_ways_for_several_paths() {
     let (v, pairs) = vault();
@@ -69,11 +78,7 @@ fn both_ways_for_several_paths() {
     let backing: Vec<&Path> = pairs.iter().map(|(_, b)| b.as_path()).collect();
 
     let out = veilfs(&v, "encrypt-path", &plain, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(
         lines(&out),
         backing
@@ -83,11 +88,7 @@ fn both_ways_for_several_paths() {
     );
 
     let out = veilfs(&v, "decrypt-path", &backing, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(
         lines(&out),
         pairs.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()
@@ -111,11 +112,7 @@ fn paths_from_standard_input() {
     let (v, pairs) = vault();
     let input: String = pairs.iter().map(|(p, _)| format!("{p}\n")).collect();
     let out = veilfs(&v, "encrypt-path", &[], Some(&input));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let backing = lines(&out);
     let input: String = backing.iter().map(|b| format!("{b}\r\n")).collect();
     let out = veilfs(&v, "decrypt-path", &[], Some(&input));

@@ -12,7 +12,7 @@ use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{assert_success, require_fuse, run, unmount_all, veilfs, PASSWORD};
+use common::{assert_success, require_fuse, run, sorted_names, unmount_all, veilfs, PASSWORD};
 
 /// A plaintext directory with a reverse config, a mount point for its view, and a backup
 /// directory with a mount point for mounting it forward. Dropping it unmounts everything.
@@ -430,16 +430,8 @@ fn exclusions_a_config_outside_plaindir_and_mount_options() {
         fs::create_dir(plain.join("sub")).unwrap();
         fs::write(plain.join("sub/cache"), b"a file, not the cache directory").unwrap();
     });
-    let names = |dir: &Path| {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
     assert_eq!(
-        names(&r.plain()),
+        sorted_names(&r.plain()),
         ["cache", "keep.tmp", "notes.txt", "scratch.tmp", "sub"],
         "--config FILE leaves PLAINDIR untouched"
     );
@@ -457,7 +449,7 @@ fn exclusions_a_config_outside_plaindir_and_mount_options() {
     r.unmount("view");
     r.mount_backup();
     let restored = r.path("restored");
-    assert_eq!(names(&restored), ["keep.tmp", "notes.txt", "sub"]);
+    assert_eq!(sorted_names(&restored), ["keep.tmp", "notes.txt", "sub"]);
     assert_eq!(
         fs::read(restored.join("sub/cache")).unwrap(),
         b"a file, not the cache directory"
@@ -478,7 +470,7 @@ fn exclusions_a_config_outside_plaindir_and_mount_options() {
         .arg(r.plain())
         .arg(r.view()));
     assert_success(&output, "veilfs mount -o reverse");
-    let mut view_names = names(&r.view());
+    let mut view_names = sorted_names(&r.view());
     view_names.retain(|n| !n.starts_with("veilfs."));
     assert_eq!(view_names.len(), 4, "{view_names:?}: cache/ left out");
     let options = common::mount_options(&r.view()).unwrap();

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{assert_success, run, slot_labels, stderr_of, veilfs, PASSWORD};
+use common::{assert_fails, assert_success, run, slot_labels, veilfs, PASSWORD};
 use serde_json::Value;
 
 struct Vault {
@@ -93,6 +93,41 @@ impl Vault {
         self.veilfs(&all, true)
     }
 
+    /// `veilfs slot add` of a cheap key-file slot labelled `nas` taking `keyfile`, unlocked with
+    /// the password and `unlock` (more options).
+    fn add_keyfile_slot(&self, keyfile: &str, unlock: &[&str]) -> Output {
+        let mut args = vec![
+            "slot",
+            "add",
+            "--kdf-memory",
+            "1",
+            "--kdf-iterations",
+            "1",
+            "--kind",
+            "keyfile",
+            "--label",
+            "nas",
+            "--new-keyfile",
+            keyfile,
+            "--passfile",
+            self.passfile(),
+        ];
+        args.extend_from_slice(unlock);
+        self.veilfs(&args, false)
+    }
+
+    /// `veilfs passwd` with the recovery key in file `recovery`, the new password the old one.
+    fn passwd_with_recovery_key(&self, recovery: &str) -> Output {
+        let args = [
+            "passwd",
+            "--recovery-key-file",
+            recovery,
+            "--new-passfile",
+            self.passfile(),
+        ];
+        self.veilfs(&args, false)
+    }
+
     fn unmount(&self) {
         assert_success(&run(veilfs().arg("umount").arg(&self.mnt)), "veilfs umount");
     }
@@ -113,17 +148,6 @@ impl Drop for Vault {
 }
 
 #[track_caller]
-fn assert_fails(output: &Output, code: i32, needle: &str) {
-    let stderr = stderr_of(output);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "expected exit status {code}; stderr: {stderr}"
-    );
-    assert!(stderr.contains(needle), "{stderr:?} lacks {needle:?}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
-
 /// Every file of the backing directory with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -158,27 +182,7 @@ fn a_downgraded_config_is_refused_on_every_unlock_path() {
     let second = keyfile_path.1.to_str().unwrap();
     let device = vault.file("device.key", device_key);
     assert_success(
-        &vault.veilfs(
-            &[
-                "slot",
-                "add",
-                "--kdf-memory",
-                "1",
-                "--kdf-iterations",
-                "1",
-                "--kind",
-                "keyfile",
-                "--label",
-                "nas",
-                "--new-keyfile",
-                device.to_str().unwrap(),
-                "--passfile",
-                vault.passfile(),
-                "--keyfile",
-                second,
-            ],
-            false,
-        ),
+        &vault.add_keyfile_slot(device.to_str().unwrap(), &["--keyfile", second]),
         "slot add",
     );
     // Everything works before the attack.
@@ -212,16 +216,7 @@ fn a_downgraded_config_is_refused_on_every_unlock_path() {
     assert!(!common::is_mounted(&vault.mnt));
     // The recovery key, the path the user takes when the password "stops working".
     assert_fails(
-        &vault.veilfs(
-            &[
-                "passwd",
-                "--recovery-key-file",
-                vault.recovery(),
-                "--new-passfile",
-                vault.passfile(),
-            ],
-            false,
-        ),
+        &vault.passwd_with_recovery_key(vault.recovery()),
         5,
         "modified by someone without the key",
     );
@@ -262,16 +257,7 @@ fn a_foreign_config_with_the_same_password_is_refused() {
     }
     // Its recovery key fits its own config, not this vault.
     assert_fails(
-        &vault.veilfs(
-            &[
-                "passwd",
-                "--recovery-key-file",
-                other.recovery(),
-                "--new-passfile",
-                vault.passfile(),
-            ],
-            false,
-        ),
+        &vault.passwd_with_recovery_key(other.recovery()),
         5,
         "does not belong",
     );
@@ -324,26 +310,7 @@ fn slots_come_and_go_and_the_last_one_stays() {
     let vault = Vault::new(&[]);
     let device = vault.file("device.key", b"a device's key file");
     let device = device.to_str().unwrap();
-    let add = vault.veilfs(
-        &[
-            "slot",
-            "add",
-            "--kdf-memory",
-            "1",
-            "--kdf-iterations",
-            "1",
-            "--kind",
-            "keyfile",
-            "--label",
-            "nas",
-            "--new-keyfile",
-            device,
-            "--passfile",
-            vault.passfile(),
-        ],
-        false,
-    );
-    assert_success(&add, "slot add");
+    assert_success(&vault.add_keyfile_slot(device, &[]), "slot add");
 
     // The device mounts with its key file alone: no password is read (stdin is closed).
     assert_success(
@@ -392,16 +359,7 @@ fn slots_come_and_go_and_the_last_one_stays() {
     vault.unmount();
     // The removed recovery key opens nothing any more.
     assert_fails(
-        &vault.veilfs(
-            &[
-                "passwd",
-                "--recovery-key-file",
-                vault.recovery(),
-                "--new-passfile",
-                vault.passfile(),
-            ],
-            false,
-        ),
+        &vault.passwd_with_recovery_key(vault.recovery()),
         6,
         "recovery",
     );

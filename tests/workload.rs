@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::{run_with_timeout, TestVault};
+use common::{run_with_timeout, sorted_names, TestVault};
 
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -69,11 +69,7 @@ fn tree_size(path: &Path) -> u64 {
 
 /// Crate directories in name order, up to `budget` bytes in all.
 fn pick_crates(index: &Path, budget: u64) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(index)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
+    let names = sorted_names(index);
     let mut picked = Vec::new();
     let mut total = 0;
     for name in names {
@@ -343,13 +339,8 @@ fn untar_diff_copy_and_remove_a_source_tree() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(left.is_empty(), "left in the mount after rm -rf: {left:?}");
-    let mut backing: Vec<String> = fs::read_dir(vault.backing_path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    backing.sort();
     assert_eq!(
-        backing,
+        sorted_names(vault.backing_path()),
         ["veilfs.conf", "veilfs.diriv"],
         "left in the backing dir after rm -rf"
     );

@@ -90,8 +90,7 @@ impl Xts {
         assert!(data.len() >= 16, "XTS sector shorter than one block");
         let (blocks, tail) = Array::<u8, U16>::slice_as_chunks_mut(data);
         let t0 = self.first_tweak(sector);
-        self.data
-            .encrypt_with_backend(EncSector { blocks, tail, t0 });
+        self.data.encrypt_with_backend(Sector { blocks, tail, t0 });
     }
 
     /// Decrypts one sector in place; the inverse of [`Xts::encrypt_sector`], same precondition.
@@ -99,8 +98,7 @@ impl Xts {
         assert!(data.len() >= 16, "XTS sector shorter than one block");
         let (blocks, tail) = Array::<u8, U16>::slice_as_chunks_mut(data);
         let t0 = self.first_tweak(sector);
-        self.data
-            .decrypt_with_backend(DecSector { blocks, tail, t0 });
+        self.data.decrypt_with_backend(Sector { blocks, tail, t0 });
     }
 
     /// T_0 = AES-Enc(K2, sector number as a 128-bit little-endian integer), read back as a
@@ -356,8 +354,8 @@ fn decrypt_with<P: ArraySize>(
     }
 }
 
-/// Encryption of one sector, handed to the `aes` backend, which calls it with itself.
-struct EncSector<'a> {
+/// One sector, handed to the `aes` backend to encrypt or decrypt, which calls it with itself.
+struct Sector<'a> {
     /// The full 16-byte blocks of the sector (at least one).
     blocks: &'a mut [Block],
     /// The 0..=15 bytes after them.
@@ -366,11 +364,11 @@ struct EncSector<'a> {
     t0: u128,
 }
 
-impl BlockSizeUser for EncSector<'_> {
+impl BlockSizeUser for Sector<'_> {
     type BlockSize = U16;
 }
 
-impl BlockCipherEncClosure for EncSector<'_> {
+impl BlockCipherEncClosure for Sector<'_> {
     #[inline(always)]
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
         encrypt_with::<B::ParBlocksSize>(
@@ -383,21 +381,7 @@ impl BlockCipherEncClosure for EncSector<'_> {
     }
 }
 
-/// Decryption of one sector, handed to the `aes` backend, which calls it with itself.
-struct DecSector<'a> {
-    /// The full 16-byte blocks of the sector (at least one).
-    blocks: &'a mut [Block],
-    /// The 0..=15 bytes after them.
-    tail: &'a mut [u8],
-    /// T_0.
-    t0: u128,
-}
-
-impl BlockSizeUser for DecSector<'_> {
-    type BlockSize = U16;
-}
-
-impl BlockCipherDecClosure for DecSector<'_> {
+impl BlockCipherDecClosure for Sector<'_> {
     #[inline(always)]
     fn call<B: BlockCipherDecBackend<BlockSize = U16>>(self, backend: &B) {
         decrypt_with::<B::ParBlocksSize>(

@@ -115,13 +115,19 @@ impl Rotation<'_> {
             .copy_contents(source, &target)
             .and_then(|()| self.copy_xattrs(dir, from, &target))
             .and_then(|()| copy_metadata(&target, stat))
-            .and_then(|()| Ok(target.sync_all()?))
-            .and_then(|()| {
-                self.to.create_entry(dir, backing, |to| {
-                    dir.rename(REKEY_TMP_NAME, dir, to, RenameMode::Replace)
-                })
-            });
-        if let Err(e) = copied {
+            .and_then(|()| Ok(target.sync_all()?));
+        self.place_tmp(dir, backing, copied)
+    }
+
+    /// Once `prepared` says the new entry under [`REKEY_TMP_NAME`] in `dir` is complete, puts it
+    /// in place under `backing`'s name; on any error the temporary entry goes.
+    fn place_tmp(&self, dir: &Dir, backing: &BackingName, prepared: Result<()>) -> Result<()> {
+        let placed = prepared.and_then(|()| {
+            self.to.create_entry(dir, backing, |to| {
+                dir.rename(REKEY_TMP_NAME, dir, to, RenameMode::Replace)
+            })
+        });
+        if let Err(e) = placed {
             let _ = dir.unlink_if_present(REKEY_TMP_NAME);
             return Err(e);
         }
@@ -168,21 +174,13 @@ impl Rotation<'_> {
         let encrypted = self.to.names().encrypt_symlink(&target)?;
         dir.unlink_if_present(REKEY_TMP_NAME)?;
         dir.symlink(&encrypted, REKEY_TMP_NAME)?;
-        let placed = keep_owner(dir.chown(REKEY_TMP_NAME, Some(stat.st_uid), Some(stat.st_gid)))
+        let prepared = keep_owner(dir.chown(REKEY_TMP_NAME, Some(stat.st_uid), Some(stat.st_gid)))
             .and_then(|()| {
                 let (atime, mtime) = times(&stat);
                 dir.set_times(REKEY_TMP_NAME, &atime, &mtime)
             })
-            .map_err(Error::from)
-            .and_then(|()| {
-                self.to.create_entry(dir, backing, |to| {
-                    dir.rename(REKEY_TMP_NAME, dir, to, RenameMode::Replace)
-                })
-            });
-        if let Err(e) = placed {
-            let _ = dir.unlink_if_present(REKEY_TMP_NAME);
-            return Err(e);
-        }
+            .map_err(Error::from);
+        self.place_tmp(dir, backing, prepared)?;
         // As for a file: the new name durable before the old goes.
         dir.sync()?;
         dir.unlink(from)?;

@@ -112,6 +112,38 @@ pub fn assert_success(output: &Output, what: &str) {
     );
 }
 
+/// Panics unless the command exited with `code`; its stderr.
+pub fn assert_status(output: &Output, code: i32) -> String {
+    let stderr = stderr_of(output);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "expected exit status {code}, got {}; stderr: {stderr}",
+        output.status
+    );
+    stderr
+}
+
+/// Panics unless the command exited with `code` and its stderr contains `needle` (and no panic).
+pub fn assert_fails(output: &Output, code: i32, needle: &str) {
+    let stderr = assert_status(output, code);
+    assert!(
+        stderr.contains(needle),
+        "stderr {stderr:?} lacks {needle:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The names in directory `dir`, sorted.
+pub fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Stderr of a command, as text.
 pub fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

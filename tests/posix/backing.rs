@@ -9,15 +9,6 @@ use std::path::{Path, PathBuf};
 
 use crate::common::TestVault;
 
-pub fn sorted_backing_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// Every path under `dir`, depth first, without following symlinks.
 pub fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap() {

@@ -6,8 +6,8 @@ use std::os::unix::fs::FileExt;
 use nix::fcntl::RenameFlags;
 use nix::sys::stat::{mknod, Mode, SFlag};
 
-use crate::backing::sorted_backing_names;
 use crate::common::io_res;
+use crate::common::sorted_names;
 use crate::harness::Pair;
 use crate::ops::{
     ino, link, list, lstat, mkdir, p, read_file, rename, rename2, rmdir, stat, symlink, unlink,
@@ -72,11 +72,11 @@ fn readdir_mkdir_rmdir_unlink() {
     t.ok("rmdir a", |r| rmdir(r, "a"));
     t.both("list root at the end", |r| list(r, ""));
     t.check(
-        sorted_backing_names(t.vault.backing_path()) == ["veilfs.conf", "veilfs.diriv"],
+        sorted_names(t.vault.backing_path()) == ["veilfs.conf", "veilfs.diriv"],
         || {
             format!(
                 "backing root after deleting everything: {:?}",
-                sorted_backing_names(t.vault.backing_path())
+                sorted_names(t.vault.backing_path())
             )
         },
     );

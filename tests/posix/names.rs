@@ -9,8 +9,8 @@ use std::path::Path;
 use nix::fcntl::RenameFlags;
 use nix::sys::stat::{mknod, Mode, SFlag};
 
-use crate::backing::sorted_backing_names;
 use crate::common::io_res;
+use crate::common::sorted_names;
 use crate::harness::Pair;
 use crate::ops::{
     link, list, lstat, mkdir, p, pattern, read_file, readlink, rename, rename2, rmdir, symlink,
@@ -111,7 +111,7 @@ fn long_and_short_names_in_every_operation() {
         t.both(&what("readdir m empty"), |r| list(r, "m"));
         for dir in ["n", "m"] {
             let backing = t.vault.backing_of(dir);
-            let left = sorted_backing_names(&backing);
+            let left = sorted_names(&backing);
             t.check(left == ["veilfs.diriv"], || {
                 format!("{len}-byte names: backing dir of {dir} after deleting everything holds {left:?}")
             });
@@ -136,7 +136,7 @@ fn long_and_short_names_in_every_operation() {
             unlink(r, Path::new("n").join(name_of_len(len, i as u8)))
         });
     }
-    let left = sorted_backing_names(&t.vault.backing_of("n"));
+    let left = sorted_names(&t.vault.backing_of("n"));
     t.check(left == ["veilfs.diriv"], || {
         format!("backing dir of n at the end holds {left:?}")
     });
@@ -240,7 +240,7 @@ fn unusual_characters_in_names() {
     }
     t.ok("rmdir sub", |r| rmdir(r, "d/sub"));
     t.both("readdir at the end", |r| list(r, "d"));
-    let left = sorted_backing_names(&t.vault.backing_of("d"));
+    let left = sorted_names(&t.vault.backing_of("d"));
     t.check(left == ["veilfs.diriv"], || {
         format!("backing dir of d at the end holds {left:?}")
     });
