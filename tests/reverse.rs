@@ -264,12 +264,18 @@ fn a_backup_of_the_view_mounts_forward_and_gives_the_tree_back() {
     assert_success(&fsck, "veilfs fsck of the backup");
 
     // After one file changes, exactly its view entry is sent again.
+    // The edit comes a few seconds later, as edits do: rsync compares whole seconds, and this
+    // test runs in less than one.
     let edited = Path::new("dir/nested/deeper/file4097");
-    fs::OpenOptions::new()
+    let mut file = fs::OpenOptions::new()
         .append(true)
         .open(r.plain().join(edited))
-        .and_then(|mut f| std::io::Write::write_all(&mut f, b"more"))
         .unwrap();
+    let written = file.metadata().unwrap().modified().unwrap();
+    std::io::Write::write_all(&mut file, b"more").unwrap();
+    file.set_modified(written + std::time::Duration::from_secs(3))
+        .unwrap();
+    drop(file);
     let again = rsync(&r.view(), &r.path("backup"), &["--itemize-changes"]);
     let view_path = r.translate("encrypt-path", edited);
     assert_eq!(

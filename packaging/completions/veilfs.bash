@@ -634,7 +634,7 @@ _veilfs() {
             return 0
             ;;
         veilfs__subcmd__mount)
-            opts="-f -o -v -q -h -V --passfile --extpass --keyfile --foreground --idle --cache-ttl --threads --reverse --config --exclude --exclude-from --verbose --quiet --help --version"
+            opts="-f -o -v -q -h -V --passfile --extpass --keyfile --foreground --idle --cache-ttl --threads --transport --uring-depth --reverse --config --exclude --exclude-from --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -665,6 +665,14 @@ _veilfs() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --transport)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uring-depth)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

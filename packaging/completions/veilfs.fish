@@ -145,6 +145,8 @@ complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l idle -d 'Unmount
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l cache-ttl -d 'How long the kernel may trust names, attributes and cached contents before asking again [default: 1s]. A vault that only this mount changes can take minutes (stat by path, as git status and make do, then rarely asks); for one a sync tool writes to, keep 1s, or 0 to ask every time' -r
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -s o -d 'Mount options, comma-separated (see below)' -r
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l threads -d 'Threads serving requests [default: twice the number of CPUs, 4 to 16]' -r
+complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l transport -d 'How requests reach veilfs: io-uring (FUSE over io_uring, Linux 6.14+, once root has switched it on), dev-fuse, or auto: io-uring where the kernel offers it [default: $VEILFS_TRANSPORT, else auto]' -r
+complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l uring-depth -d 'Requests each CPU\'s io_uring queue holds at once [default: 8]' -r
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l config -d 'With --reverse: the reverse config, when it is not PLAINDIR/.veilfs.reverse.conf' -r -F
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l exclude -d 'With --reverse: leave out what PATTERN matches (gitignore syntax, matched against the path from PLAINDIR); may be repeated' -r
 complete -c veilfs -n "__fish_veilfs_using_subcommand mount" -l exclude-from -d 'With --reverse: leave out what the patterns in FILE match (one a line, gitignore syntax); may be repeated' -r -F
