@@ -140,6 +140,10 @@ mod tests {
             parse_options::<&str>(&[]).unwrap(),
             ParsedOptions::default()
         );
+        let p = parse_options(&["transport=io-uring,uring_depth=16"]).unwrap();
+        assert_eq!(p.transport, Some(Transport::IoUring));
+        assert_eq!(p.uring_depth, Some(16));
+        assert!(p.extra.is_empty(), "{:?}", p.extra);
     }
 
     #[test]
@@ -152,6 +156,9 @@ mod tests {
             "auto_unmount",
             "max_read=0",
             "ro=1",
+            "transport=carrier-pigeon",
+            "uring_depth=0",
+            "uring_depth=129",
         ] {
             let err = parse_options(&[bad]).unwrap_err();
             assert_eq!(err.code(), EXIT_USAGE, "{bad}: {err}");
