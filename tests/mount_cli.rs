@@ -517,32 +517,6 @@ fn umount_of_a_busy_mount_says_who_and_lazy_detaches() {
 // ---------------------------------------------------------------------------------------------
 // Signals
 
-/// Spawns `veilfs mount --foreground` and waits until the mount is there.
-fn spawn_foreground(vault: &TestVault) -> Child {
-    let mut child = veilfs()
-        .arg("mount")
-        .arg("--foreground")
-        .arg("--passfile")
-        .arg(vault.passfile())
-        .arg(vault.backing_path())
-        .arg(vault.mount_path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mounted = wait_for(COMMAND_TIMEOUT, || {
-        vault.is_mounted() || child.try_wait().unwrap().is_some()
-    });
-    if !mounted || !vault.is_mounted() {
-        let _ = child.kill();
-        panic!(
-            "veilfs mount --foreground did not mount ({:?})",
-            child.wait()
-        );
-    }
-    child
-}
-
 /// Sends `signal` to `veilfs mount --foreground` (`child`, serving `vault`): it unmounts and
 /// exits 0.
 fn stops_cleanly_on(vault: &TestVault, mut child: Child, signal: Signal) {
@@ -556,7 +530,7 @@ fn stops_cleanly_on(vault: &TestVault, mut child: Child, signal: Signal) {
 #[test]
 fn foreground_unmounts_cleanly_on_sigterm() {
     let vault = TestVault::unmounted();
-    let mut child = spawn_foreground(&vault);
+    let mut child = vault.spawn_foreground(&[], &[], Stdio::null());
     // Stays in the foreground.
     std::thread::sleep(Duration::from_millis(200));
     assert!(
@@ -569,14 +543,14 @@ fn foreground_unmounts_cleanly_on_sigterm() {
 #[test]
 fn foreground_unmounts_cleanly_on_sigint() {
     let vault = TestVault::unmounted();
-    let child = spawn_foreground(&vault);
+    let child = vault.spawn_foreground(&[], &[], Stdio::null());
     stops_cleanly_on(&vault, child, Signal::SIGINT);
 }
 
 #[test]
 fn sigterm_detaches_a_busy_mount_and_exits_when_released() {
     let vault = TestVault::unmounted();
-    let mut child = spawn_foreground(&vault);
+    let mut child = vault.spawn_foreground(&[], &[], Stdio::null());
     let mut holder = hold_busy(vault.mount_path());
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let detached = wait_for(Duration::from_secs(20), || !vault.is_mounted());
@@ -594,7 +568,7 @@ fn sigterm_detaches_a_busy_mount_and_exits_when_released() {
 #[test]
 fn foreground_exits_0_when_unmounted_from_outside() {
     let vault = TestVault::unmounted();
-    let mut child = spawn_foreground(&vault);
+    let mut child = vault.spawn_foreground(&[], &[], Stdio::null());
     vault.unmount();
     let status = wait_until(&mut child, Instant::now() + Duration::from_secs(20))
         .expect("exits after umount");
@@ -765,7 +739,7 @@ fn the_lock_goes_with_a_killed_daemon() {
 #[test]
 fn a_foreground_mount_holds_the_lock_too() {
     let vault = TestVault::unmounted();
-    let mut child = spawn_foreground(&vault);
+    let mut child = vault.spawn_foreground(&[], &[], Stdio::null());
     let other = vault.scratch().join("other");
     fs::create_dir(&other).unwrap();
     let second = mount_without_password(vault.backing_path(), &other, &[]);

@@ -24,27 +24,9 @@ fn uring_switched_on() -> Option<bool> {
         .map(|value| value.trim() == "Y")
 }
 
-/// `veilfs -v mount --foreground --transport HOW`, once the mount is there.
+/// `veilfs -v mount --foreground --transport HOW`, once the mount is there, its log piped.
 fn spawn_foreground(vault: &TestVault, transport: &str) -> Child {
-    let mut child = veilfs()
-        .args(["-v", "mount", "--foreground", "--transport", transport])
-        .arg("--passfile")
-        .arg(vault.passfile())
-        .arg(vault.backing_path())
-        .arg(vault.mount_path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mounted = wait_for(Duration::from_secs(30), || {
-        vault.is_mounted() || child.try_wait().unwrap().is_some()
-    });
-    assert!(
-        mounted && vault.is_mounted(),
-        "did not mount: {:?}",
-        child.wait()
-    );
-    child
+    vault.spawn_foreground(&["-v"], &["--transport", transport], Stdio::piped())
 }
 
 /// Unmounts with SIGTERM and returns what the daemon logged.

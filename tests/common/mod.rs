@@ -363,6 +363,38 @@ impl TestVault {
         );
     }
 
+    /// Spawns `veilfs GLOBAL... mount --foreground --passfile P EXTRA... CIPHERDIR MOUNTPOINT`
+    /// and waits until the mount is there; its standard error goes to `stderr`.
+    pub fn spawn_foreground(
+        &self,
+        global: &[&str],
+        extra: &[&str],
+        stderr: std::process::Stdio,
+    ) -> std::process::Child {
+        let mut child = veilfs()
+            .args(global)
+            .args(["mount", "--foreground", "--passfile"])
+            .arg(&self.passfile)
+            .args(extra)
+            .arg(&self.backing)
+            .arg(&self.mountpoint)
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mounted = wait_for(COMMAND_TIMEOUT, || {
+            self.is_mounted() || child.try_wait().unwrap().is_some()
+        });
+        if !mounted || !self.is_mounted() {
+            let _ = child.kill();
+            panic!(
+                "veilfs mount --foreground did not mount ({:?})",
+                child.wait()
+            );
+        }
+        child
+    }
+
     /// `veilfs umount MOUNTPOINT`, run to completion.
     pub fn try_unmount(&self) -> Output {
         run(veilfs().arg("umount").arg(&self.mountpoint))
