@@ -11,6 +11,7 @@
 //! connection ends (unmount, abort): the kernel completes every entry with an error.
 
 use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -52,12 +53,14 @@ pub fn start<FS: Filesystem>(
         queues.len()
     );
     let mut threads = Vec::with_capacity(queues.len());
+    let refused = Arc::new(AtomicBool::new(false));
     for (queue, cpu) in queues.into_iter().zip(cpus) {
         let dispatcher = dispatcher.clone();
+        let refused = refused.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("veilfs-uring-{cpu}"))
-                .spawn(move || serve_queue(queue, &dispatcher, cpu))?,
+                .spawn(move || serve_queue(queue, &dispatcher, cpu, &refused))?,
         );
     }
     Ok(threads)
@@ -117,39 +120,57 @@ fn pin_to(cpu: usize) {
     }
 }
 
+/// EAGAINs to a registration that are waited out (10 ms each) before the entry is given up.
+const MAX_REGISTER_RETRIES: u32 = 500;
+
 fn serve_queue<FS: Filesystem>(
     mut queue: Queue,
     dispatcher: &Dispatcher<FS>,
     cpu: usize,
+    refused: &AtomicBool,
 ) -> io::Result<()> {
     pin_to(cpu);
     let device = dispatcher.device();
     let reply = Arc::new(StagedReply::default());
     let mut registered = queue.entries();
-    let mut first_completion = true;
+    let mut retries = 0;
     let mut done = Vec::new();
-    queue.register_all(device)?;
+    if let Err(e) = queue.register_all(device) {
+        tracing::warn!("cannot register io_uring queue {cpu}: {e}; serving through /dev/fuse");
+        return fall_back(dispatcher);
+    }
     while registered > 0 {
         queue.submit_and_wait()?;
         done.clear();
         queue.completions(&mut done);
         for &(index, result) in &done {
-            if result < 0 {
+            if result == -libc::EAGAIN && retries < MAX_REGISTER_RETRIES {
+                // The connection is not initialized yet: the kernel answers EAGAIN and keeps
+                // waiting for the ring, so the entry must be registered again.
+                retries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                queue.register(device, index)?;
+            } else if result < 0 {
                 // The entry is no longer registered: the connection ended (ENOTCONN), the ring
                 // is closing (ECANCELED), or the kernel refused it.
                 registered -= 1;
                 let errno = -result;
-                if first_completion && errno != libc::ENOTCONN && errno != libc::ECANCELED {
+                if errno != libc::ENOTCONN
+                    && errno != libc::ECANCELED
+                    && !refused.swap(true, Ordering::Relaxed)
+                {
+                    // Said once for the mount (every queue is refused alike).
                     tracing::warn!(
-                        "FUSE over io_uring: the kernel refused queue {cpu}: {}; serving \
-                         through /dev/fuse",
+                        "FUSE over io_uring: the kernel refused the registration: {}; serving through \
+                         /dev/fuse",
                         io::Error::from_raw_os_error(errno)
                     );
+                    // Some refusals leave the kernel waiting for the ring: make sure it stops.
+                    fall_back(dispatcher)?;
                 }
             } else {
                 serve_one(&mut queue, dispatcher, &reply, index)?;
             }
-            first_completion = false;
         }
     }
     Ok(())

@@ -218,15 +218,18 @@ impl Queue {
 
     /// Registers every entry with the kernel (`FUSE_IO_URING_CMD_REGISTER`), not yet submitted.
     pub fn register_all(&mut self, device: BorrowedFd<'_>) -> io::Result<()> {
-        for index in 0..self.entries.len() {
-            let iov = self.entries[index].iov.as_ptr();
-            let command = opcode::UringCmd80::new(types::Fd(device.as_raw_fd()), CMD_REGISTER)
-                .cmd(self.command_area(0))
-                .addr(Some(iov as u64))
-                .build();
-            self.push(index, with_len(command, 2))?;
-        }
-        Ok(())
+        (0..self.entries.len()).try_for_each(|index| self.register(device, index))
+    }
+
+    /// Registers entry `index` (again, after the kernel answered EAGAIN), not yet submitted.
+    pub fn register(&mut self, device: BorrowedFd<'_>, index: usize) -> io::Result<()> {
+        assert!(!self.outstanding[index], "entry {index} is the kernel's");
+        let iov = self.entries[index].iov.as_ptr();
+        let command = opcode::UringCmd80::new(types::Fd(device.as_raw_fd()), CMD_REGISTER)
+            .cmd(self.command_area(0))
+            .addr(Some(iov as u64))
+            .build();
+        self.push(index, with_len(command, 2))
     }
 
     /// A REGISTER the kernel must refuse (no buffers), which turns io_uring off for the
