@@ -63,6 +63,8 @@ pub fn mount_filesystem(
     )
 }
 
+const NOT_OFFERED: &str = "the kernel did not offer FUSE over io_uring at INIT";
+
 /// A mounted session (INIT answered, requests queue in the kernel) and the transport it will
 /// be served through.
 pub struct Mounted<F: fuser::Filesystem> {
@@ -73,7 +75,8 @@ pub struct Mounted<F: fuser::Filesystem> {
 
 impl<F: fuser::Filesystem> Mounted<F> {
     /// Mounts the filesystem `make` builds around what INIT will negotiate (its `init` calls
-    /// [`Negotiated::offer`]). Fails before mounting when `--transport io-uring` cannot be had.
+    /// [`Negotiated::offer`]). Fails when `--transport io-uring` cannot be had: before mounting
+    /// where this machine cannot, unmounting again where the kernel did not agree at INIT.
     pub fn new(
         make: impl FnOnce(Negotiated) -> F,
         mountpoint: &Path,
@@ -81,7 +84,11 @@ impl<F: fuser::Filesystem> Mounted<F> {
         config: &fuser::Config,
     ) -> io::Result<Self> {
         let negotiated = Negotiated::new(options.transport.wants_uring()?);
-        let session = fuser::Session::new(make(negotiated.clone()), mountpoint, config)?;
+        let mut session = fuser::Session::new(make(negotiated.clone()), mountpoint, config)?;
+        if options.transport.transport == Transport::IoUring && !negotiated.granted() {
+            let _ = session.unmount();
+            return Err(io::Error::new(io::ErrorKind::Unsupported, NOT_OFFERED));
+        }
         Ok(Mounted {
             session,
             negotiated,
@@ -100,17 +107,12 @@ impl<F: fuser::Filesystem> Mounted<F> {
     }
 
     /// Serves requests until the filesystem is unmounted.
-    pub fn run(mut self) -> io::Result<()> {
+    pub fn run(self) -> io::Result<()> {
         if self.negotiated.granted() {
             return self.run_uring();
         }
         if self.negotiated.wanted() {
-            let why = "the kernel did not offer FUSE over io_uring at INIT";
-            if self.plan.transport == Transport::IoUring {
-                let _ = self.session.unmount();
-                return Err(io::Error::new(io::ErrorKind::Unsupported, why));
-            }
-            tracing::info!("{why}; serving through /dev/fuse");
+            tracing::info!("{NOT_OFFERED}; serving through /dev/fuse");
         } else {
             tracing::info!("serving through /dev/fuse");
         }
