@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use fuser::{Dispatcher, Filesystem, ReplyTransport};
 use io_uring::{cqueue, squeue, IoUring};
 
-use super::ffi::uring::{Queue, OUT_HEADER_SIZE};
+use super::ffi::uring::{Queue, ReplyWindow, OUT_HEADER_SIZE};
 
 /// Checks that an io_uring with 128-byte submission entries can be set up here (it cannot when
 /// `kernel.io_uring_disabled` says so, or under a seccomp filter).
@@ -131,7 +131,7 @@ fn serve_queue<FS: Filesystem>(
 ) -> io::Result<()> {
     pin_to(cpu);
     let device = dispatcher.device();
-    let reply = Arc::new(StagedReply::default());
+    let reply = Arc::new(QueueReply::default());
     let mut registered = queue.entries();
     let mut retries = 0;
     let mut done = Vec::new();
@@ -180,9 +180,10 @@ fn serve_queue<FS: Filesystem>(
 fn serve_one<FS: Filesystem>(
     queue: &mut Queue,
     dispatcher: &Dispatcher<FS>,
-    reply: &Arc<StagedReply>,
+    reply: &Arc<QueueReply>,
     index: usize,
 ) -> io::Result<()> {
+    let window = queue.open_window(index, &reply.window);
     let (unique, commit_id) = match queue.request(index) {
         Ok(request) => {
             let transport: Arc<dyn ReplyTransport> = reply.clone();
@@ -200,7 +201,12 @@ fn serve_one<FS: Filesystem>(
         }
     };
     let device = dispatcher.device();
-    let mut staged = reply.take();
+    if let Some(window) = window {
+        if queue.commit_window(device, index, commit_id, window)? {
+            return Ok(());
+        }
+    }
+    let mut staged = reply.staged.take();
     if reply_unique(&staged) != Some(unique) {
         // Every operation answers before it returns; a request without an answer (or with
         // another request's) gets EIO rather than hanging its caller.
@@ -214,7 +220,7 @@ fn serve_one<FS: Filesystem>(
         error_reply(&mut staged, unique, libc::EIO);
         queue.commit(device, index, commit_id, &staged)?;
     }
-    reply.recycle(staged);
+    reply.staged.recycle(staged);
     Ok(())
 }
 
@@ -232,24 +238,30 @@ fn error_reply(reply: &mut Vec<u8>, unique: u64, errno: i32) {
     reply.extend_from_slice(&unique.to_ne_bytes());
 }
 
-/// Where fuser puts a reply while the request is still borrowed from the entry's memory (the
-/// reply goes to the same buffers): copied into the entry after the operation returns. One per
-/// queue thread; its buffer is reused from request to request.
+/// Where fuser sends a queue thread's replies: straight into the entry through its window when
+/// the request left the payload buffer free (no payload: reads, listings, attributes), or else
+/// staged (the request's bytes are still borrowed from the buffer the reply goes to) and copied
+/// into the entry once the operation returns.
+#[derive(Debug, Default)]
+struct QueueReply {
+    window: ReplyWindow,
+    staged: StagedReply,
+}
+
+impl ReplyTransport for QueueReply {
+    fn send(&self, data: &[IoSlice<'_>]) -> io::Result<()> {
+        if self.window.write(data)? {
+            return Ok(());
+        }
+        self.staged.send(data)
+    }
+}
+
+/// A reply kept until the operation returns; its buffer is reused from request to request.
 #[derive(Debug, Default)]
 struct StagedReply(Mutex<Vec<u8>>);
 
 impl StagedReply {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn recycle(&self, mut buffer: Vec<u8>) {
-        buffer.clear();
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = buffer;
-    }
-}
-
-impl ReplyTransport for StagedReply {
     fn send(&self, data: &[IoSlice<'_>]) -> io::Result<()> {
         let mut staged = self.0.lock().unwrap_or_else(|e| e.into_inner());
         staged.clear();
@@ -257,6 +269,15 @@ impl ReplyTransport for StagedReply {
             staged.extend_from_slice(slice);
         }
         Ok(())
+    }
+
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn recycle(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = buffer;
     }
 }
 

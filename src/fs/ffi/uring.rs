@@ -12,6 +12,7 @@ use std::alloc::{self, Layout};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::{self, NonNull};
+use std::sync::Mutex;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
@@ -38,8 +39,10 @@ pub const OUT_HEADER_SIZE: usize = 16;
 /// A request's two headers are copied just before it, so that the request reads as one
 /// message laid out as /dev/fuse gives it, without moving the payload (a write's data).
 const PAYLOAD_OFFSET: usize = 1024;
-/// Page-aligned, as the kernel pins these pages.
-const REGION_ALIGN: usize = 4096;
+/// Alignment of an entry's allocation: enough for every header in it. Not a page: the system
+/// allocator zeroes a page-aligned allocation by hand (touching all of its megabyte), while a
+/// large one of this alignment comes from calloc as fresh pages, touched only when used.
+const REGION_ALIGN: usize = 64;
 
 /// One entry of a queue: its buffers, shared with the kernel while it holds the entry.
 struct Entry {
@@ -165,6 +168,90 @@ impl Drop for Entry {
     }
 }
 
+/// A way to write a reply straight into an entry while its request is still being served,
+/// sparing the reply a copy: open only for a request whose message leaves the payload buffer
+/// untouched (one without payload: a read, a listing, an attribute request), and closed before
+/// the entry goes back to the kernel, under the same lock as every write through it.
+#[derive(Debug, Default)]
+pub struct ReplyWindow(Mutex<Option<Window>>);
+
+#[derive(Debug)]
+struct Window {
+    /// The entry's header buffer (`in_out` takes the `fuse_out_header`).
+    header: NonNull<u8>,
+    /// The entry's payload buffer.
+    payload: NonNull<u8>,
+    capacity: usize,
+    /// Bytes of arguments written into the payload buffer, once a reply was.
+    written: Option<usize>,
+}
+
+// SAFETY: the pointers are only written through under the mutex, only while the window is open,
+// and it is open only while the entry's memory is ours and no borrow covers the written ranges
+// (see `Queue::open_window`).
+unsafe impl Send for Window {}
+
+impl ReplyWindow {
+    /// Writes a reply (`fuse_out_header`, then its arguments, across `data`) into the entry the
+    /// window is open onto. `Ok(false)` when it is not open (the caller stages the reply).
+    pub fn write(&self, data: &[std::io::IoSlice<'_>]) -> io::Result<bool> {
+        let mut window = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(window) = window.as_mut() else {
+            return Ok(false);
+        };
+        let total: usize = data.iter().map(|slice| slice.len()).sum();
+        if total < OUT_HEADER_SIZE || total - OUT_HEADER_SIZE > window.capacity {
+            return Err(io::Error::from_raw_os_error(libc::EOVERFLOW));
+        }
+        let mut at = 0;
+        for slice in data {
+            for (offset, chunk) in split_at_header(at, slice) {
+                let target = if offset < OUT_HEADER_SIZE {
+                    // SAFETY: offset + chunk.len() <= OUT_HEADER_SIZE (split_at_header), inside
+                    // `in_out`.
+                    unsafe { window.header.as_ptr().add(offset) }
+                } else {
+                    // SAFETY: offset - OUT_HEADER_SIZE + chunk.len() <= total - OUT_HEADER_SIZE
+                    // <= capacity, checked above: inside the payload buffer.
+                    unsafe { window.payload.as_ptr().add(offset - OUT_HEADER_SIZE) }
+                };
+                // SAFETY: the window is open, so the entry's memory is ours and no live borrow
+                // covers its header or payload buffer (`Queue::open_window`); `chunk` is caller
+                // memory, not the entry's.
+                unsafe { ptr::copy_nonoverlapping(chunk.as_ptr(), target, chunk.len()) };
+            }
+            at += slice.len();
+        }
+        window.written = Some(total - OUT_HEADER_SIZE);
+        Ok(true)
+    }
+
+    /// Closes the window: the arguments' length if a reply was written through it.
+    fn close(&self) -> Option<usize> {
+        let mut window = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        window.take().and_then(|window| window.written)
+    }
+}
+
+/// A [`ReplyWindow`] open onto an entry; closed when dropped.
+pub struct OpenWindow<'w>(&'w ReplyWindow);
+
+impl Drop for OpenWindow<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// `slice`, which starts `at` bytes into a reply, cut where the out header ends: (offset in the
+/// reply, bytes).
+fn split_at_header(at: usize, slice: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let in_header = OUT_HEADER_SIZE.saturating_sub(at).min(slice.len());
+    let (head, rest) = slice.split_at(in_header);
+    [(at, head), (at + in_header, rest)]
+        .into_iter()
+        .filter(|(_, bytes)| !bytes.is_empty())
+}
+
 /// A request as the kernel delivered it to an entry.
 pub struct Request<'a> {
     /// The `fuse_in_header`, the per-opcode header and the payload, contiguous.
@@ -262,10 +349,71 @@ impl Queue {
     ) -> io::Result<()> {
         assert!(!self.outstanding[index], "entry {index} is the kernel's");
         self.entries[index].write_reply(reply)?;
+        self.push_commit(device, index, commit_id)
+    }
+
+    fn push_commit(
+        &mut self,
+        device: BorrowedFd<'_>,
+        index: usize,
+        commit_id: u64,
+    ) -> io::Result<()> {
         let command = opcode::UringCmd80::new(types::Fd(device.as_raw_fd()), CMD_COMMIT_AND_FETCH)
             .cmd(self.command_area(commit_id))
             .build();
         self.push(index, command)
+    }
+
+    /// Opens `window` onto entry `index` when the request delivered there has no payload, so
+    /// that the reply can be written straight into the entry while the request is served; the
+    /// request's message then lies wholly before the payload buffer, apart from what the window
+    /// writes. It closes when [`Queue::commit_window`] takes it, or when it is dropped (a
+    /// panic in the operation included), so that nothing writes into the entry afterwards.
+    pub fn open_window<'w>(
+        &mut self,
+        index: usize,
+        window: &'w ReplyWindow,
+    ) -> Option<OpenWindow<'w>> {
+        assert!(!self.outstanding[index], "entry {index} is the kernel's");
+        let entry = &self.entries[index];
+        if entry.read_u32(ENT_PAYLOAD_SZ) != 0 {
+            return None;
+        }
+        let base = entry.region.as_ptr();
+        // SAFETY: PAYLOAD_OFFSET is inside the entry's allocation.
+        let payload = unsafe { NonNull::new_unchecked(base.add(PAYLOAD_OFFSET)) };
+        *window.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Window {
+            header: entry.region,
+            payload,
+            capacity: entry.capacity,
+            written: None,
+        });
+        Some(OpenWindow(window))
+    }
+
+    /// Closes `window` and, if a reply was written through it into entry `index`, queues its
+    /// commit (not yet submitted) and returns true; false means no reply came through it.
+    pub fn commit_window(
+        &mut self,
+        device: BorrowedFd<'_>,
+        index: usize,
+        commit_id: u64,
+        window: OpenWindow<'_>,
+    ) -> io::Result<bool> {
+        let Some(written) = window.0.close() else {
+            return Ok(false);
+        };
+        let entry = &mut self.entries[index];
+        // SAFETY: inside the header buffer; the memory is ours (`&mut self`, entry not
+        // outstanding, window closed).
+        unsafe {
+            ptr::write_unaligned(
+                entry.region.as_ptr().add(ENT_PAYLOAD_SZ).cast::<u32>(),
+                written as u32, // at most `capacity`, a u32 (Queue::new)
+            )
+        };
+        self.push_commit(device, index, commit_id)?;
+        Ok(true)
     }
 
     /// `struct fuse_uring_cmd_req { u64 flags; u64 commit_id; u16 qid; u8 padding[6]; }` in the
@@ -443,6 +591,50 @@ mod tests {
         reply.extend_from_slice(&[0; 64]);
         assert!(entry.write_reply(&reply).is_err());
         assert!(entry.write_reply(&reply[..8]).is_err());
+    }
+
+    #[test]
+    fn a_reply_through_the_window_lands_where_the_kernel_reads_it() {
+        use std::io::IoSlice;
+        let mut queue = Queue::new(0, 1, 64).unwrap();
+        let window = ReplyWindow::default();
+        // Closed: the caller stages the reply instead.
+        assert!(!window.write(&[IoSlice::new(&[0; 16])]).unwrap());
+        // A request with payload: no window (its bytes share the payload buffer).
+        deliver(&mut queue.entries[0], 16, 1, &[0; 40], b"data");
+        assert!(queue.open_window(0, &window).is_none());
+        // Without payload: the reply goes straight in, its header cut across slices.
+        deliver(&mut queue.entries[0], 15, 2, &[0; 40], b"");
+        let open = queue.open_window(0, &window).unwrap();
+        let mut header = [0u8; OUT_HEADER_SIZE];
+        header[0..4].copy_from_slice(&26u32.to_ne_bytes());
+        header[8..16].copy_from_slice(&2u64.to_ne_bytes());
+        let slices = [
+            IoSlice::new(&header[..5]),
+            IoSlice::new(&header[5..]),
+            IoSlice::new(b"ten bytes!"),
+        ];
+        assert!(window.write(&slices).unwrap());
+        let too_long = [IoSlice::new(&header), IoSlice::new(&[0; 65])];
+        assert!(window.write(&too_long).is_err());
+        let entry = &queue.entries[0];
+        assert_eq!((entry.read_u32(0), entry.read_u64(8)), (26, 2));
+        // SAFETY (test): the payload buffer, ours (nothing was submitted).
+        let payload =
+            unsafe { std::slice::from_raw_parts(entry.region.as_ptr().add(PAYLOAD_OFFSET), 10) };
+        assert_eq!(payload, b"ten bytes!");
+        drop(open);
+        // Dropped (as on a panic): closed, nothing more gets in.
+        assert!(!window.write(&slices).unwrap());
+    }
+
+    #[test]
+    fn cutting_a_reply_at_its_header() {
+        let cut = |at, bytes: &'static [u8]| split_at_header(at, bytes).collect::<Vec<_>>();
+        assert_eq!(cut(0, &[1; 20]), [(0, &[1u8; 16][..]), (16, &[1; 4][..])]);
+        assert_eq!(cut(10, &[2; 6]), [(10, &[2u8; 6][..])]);
+        assert_eq!(cut(16, &[3; 2]), [(16, &[3u8; 2][..])]);
+        assert_eq!(cut(4, &[]), []);
     }
 
     #[test]
