@@ -39,10 +39,10 @@ pub const OUT_HEADER_SIZE: usize = 16;
 /// A request's two headers are copied just before it, so that the request reads as one
 /// message laid out as /dev/fuse gives it, without moving the payload (a write's data).
 const PAYLOAD_OFFSET: usize = 1024;
-/// Alignment of an entry's allocation: enough for every header in it. Not a page: the system
-/// allocator zeroes a page-aligned allocation by hand (touching all of its megabyte), while a
-/// large one of this alignment comes from calloc as fresh pages, touched only when used.
-const REGION_ALIGN: usize = 64;
+/// Alignment of an entry's allocation: enough for every header in it. No more: the system
+/// allocator zeroes a more aligned allocation by hand (touching all of its megabyte), while one
+/// of this alignment comes from calloc, as fresh pages touched only when used.
+const REGION_ALIGN: usize = 16;
 
 /// One entry of a queue: its buffers, shared with the kernel while it holds the entry.
 struct Entry {
