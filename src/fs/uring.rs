@@ -70,6 +70,7 @@ pub fn start<FS: Filesystem>(
 /// through /dev/fuse the requests it holds back until every queue has registered.
 fn fall_back<FS: Filesystem>(dispatcher: &Dispatcher<FS>) -> io::Result<()> {
     let mut queue = Queue::new(0, 1, 0)?;
+    queue.enable()?;
     queue.register_refused(dispatcher.device())?;
     let mut done = Vec::new();
     while done.is_empty() {
@@ -135,7 +136,7 @@ fn serve_queue<FS: Filesystem>(
     let mut registered = queue.entries();
     let mut retries = 0;
     let mut done = Vec::new();
-    if let Err(e) = queue.register_all(device) {
+    if let Err(e) = queue.enable().and_then(|()| queue.register_all(device)) {
         tracing::warn!("cannot register io_uring queue {cpu}: {e}; serving through /dev/fuse");
         return fall_back(dispatcher);
     }

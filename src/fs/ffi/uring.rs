@@ -291,7 +291,16 @@ impl Queue {
         }
         let ring_size = u32::try_from(depth.next_power_of_two())
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let ring = IoUring::builder().build(ring_size)?;
+        // One thread submits and reaps (the queue's, which `enable` makes the ring's issuer), so
+        // the kernel may run the task work that delivers a request only when that thread waits
+        // for completions, not by interrupting it mid-operation. Kernels before 6.1 lack these
+        // flags: a plain ring then.
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_r_disabled()
+            .build(ring_size)
+            .or_else(|_| IoUring::builder().build(ring_size))?;
         let entries = (0..depth)
             .map(|_| Entry::new(capacity))
             .collect::<io::Result<Vec<_>>>()?;
@@ -301,6 +310,16 @@ impl Queue {
             outstanding: vec![false; depth],
             entries,
         })
+    }
+
+    /// Makes the calling thread the ring's one submitter (for a ring set up disabled; a plain
+    /// ring needs nothing). Called by the thread that will serve the queue, before anything else.
+    pub fn enable(&mut self) -> io::Result<()> {
+        match self.ring.submitter().register_enable_rings() {
+            // EBADFD: the ring was not disabled (the fallback without these flags).
+            Err(e) if e.raw_os_error() == Some(libc::EBADFD) => Ok(()),
+            result => result,
+        }
     }
 
     /// Registers every entry with the kernel (`FUSE_IO_URING_CMD_REGISTER`), not yet submitted.
