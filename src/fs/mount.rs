@@ -9,7 +9,6 @@ use fuser::{MountOption, SessionACL};
 
 use crate::vault::Vault;
 
-use super::fuse::MAX_REQUEST;
 use super::transport::{Negotiated, Plan, Transport};
 use super::VeilFs;
 
@@ -70,7 +69,9 @@ const NOT_OFFERED: &str = "the kernel did not offer FUSE over io_uring at INIT";
 pub struct Mounted<F: fuser::Filesystem> {
     session: fuser::Session<F>,
     negotiated: Negotiated,
-    plan: Plan,
+    /// Entries per io_uring queue (io_uring exists on Linux only).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    queue_depth: usize,
 }
 
 impl<F: fuser::Filesystem> Mounted<F> {
@@ -92,7 +93,7 @@ impl<F: fuser::Filesystem> Mounted<F> {
         Ok(Mounted {
             session,
             negotiated,
-            plan: options.transport.clone(),
+            queue_depth: options.transport.queue_depth,
         })
     }
 
@@ -121,9 +122,10 @@ impl<F: fuser::Filesystem> Mounted<F> {
 
     #[cfg(target_os = "linux")]
     fn run_uring(self) -> io::Result<()> {
-        let depth = self.plan.queue_depth;
-        self.session
-            .run_with(move |dispatcher| super::uring::start(dispatcher, depth, MAX_REQUEST))
+        let depth = self.queue_depth;
+        self.session.run_with(move |dispatcher| {
+            super::uring::start(dispatcher, depth, super::fuse::MAX_REQUEST)
+        })
     }
 
     #[cfg(not(target_os = "linux"))]
