@@ -8,7 +8,6 @@
 //! to the submission of the next, which takes `&mut`), and it is freed only once no command of
 //! the queue is outstanding (otherwise it is leaked, see [`Queue`]'s `Drop`).
 
-use std::alloc::{self, Layout};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::{self, NonNull};
@@ -39,15 +38,17 @@ pub const OUT_HEADER_SIZE: usize = 16;
 /// A request's two headers are copied just before it, so that the request reads as one
 /// message laid out as /dev/fuse gives it, without moving the payload (a write's data).
 const PAYLOAD_OFFSET: usize = 1024;
-/// Alignment of an entry's allocation: enough for every header in it. No more: the system
-/// allocator zeroes a more aligned allocation by hand (touching all of its megabyte), while one
-/// of this alignment comes from calloc, as fresh pages touched only when used.
-const REGION_ALIGN: usize = 16;
 
 /// One entry of a queue: its buffers, shared with the kernel while it holds the entry.
+///
+/// The memory is an anonymous mapping of its own: page-aligned, and zero pages that become
+/// resident only as requests touch them (a 1 MiB payload buffer that only ever carries 10 KiB
+/// writes costs 3 pages, not 256). `std::alloc::alloc_zeroed` with page alignment zeroes, and so
+/// touches, the whole allocation: 1 MiB resident per entry from the start.
 struct Entry {
     region: NonNull<u8>,
-    layout: Layout,
+    /// Bytes mapped at `region`.
+    size: usize,
     /// Bytes of payload the kernel may write or read (at least its `max_payload_sz`).
     capacity: usize,
     /// `iov[0]` the header buffer, `iov[1]` the payload buffer: the REGISTER command's argument.
@@ -59,10 +60,22 @@ impl Entry {
         let size = PAYLOAD_OFFSET
             .checked_add(capacity)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let layout = Layout::from_size_align(size, REGION_ALIGN)
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: `layout` has a non-zero size (PAYLOAD_OFFSET alone is 1024).
-        let region = NonNull::new(unsafe { alloc::alloc_zeroed(layout) })
+        // SAFETY: a new private anonymous mapping (no address hint, no file): it aliases nothing,
+        // and the kernel checks the size (non-zero: PAYLOAD_OFFSET alone is 1024).
+        let mapped = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if mapped == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let region = NonNull::new(mapped.cast::<u8>())
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
         let base = region.as_ptr();
         let iov = [
@@ -78,7 +91,7 @@ impl Entry {
         ];
         Ok(Entry {
             region,
-            layout,
+            size,
             capacity,
             iov,
         })
@@ -162,9 +175,10 @@ impl Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout; `Queue` drops entries only when the
-        // kernel holds none of them (module rule).
-        unsafe { alloc::dealloc(self.region.as_ptr(), self.layout) }
+        // SAFETY: mapped in `new` with this size and not unmapped since; `Queue` drops entries
+        // only when the kernel holds none of them (module rule), and no reference into the
+        // mapping outlives the entry (requests borrow it).
+        unsafe { libc::munmap(self.region.as_ptr().cast(), self.size) };
     }
 }
 
@@ -533,6 +547,29 @@ mod tests {
             ptr::write_unaligned(base.add(ENT_COMMIT_ID).cast::<u64>(), unique);
             ptr::write_unaligned(base.add(ENT_PAYLOAD_SZ).cast::<u32>(), payload.len() as u32);
         }
+    }
+
+    #[test]
+    fn entry_memory_is_page_aligned_and_resident_only_where_touched() {
+        let mut entry = Entry::new(1 << 20).unwrap();
+        assert_eq!(entry.region.as_ptr() as usize % 4096, 0);
+        let resident = |entry: &Entry| {
+            let mut pages = vec![0u8; entry.size.div_ceil(4096)];
+            // SAFETY (test): mincore of the entry's own mapping, one byte per page in `pages`.
+            let r = unsafe {
+                libc::mincore(
+                    entry.region.as_ptr().cast(),
+                    entry.size,
+                    pages.as_mut_ptr().cast(),
+                )
+            };
+            assert_eq!(r, 0, "{}", io::Error::last_os_error());
+            pages.iter().filter(|&&p| p & 1 != 0).count()
+        };
+        assert_eq!(resident(&entry), 0);
+        deliver(&mut entry, 16, 1, &[0; 40], &[1; 10 * 1024]);
+        // bytes 0 to 1024 + 10 KiB: the first page (headers and the payload's start) and two more
+        assert_eq!(resident(&entry), 3);
     }
 
     #[test]
