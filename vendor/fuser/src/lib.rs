@@ -22,10 +22,10 @@ use std::time::Duration;
 use std::time::SystemTime;
 
 use log::warn;
-#[cfg(target_os = "macos")]
-pub use reply::ReplyXTimes;
 /// veilfs patch: see `Dispatcher`.
 pub use reply::ReplyTransport;
+#[cfg(target_os = "macos")]
+pub use reply::ReplyXTimes;
 #[cfg(feature = "serializable")]
 use serde::Deserialize;
 #[cfg(feature = "serializable")]

@@ -618,7 +618,10 @@ impl<FS: Filesystem> Dispatcher<FS> {
         transport: Arc<dyn crate::reply::ReplyTransport>,
     ) -> io::Result<bool> {
         let Some(req) = RequestWithSender::new(self.0.ch.sender(), message) else {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "Invalid request"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "Invalid request",
+            ));
         };
         let req = req.with_transport(transport);
         if let Ok(Operation::Destroy(_)) = req.request.operation() {
