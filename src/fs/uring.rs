@@ -60,7 +60,18 @@ pub fn start<FS: Filesystem>(
         threads.push(
             std::thread::Builder::new()
                 .name(format!("veilfs-uring-{cpu}"))
-                .spawn(move || serve_queue(queue, &dispatcher, cpu, &refused))?,
+                .spawn(move || {
+                    let served = serve_queue(queue, &dispatcher, cpu, &refused);
+                    if let Err(e) = &served {
+                        // Requests from this CPU would wait for this queue forever: the mount
+                        // ends (its users see ENOTCONN) rather than hangs.
+                        tracing::error!(
+                            "FUSE over io_uring: queue {cpu} failed: {e}; ending the mount"
+                        );
+                        std::process::exit(1);
+                    }
+                    served
+                })?,
         );
     }
     Ok(threads)
