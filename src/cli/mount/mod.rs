@@ -124,7 +124,9 @@ pub struct MountArgs {
     #[arg(short = 'o', value_name = "OPTIONS", action = clap::ArgAction::Append)]
     pub options: Vec<String>,
 
-    /// Threads serving requests [default: twice the number of CPUs, 4 to 16]
+    /// Threads serving requests through /dev/fuse [default: twice the number of CPUs, 4 to 16];
+    /// over io_uring, one thread per CPU serves its queue, and these only what still comes
+    /// through /dev/fuse (interrupts, forgets)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
 
