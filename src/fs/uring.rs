@@ -34,10 +34,10 @@ pub fn start<FS: Filesystem>(
     depth: usize,
     capacity: usize,
 ) -> io::Result<Vec<JoinHandle<io::Result<()>>>> {
-    let cpus = possible_cpus()?;
+    let queues = possible_cpus()?.len();
     // All rings and buffers first: a queue that could not be set up would leave the kernel
     // waiting for the ring forever (it holds requests back until every queue registers).
-    let queues = match (0..cpus.len())
+    let queues = match (0..queues)
         .map(|qid| Queue::new(qid as u16, depth, capacity))
         .collect::<io::Result<Vec<_>>>()
     {
@@ -54,7 +54,8 @@ pub fn start<FS: Filesystem>(
     );
     let mut threads = Vec::with_capacity(queues.len());
     let refused = Arc::new(AtomicBool::new(false));
-    for (queue, cpu) in queues.into_iter().zip(cpus) {
+    // The kernel puts a request on queue N when its caller runs on CPU N.
+    for (cpu, queue) in queues.into_iter().enumerate() {
         let dispatcher = dispatcher.clone();
         let refused = refused.clone();
         threads.push(
@@ -92,7 +93,7 @@ fn fall_back<FS: Filesystem>(dispatcher: &Dispatcher<FS>) -> io::Result<()> {
 }
 
 /// The CPUs the kernel may run a caller on (`/sys/devices/system/cpu/possible`, "0-3,8-11"):
-/// the kernel makes one queue for each.
+/// the kernel makes as many queues, numbered from 0.
 fn possible_cpus() -> io::Result<Vec<usize>> {
     let list = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;
     parse_cpu_list(list.trim()).ok_or_else(|| {
