@@ -18,7 +18,7 @@ mod crash;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{symlink, FileExt};
+use std::os::unix::fs::{symlink, FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -501,7 +501,8 @@ fn full_workload() {
 }
 
 /// The tree a rotation re-encrypts: a file with an xattr and hard links in two directories (one
-/// a long name), a directory with an xattr, and a symlink; the full one adds a long-named file
+/// a long name), a directory with an xattr, a directory its owner may not write (the command
+/// lends itself the permission meanwhile), and a symlink; the full one adds a long-named file
 /// with an xattr, files of 0, 1, 15, 16, 4095, 4096, 4097, 8193 and 20000 bytes, a sparse file
 /// (its hole wider than rekey's 256 KiB piece), a long-named subdirectory, a dangling symlink
 /// with a long target, and a file with three names.
@@ -515,6 +516,10 @@ fn make_rotation_tree(at: &Path, full: bool) {
     fs::hard_link(a.join("linked"), b.join(name("linked-", 170))).unwrap();
     common::xattr::set(&a, "user.dir", b"a directory's xattr", 0).unwrap();
     symlink("a/linked", at.join("link")).unwrap();
+    let locked = at.join("locked");
+    fs::create_dir(&locked).unwrap();
+    fs::write(locked.join("inside"), pattern(5, 20)).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o555)).unwrap();
     if !full {
         return;
     }

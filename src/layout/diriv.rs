@@ -3,12 +3,13 @@
 
 use std::io;
 
-use super::{DIRIV_NAME, DIRIV_TMP_NAME};
-use crate::backing::{Dir, RenameMode, Size};
+use super::{lend, DIRIV_NAME, DIRIV_TMP_NAME};
+use crate::backing::{mode_of, Dir, FileKind, RenameMode, Size};
 use crate::crypto::names::{DirIv, DIR_IV_LEN};
 use crate::error::{Error, Result};
 
-/// The mode of every IV file: read-only, and writable by nobody, since it never changes.
+/// The mode of every IV file: read-only, and writable by nobody, since it never changes. (While
+/// its directory is lent a permission, execute bits record it: [`super::lend`].)
 pub const DIRIV_MODE: u32 = 0o400;
 
 /// Reads the IV of `dir`: a regular file of exactly 16 bytes; anything else (missing, a FIFO, a
@@ -92,10 +93,15 @@ pub fn replace(dir: &Dir, iv: &DirIv, durable: bool) -> Result<()> {
 }
 
 /// Writes `iv` into a temporary file (`durable`: fsynced) and renames it over `target`. A rename
-/// that fails removes the temporary file again.
+/// that fails removes the temporary file again. A lend the old file records (a directory's IV
+/// replaced while lent: [`super::lend`]) is recorded in the new one.
 fn put(dir: &Dir, target: &str, iv: &DirIv, durable: bool) -> Result<()> {
+    let record = match dir.stat(target) {
+        Ok(stat) if FileKind::of(&stat) == FileKind::File => mode_of(&stat) & lend::RECORD_BITS,
+        _ => 0,
+    };
     dir.unlink_if_present(DIRIV_TMP_NAME)?;
-    dir.write_new(DIRIV_TMP_NAME, &iv.0, DIRIV_MODE, durable)?;
+    dir.write_new(DIRIV_TMP_NAME, &iv.0, DIRIV_MODE | record, durable)?;
     if let Err(e) = dir.rename(DIRIV_TMP_NAME, dir, target, RenameMode::Replace) {
         let _ = dir.unlink(DIRIV_TMP_NAME);
         return Err(e.into());

@@ -4,6 +4,7 @@
 pub mod conflict;
 pub mod diriv;
 pub mod file;
+pub mod lend;
 pub mod longname;
 pub mod moves;
 

@@ -30,8 +30,9 @@ use std::path::Path;
 
 use crate::backing::Dir;
 use crate::error::{Error, Result};
+use crate::layout::lend::with_write_permission;
 use crate::layout::{diriv, DIRIV_NAME, REKEY_LINKS_NAME};
-use crate::vault::{with_write_permission, Vault};
+use crate::vault::Vault;
 
 /// Backing files are created with this mode, then given the old file's.
 const TMP_MODE: u32 = 0o600;

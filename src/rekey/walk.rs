@@ -10,9 +10,10 @@ use super::{named, remove_planted, Rotation};
 use crate::backing::{Dir, FileKind};
 use crate::crypto::names::DirIv;
 use crate::error::{Error, Result};
+use crate::layout::lend::with_write_permission;
 use crate::layout::longname;
 use crate::layout::{conflict, diriv, moves, EntryName, REKEY_TMP_NAME};
-use crate::vault::{is_canonical_reserved, with_write_permission, BackingEntry, IvPolicy};
+use crate::vault::{is_canonical_reserved, BackingEntry, IvPolicy};
 
 /// A directory on the walk's stack. Only its backing path is kept (in [`Rotation::path`]),
 /// never an open handle: a tree 100,000 levels deep costs no descriptor per level.

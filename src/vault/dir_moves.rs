@@ -9,6 +9,7 @@ use crate::backing::{Dir, FileKind, RenameMode};
 use crate::crypto::names::DirIv;
 use crate::crypto::records::MoveRecord;
 use crate::error::{Error, Result};
+use crate::layout::lend::with_write_permission;
 use crate::layout::longname::{self};
 use crate::layout::{diriv, moves, EntryName, MOVE_NAME};
 
@@ -252,22 +253,4 @@ impl Vault {
         }
         Ok(backing.entry().to_owned())
     }
-}
-
-/// Runs `f`, which renames entries of `dir`, with `dir` writable and searchable by its owner:
-/// a directory its owner may not write (`chmod -w`, Go's module cache) still has its names
-/// re-encrypted, the owner (veilfs) lending itself the permission meanwhile. (A crash then
-/// leaves the directory writable by its owner; nothing else.)
-pub(crate) fn with_write_permission<T>(dir: &Dir, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let stat = dir.stat_self()?;
-    let mode = crate::backing::mode_of(&stat) & 0o7777;
-    let lend = mode & 0o300 != 0o300 && stat.st_uid == nix::unistd::geteuid().as_raw();
-    if lend {
-        dir.chmod_self(mode | 0o300)?;
-    }
-    let done = f();
-    if lend {
-        dir.chmod_self(mode)?;
-    }
-    done
 }

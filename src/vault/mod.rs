@@ -17,7 +17,6 @@ use crate::crypto::names::{DirIv, NameCipher};
 use crate::error::{Error, Result};
 use crate::layout::{diriv, DIRIV_NAME};
 
-pub(crate) use dir_moves::with_write_permission;
 pub use dir_moves::MoveChanges;
 pub use names::{
     is_canonical_reserved, is_canonical_sidecar, BackingEntry, ConflictCopy, ReservedCopy,
