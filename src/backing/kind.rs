@@ -75,7 +75,7 @@ pub enum Size {
     AtMost(u64),
 }
 
-/// How an existing target is treated by [`Dir::rename`].
+/// How an existing target is treated by [`Dir::rename`](super::Dir::rename).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RenameMode {
     Replace,

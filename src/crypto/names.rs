@@ -198,7 +198,7 @@ impl NameCipher {
         self.open(&[AD_SYMLINK, nonce], ciphertext)
     }
 
-    /// Backing name of the xattr `user.<name>`: `user.` + base64url(SIV(ad = [label], name)).
+    /// Backing name of the xattr `user.<name>`: `user.` + base64url(SIV(ad = \[label\], name)).
     /// Deterministic, so getxattr finds it by name.
     pub fn encrypt_xattr_name(&self, name: &[u8]) -> String {
         BASE64URL_NOPAD.encode(&self.seal(&[AD_XATTR_NAME], name))

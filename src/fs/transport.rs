@@ -1,7 +1,7 @@
 //! How requests travel between the kernel and the daemon: /dev/fuse (read and write, one
 //! request per system call each way) or FUSE over io_uring (Linux 6.14+: per-CPU queues in
 //! memory shared with the kernel, a reply and the next request in one submission, see
-//! [`super::uring`]). [`Transport`] is the user's choice, [`Plan`] what a mount will try, and
+//! the `uring` module). [`Transport`] is the user's choice, [`Plan`] what a mount will try, and
 //! [`Negotiated`] what the kernel agreed to at INIT.
 
 use std::fmt;

@@ -5,7 +5,7 @@
 //! [`View`] holds what every part needs: the handle of the plaintext root (PLAINDIR), the keys,
 //! and the config the view shows as `veilfs.conf`. [`tree`] lists view directories and finds the
 //! plaintext entry behind a view name, [`content`] encrypts a file's contents at any offset,
-//! [`derive`] makes the deterministic choices a forward writer makes at random, [`exclude`]
+//! [`derive`](mod@derive) makes the deterministic choices a forward writer makes at random, [`exclude`]
 //! leaves out what the user excluded, and [`fuse`] serves it to the kernel. Nothing here writes
 //! to PLAINDIR, and every step below it is one name opened relative to a directory handle,
 //! never following a symlink ([`crate::backing`]).

@@ -147,9 +147,9 @@ impl ConfigV1 {
     /// A new config wrapping `master` under `password`, with a random salt.
     ///
     /// # Panics
-    /// If `kdf` or `features` are outside the bounds that [`ConfigV1::load`] accepts (see
-    /// [`KdfParams::check`] and [`Features::check`]): a config that could never be opened again
-    /// is a bug of the caller.
+    /// If `kdf` or `features` are outside the bounds that
+    /// [`Config::load`](crate::config::Config::load) accepts (see [`KdfParams::check`] and
+    /// [`Features::check`]): a config that could never be opened again is a bug of the caller.
     pub fn create(
         master: &MasterKey,
         password: &[u8],
@@ -380,8 +380,8 @@ impl ConfigV1 {
         &self.creator
     }
 
-    /// Argon2id cost parameters (the algorithm is always [`KDF_ALGORITHM`], version
-    /// [`KDF_VERSION`]).
+    /// Argon2id cost parameters (the algorithm is always [`KDF_ALGORITHM`](crate::config::kdf::KDF_ALGORITHM), version
+    /// [`KDF_VERSION`](crate::config::kdf::KDF_VERSION)).
     pub fn kdf(&self) -> &KdfParams {
         &self.kdf
     }
