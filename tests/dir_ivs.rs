@@ -211,8 +211,8 @@ fn directories_renamed_by_an_older_veilfs_move_too() {
 }
 
 /// A directory its owner may not write, inside a moved one, is re-encrypted too and keeps its
-/// mode (the daemon lends itself write permission meanwhile; as root it would not need to, but
-/// the lending and giving back are what this checks).
+/// mode (the daemon lends itself write permission meanwhile, recorded in the IV file; as root it
+/// would not need to, but the lending and giving back are what this checks).
 #[test]
 fn a_directory_without_write_permission_moves_and_keeps_its_mode() {
     use std::os::unix::fs::PermissionsExt;
@@ -226,6 +226,9 @@ fn a_directory_without_write_permission_moves_and_keeps_its_mode() {
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&m.join("moved/locked")), 0o555);
     assert_eq!(mode(&vault.backing_of("moved/locked")), 0o555);
+    // The lend's record (format.md, "Lent permissions") went with it.
+    let iv_file = vault.backing_of("moved/locked").join("veilfs.diriv");
+    assert_eq!(mode(&iv_file), 0o400);
     assert_eq!(fs::read(m.join("moved/locked/f")).unwrap(), b"f");
     assert_eq!(fs::read(m.join("moved/locked/below/g")).unwrap(), b"g");
     vault.unmount();
