@@ -71,7 +71,7 @@ fn own_mode(mode: u32, lent: u32) -> u32 {
 /// The directories lent by this process, by device and inode number: a lend nested in another
 /// of the same directory, or taken by another thread meanwhile, shares it, and the last to
 /// finish gives the mode back.
-static LENDS: Mutex<Option<HashMap<(u64, u64), Lend>>> = Mutex::new(None);
+static LENDS: Mutex<Option<HashMap<(libc::dev_t, libc::ino_t), Lend>>> = Mutex::new(None);
 
 /// One directory's lend.
 struct Lend {
