@@ -4,7 +4,7 @@
 use std::io;
 
 use super::{lend, DIRIV_NAME, DIRIV_TMP_NAME};
-use crate::backing::{mode_of, Dir, FileKind, RenameMode, Size};
+use crate::backing::{Dir, RenameMode, Size};
 use crate::crypto::names::{DirIv, DIR_IV_LEN};
 use crate::error::{Error, Result};
 
@@ -96,10 +96,7 @@ pub fn replace(dir: &Dir, iv: &DirIv, durable: bool) -> Result<()> {
 /// that fails removes the temporary file again. A lend the old file records (a directory's IV
 /// replaced while lent: [`super::lend`]) is recorded in the new one.
 fn put(dir: &Dir, target: &str, iv: &DirIv, durable: bool) -> Result<()> {
-    let record = match dir.stat(target) {
-        Ok(stat) if FileKind::of(&stat) == FileKind::File => mode_of(&stat) & lend::RECORD_BITS,
-        _ => 0,
-    };
+    let record = dir.stat(target).map_or(0, |stat| lend::record_of(&stat));
     dir.unlink_if_present(DIRIV_TMP_NAME)?;
     dir.write_new(DIRIV_TMP_NAME, &iv.0, DIRIV_MODE | record, durable)?;
     if let Err(e) = dir.rename(DIRIV_TMP_NAME, dir, target, RenameMode::Replace) {

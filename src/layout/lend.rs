@@ -30,7 +30,16 @@ const RECORD_WRITE: u32 = 0o010;
 const RECORD_SEARCH: u32 = 0o001;
 
 /// The bits of an IV file's mode that record lent permissions.
-pub const RECORD_BITS: u32 = RECORD_WRITE | RECORD_SEARCH;
+const RECORD_BITS: u32 = RECORD_WRITE | RECORD_SEARCH;
+
+/// The record bits of an IV file whose `lstat` is `stat`: only a regular file records anything
+/// (a symlink's mode, say, is not a record).
+pub fn record_of(stat: &Stat) -> u32 {
+    match FileKind::of(stat) {
+        FileKind::File => mode_of(stat) & RECORD_BITS,
+        _ => 0,
+    }
+}
 
 /// The directory permissions the record bits of IV file mode `mode` say were lent.
 fn lent_bits(mode: u32) -> u32 {
@@ -164,14 +173,9 @@ impl Lend {
     }
 }
 
-/// The permissions the IV file of `dir` records as lent (none: 0). Only a regular file records
-/// anything: a symlink's mode, say, is not a record.
+/// The permissions the IV file of `dir` records as lent (none: 0).
 fn recorded_lend(dir: &Dir) -> io::Result<u32> {
-    let stat = dir.stat(DIRIV_NAME)?;
-    Ok(match FileKind::of(&stat) {
-        FileKind::File => lent_bits(mode_of(&stat)),
-        _ => 0,
-    })
+    Ok(lent_bits(record_of(&dir.stat(DIRIV_NAME)?)))
 }
 
 /// Records in the IV file of `dir`, durably, that permissions `lent` are lent (none: 0, the

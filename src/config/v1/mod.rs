@@ -380,7 +380,8 @@ impl ConfigV1 {
         &self.creator
     }
 
-    /// Argon2id cost parameters (the algorithm is always [`KDF_ALGORITHM`](crate::config::kdf::KDF_ALGORITHM), version
+    /// Argon2id cost parameters (the algorithm is always
+    /// [`KDF_ALGORITHM`](crate::config::kdf::KDF_ALGORITHM), version
     /// [`KDF_VERSION`](crate::config::kdf::KDF_VERSION)).
     pub fn kdf(&self) -> &KdfParams {
         &self.kdf
